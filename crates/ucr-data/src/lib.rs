@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+mod batch;
+mod dataset;
+mod error;
+mod normalize;
+mod source;
+mod tsv;
+
+pub use batch::{UcrBatch, UcrBatcher, UcrItem, epoch_batches};
+pub use dataset::{Split, SplitStats, UcrDataset, read_split};
+pub use error::{Error, Result};
+pub use normalize::Normalizer;
+pub use source::{DATA_ENV, DataRoot, DatasetSource, Resolver, SplitSource, bundled_names};
+pub use tsv::{RawSplit, decode, parse};

@@ -1,0 +1,96 @@
+//! Mapping the `--backend` flag to a Burn [`Device`].
+//!
+//! Backends are compiled in by cargo features: `cpu` (default, Burn's `flex` backend), `wgpu`
+//! (any GPU vendor through Vulkan, Metal, DX12 or WebGPU) and `cuda`.
+
+use burn::tensor::Device;
+
+/// A compute backend the user can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Burn's `flex` CPU backend (cargo feature `cpu`, on by default).
+    #[default]
+    Cpu,
+    /// Burn's WGPU backend (cargo feature `wgpu`).
+    Wgpu,
+    /// Burn's CUDA backend (cargo feature `cuda`).
+    Cuda,
+}
+
+/// The backend asked for is not compiled into this binary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("backend '{name}' is not compiled into this binary; rebuild with `cargo build --release --features {feature}`")]
+pub struct NotCompiled {
+    /// The backend name.
+    pub name: &'static str,
+    /// The cargo feature that enables it.
+    pub feature: &'static str,
+}
+
+impl Backend {
+    /// The flag value and cargo feature name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
+        }
+    }
+
+    /// Whether this binary was built with the backend's feature.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Backend::Cpu => cfg!(feature = "cpu"),
+            Backend::Wgpu => cfg!(feature = "wgpu"),
+            Backend::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+
+    /// Checks that the backend is compiled in, without creating a device.
+    pub fn ensure_compiled(self) -> Result<(), NotCompiled> {
+        if self.is_compiled() { Ok(()) } else { Err(NotCompiled { name: self.name(), feature: self.name() }) }
+    }
+
+    /// The device for inference; `.autodiff()` it for training.
+    pub fn device(self) -> Result<Device, NotCompiled> {
+        self.ensure_compiled()?;
+        match self {
+            #[cfg(feature = "cpu")]
+            Backend::Cpu => Ok(Device::flex()),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => Ok(Device::cuda(0)),
+            #[allow(unreachable_patterns)]
+            _ => Err(NotCompiled { name: self.name(), feature: self.name() }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_match_the_features_compiled_in() {
+        for backend in [Backend::Cpu, Backend::Wgpu, Backend::Cuda] {
+            match backend.device() {
+                Ok(_) => assert!(backend.is_compiled()),
+                Err(e) => {
+                    assert!(!backend.is_compiled());
+                    let msg = e.to_string();
+                    assert!(msg.contains(&format!("--features {}", backend.name())), "{msg}");
+                }
+            }
+        }
+    }
+
+    #[cfg(feature = "cpu")]
+    #[test]
+    fn cpu_device_computes() {
+        let device = Backend::Cpu.device().unwrap();
+        let t = burn::tensor::Tensor::<1>::from_floats([1.0, 2.0], &device);
+        assert_eq!(t.sum().into_scalar::<f32>(), 3.0);
+    }
+}

@@ -1,0 +1,29 @@
+//! # nc-vqvae
+//!
+//! Self-supervised time-series tokenization (NC-VQVAE) and generation (MaskGIT) on
+//! [Burn](https://burn.dev), as a family of small crates re-exported here under one name:
+//!
+//! | crate | holds |
+//! |---|---|
+//! | [`ucr_data`] | UCR archive loading, validation, normalisation, batching |
+//! | [`tf_transform`] | differentiable STFT / ISTFT |
+//! | [`augment`] | the thesis' augmentations (planned) |
+//! | [`vqvae`] | the VQ-VAE tokenizer and NC-VQVAE (planned) |
+//! | [`ssl_losses`] | Barlow Twins, VIbCReg (planned) |
+//! | [`maskgit`] | the MaskGIT prior (planned) |
+//! | [`metrics`] | probes, FCN, FID, IS, CAS (planned) |
+//!
+//! This package also holds what ties them together for the `nc-vqvae` command line: backend
+//! selection ([`backend`]) and dataset reports ([`inspect`]). Library crates never choose a
+//! device; only the binary maps `--backend` to one.
+
+pub mod backend;
+pub mod inspect;
+
+pub use augment;
+pub use maskgit;
+pub use metrics;
+pub use ssl_losses;
+pub use tf_transform;
+pub use ucr_data;
+pub use vqvae;
