@@ -14,11 +14,14 @@
 //! | [`metrics`] | probes, FCN, FID, IS, CAS (planned) |
 //!
 //! This package also holds what ties them together for the `nc-vqvae` command line: backend
-//! selection ([`backend`]) and dataset reports ([`inspect`]). Library crates never choose a
+//! selection ([`backend`]), dataset reports ([`inspect`]), run folders with atomic writes and
+//! checkpoints ([`run_dir`]) and the stage-1 training loop ([`stage1`]). Library crates never choose a
 //! device; only the binary maps `--backend` to one.
 
 pub mod backend;
 pub mod inspect;
+pub mod run_dir;
+pub mod stage1;
 
 pub use augment;
 pub use maskgit;

@@ -88,12 +88,56 @@ pub fn knn_accuracy(train: &[f64], train_y: &[usize], test: &[f64], test_y: &[us
     Ok(accuracy(predicted.into_iter().map(i64::from), test_y))
 }
 
+/// Orthonormal basis (rows, each of length `dim`) of the span of the `train` rows, by modified
+/// Gram–Schmidt with rank detection.
+fn span_basis(train: &[f64], dim: usize) -> Vec<Vec<f64>> {
+    let mut basis: Vec<Vec<f64>> = Vec::new();
+    let scale = train.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-300);
+    for row in train.chunks(dim) {
+        let mut v = row.to_vec();
+        for _ in 0..2 {
+            // two passes keep the basis orthogonal to working precision
+            for q in &basis {
+                let dot: f64 = v.iter().zip(q).map(|(a, b)| a * b).sum();
+                v.iter_mut().zip(q).for_each(|(a, b)| *a -= dot * b);
+            }
+        }
+        let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        if norm > 1e-10 * scale * (dim as f64).sqrt() {
+            basis.push(v.into_iter().map(|a| a / norm).collect());
+        }
+        if basis.len() == dim {
+            break;
+        }
+    }
+    basis
+}
+
+/// Coordinates of every row of `data` in `basis`.
+fn project(data: &[f64], dim: usize, basis: &[Vec<f64>]) -> Vec<f64> {
+    data.chunks(dim).flat_map(|row| basis.iter().map(move |q| row.iter().zip(q).map(|(a, b)| a * b).sum::<f64>())).collect()
+}
+
 /// Test accuracy of a linear SVM (C = 1, tol 1e-3; one-vs-one for more than two classes).
 ///
 /// smartcore's solver is an online SMO variant, not libsvm; on separable or near-separable data the
 /// accuracies agree closely, but they are not bit-identical to scikit-learn's `SVC`.
+///
+/// smartcore 0.7's SVC truncates every feature row to the number of training samples (its optimiser
+/// reads `row.take(n_samples)`), which breaks small training sets such as SonyAIBORobotSurface1
+/// (20 series, 64 features). When there are fewer training rows than features, the features are
+/// therefore expressed in an orthonormal basis of the span of the training rows first. For a linear
+/// kernel this changes nothing: all inner products with training points, and so the dual problem and
+/// the decision function, are exactly preserved.
 pub fn svm_accuracy(train: &[f64], train_y: &[usize], test: &[f64], test_y: &[usize], dim: usize) -> Result<f64, ProbeError> {
     check(train, train_y, test, test_y, dim)?;
+    if train_y.len() < dim {
+        let basis = span_basis(train, dim);
+        if !basis.is_empty() {
+            let (train, test) = (project(train, dim, &basis), project(test, dim, &basis));
+            return svm_accuracy(&train, train_y, &test, test_y, basis.len());
+        }
+    }
     let mut classes = train_y.to_vec();
     classes.sort_unstable();
     classes.dedup();
@@ -158,4 +202,44 @@ mod tests {
         assert!(acc.knn < 0.7 && acc.svm < 0.7, "labels unrelated to features: {acc:?}");
         assert!(probe_accuracy(&tr, &tr_y[1..], &te, &te_y, 2).is_err());
     }
+
+    /// Fewer training series than features (SonyAIBORobotSurface1: 20 × 64) used to crash smartcore;
+    /// the span projection must give the same predictions as the plain problem would: here a
+    /// separable two-class problem in 64 dimensions with 20 training points.
+    #[test]
+    fn svm_handles_fewer_samples_than_features() {
+        let dim = 64;
+        let mut state = 7u64;
+        let mut noise = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+        };
+        let mut make = |n: usize| {
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            for i in 0..n {
+                let c = i % 2;
+                x.extend((0..dim).map(|j| if j < 3 { (c as f64 * 2.0 - 1.0) + 0.3 * noise() } else { noise() }));
+                y.push(c);
+            }
+            (x, y)
+        };
+        let (tr, tr_y) = make(20);
+        let (te, te_y) = make(200);
+        let acc = svm_accuracy(&tr, &tr_y, &te, &te_y, dim).unwrap();
+        assert!(acc > 0.9, "{acc}");
+        let basis = span_basis(&tr, dim);
+        assert_eq!(basis.len(), 20, "20 generic points span 20 dimensions");
+        for (a, qa) in basis.iter().enumerate() {
+            for (b, qb) in basis.iter().enumerate() {
+                let dot: f64 = qa.iter().zip(qb).map(|(x, y)| x * y).sum();
+                assert!((dot - f64::from(u8::from(a == b))).abs() < 1e-9);
+            }
+        }
+        // Inner products between training and test rows survive the projection.
+        let (ptr, pte) = (project(&tr, dim, &basis), project(&te, dim, &basis));
+        let direct: f64 = tr[..dim].iter().zip(&te[..dim]).map(|(x, y)| x * y).sum();
+        let projected: f64 = ptr[..20].iter().zip(&pte[..20]).map(|(x, y)| x * y).sum();
+        assert!((direct - projected).abs() < 1e-9, "{direct} vs {projected}");
+    }
 }
+

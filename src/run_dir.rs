@@ -1,0 +1,192 @@
+//! Run folders: atomic file writes, the `metrics.jsonl` log and checkpoints.
+//!
+//! Layout of a training run (`--out DIR`):
+//! - `config.toml`: the resolved configuration,
+//! - `metrics.jsonl`: one JSON object per finished epoch,
+//! - `checkpoints/epoch-NNNNN/{model.bpk, optim.bpk}` and `checkpoint.json` naming the latest one,
+//! - the final summary (`stage1.json`) and weights (`model.bpk`).
+//!
+//! A checkpoint is written into its own folder first; only then is `checkpoint.json` replaced
+//! (write to a temporary file, rename), so a crash at any point leaves the previous checkpoint
+//! valid. Older checkpoint folders are removed after the switch.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors of the run folder.
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file exists but cannot be understood.
+    #[error("{path}: {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
+    move |source| RunDirError::Io { path: path.to_path_buf(), source }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed to disk, then
+/// renamed over the target.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    file.write_all(bytes).map_err(io(&tmp))?;
+    file.sync_all().map_err(io(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// Serialises `value` as pretty JSON and writes it atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunDirError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| RunDirError::Corrupt { path: path.into(), message: e.to_string() })?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// Reads a JSON file.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, RunDirError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    serde_json::from_str(&text).map_err(|e| RunDirError::Corrupt { path: path.into(), message: e.to_string() })
+}
+
+/// Pointer to the latest complete checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    /// Epochs completed when it was written.
+    pub epoch: usize,
+    /// Scheduler steps taken so far.
+    pub step: usize,
+    /// Training wall time accumulated so far, seconds.
+    pub wall_seconds: f64,
+    /// Folder holding `model.bpk` and `optim.bpk`, relative to the run folder.
+    pub folder: String,
+}
+
+/// A run folder.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// Opens (creating if needed) the run folder.
+    pub fn create(root: &Path) -> Result<Self, RunDirError> {
+        std::fs::create_dir_all(root).map_err(io(root))?;
+        Ok(Self { root: root.to_path_buf() })
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A path inside the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// The latest checkpoint, if any.
+    pub fn checkpoint(&self) -> Result<Option<CheckpointInfo>, RunDirError> {
+        let path = self.path("checkpoint.json");
+        if path.exists() { read_json(&path).map(Some) } else { Ok(None) }
+    }
+
+    /// Folder for a new checkpoint after `epoch` epochs (emptied if it exists from a crashed write).
+    pub fn new_checkpoint_folder(&self, epoch: usize) -> Result<(String, PathBuf), RunDirError> {
+        let name = format!("checkpoints/epoch-{epoch:05}");
+        let path = self.path(&name);
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(io(&path))?;
+        }
+        std::fs::create_dir_all(&path).map_err(io(&path))?;
+        Ok((name, path))
+    }
+
+    /// Makes `info` the current checkpoint, then deletes the other checkpoint folders.
+    pub fn commit_checkpoint(&self, info: &CheckpointInfo) -> Result<(), RunDirError> {
+        write_json(&self.path("checkpoint.json"), info)?;
+        let dir = self.path("checkpoints");
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
+            let keep = entry.path() == self.path(&info.folder);
+            if !keep {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends one JSON line to `metrics.jsonl`.
+    pub fn append_metrics(&self, line: &serde_json::Value) -> Result<(), RunDirError> {
+        let path = self.path("metrics.jsonl");
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        writeln!(file, "{line}").map_err(io(&path))?;
+        file.sync_data().map_err(io(&path))
+    }
+
+    /// Keeps only the `metrics.jsonl` lines of epochs `≤ epoch` (after resuming from a checkpoint,
+    /// later lines belong to work that is about to be redone).
+    pub fn truncate_metrics(&self, epoch: usize) -> Result<(), RunDirError> {
+        let path = self.path("metrics.jsonl");
+        if !path.exists() {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let kept: String = text
+            .lines()
+            .filter(|line| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| v.get("epoch").and_then(serde_json::Value::as_u64))
+                    .is_some_and(|e| e as usize <= epoch)
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        write_atomic(&path, kept.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_switch_atomically_and_metrics_truncate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::create(tmp.path()).unwrap();
+        assert!(run.checkpoint().unwrap().is_none());
+        for epoch in [5, 10] {
+            let (folder, path) = run.new_checkpoint_folder(epoch).unwrap();
+            std::fs::write(path.join("model.bpk"), b"x").unwrap();
+            run.commit_checkpoint(&CheckpointInfo { epoch, step: epoch * 3, wall_seconds: 1.0, folder }).unwrap();
+        }
+        let info = run.checkpoint().unwrap().unwrap();
+        assert_eq!(info.epoch, 10);
+        assert!(!run.path("checkpoints/epoch-00005").exists(), "old checkpoint removed");
+        for e in 1..=12 {
+            run.append_metrics(&serde_json::json!({"epoch": e, "loss": 1.0})).unwrap();
+        }
+        run.truncate_metrics(10).unwrap();
+        let text = std::fs::read_to_string(run.path("metrics.jsonl")).unwrap();
+        assert_eq!(text.lines().count(), 10);
+        assert!(text.ends_with("{\"epoch\":10,\"loss\":1.0}\n"), "{text}");
+    }
+}

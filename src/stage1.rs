@@ -1,0 +1,529 @@
+//! Stage 1: training the tokenizer (baseline VQ-VAE or NC-VQVAE), reference spec §8.
+//!
+//! The loop follows the reference: AdamW on all parameters (settings written out explicitly, Burn's
+//! defaults differ from PyTorch's), a cosine learning rate stepped before every optimiser step and
+//! once more at the end of every epoch (spec §8.1, quirk Q13), shuffled batches with the last partial
+//! batch kept, a fresh augmented view per series per epoch for NC-VQVAE. Evaluation is on the full
+//! test split in eval mode (BatchNorm running statistics, no EMA, quirks Q1/Q2 sane).
+//!
+//! Reproducibility: the shuffle order depends only on (seed, epoch), the augmented views only on
+//! (seed, epoch, batch), and the device is seeded once; so on the CPU backend a run resumed from a
+//! checkpoint continues exactly as the uninterrupted run would.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::store::ModuleRecord;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use ssl_losses::SslMethod;
+use ucr_data::{Resolver, Split, UcrDataset, epoch_batches};
+use vqvae::{NcVqVae, NcVqVaeConfig, Stage1Losses, VqVae, VqVaeConfig, mse};
+
+use crate::run_dir::{CheckpointInfo, RunDir, RunDirError, write_atomic, write_json};
+
+/// The SSL branch of a stage-1 run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslChoice {
+    /// The baseline VQ-VAE (no SSL branch).
+    None,
+    /// NC-VQVAE with Barlow Twins.
+    BarlowTwins,
+    /// NC-VQVAE with VIbCReg.
+    Vibcreg,
+}
+
+/// The augmentation recipe of an NC-VQVAE run (ignored by the baseline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AugChoice {
+    /// Window warp then amplitude resize.
+    Warp,
+    /// Slice-and-shuffle.
+    Slice,
+    /// Gaussian noise.
+    Gauss,
+}
+
+impl From<AugChoice> for augment::Recipe {
+    fn from(a: AugChoice) -> Self {
+        match a {
+            AugChoice::Warp => augment::Recipe::Warp,
+            AugChoice::Slice => augment::Recipe::Slice,
+            AugChoice::Gauss => augment::Recipe::Gauss,
+        }
+    }
+}
+
+/// Everything that defines a stage-1 run; written to `config.toml`. Defaults are the thesis settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage1Config {
+    /// Dataset name or path (as given on the command line).
+    pub dataset: String,
+    /// `--data-dir`, if given.
+    pub data_dir: Option<PathBuf>,
+    /// The SSL branch.
+    pub ssl: SslChoice,
+    /// The augmentation recipe (NC-VQVAE only).
+    pub aug: AugChoice,
+    /// Training epochs. Thesis: 1000.
+    pub epochs: usize,
+    /// Training batch size. Thesis: 128.
+    pub batch_size: usize,
+    /// Seed of the device, the shuffling and the augmentations.
+    pub seed: u64,
+    /// AdamW learning rate (peak of the cosine schedule). Thesis: 1e-3.
+    pub lr: f64,
+    /// AdamW decoupled weight decay, on all parameters. Reference code: 1e-3 (quirk Q14).
+    pub weight_decay: f64,
+    /// AdamW β₁. PyTorch default: 0.9.
+    pub beta1: f64,
+    /// AdamW β₂. PyTorch default: 0.999.
+    pub beta2: f64,
+    /// AdamW ε. PyTorch default: 1e-8 (Burn's default is 1e-5).
+    pub epsilon: f64,
+    /// Write a checkpoint every this many epochs (and always at the end).
+    pub checkpoint_every: usize,
+    /// Run the probes every this many epochs (0: only at the end).
+    pub probe_every: usize,
+    /// Reproduce quirk Q3 (zero the last `L mod 8` samples of every augmented view).
+    pub faithful_aug_zeros: bool,
+    /// Projector width. Thesis: 4096.
+    pub projector_dim: usize,
+}
+
+impl Stage1Config {
+    /// Thesis defaults for `dataset`.
+    pub fn new(dataset: &str) -> Self {
+        Self {
+            dataset: dataset.to_string(),
+            data_dir: None,
+            ssl: SslChoice::None,
+            aug: AugChoice::Slice,
+            epochs: 1000,
+            batch_size: 128,
+            seed: 1,
+            lr: 1e-3,
+            weight_decay: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            checkpoint_every: 10,
+            probe_every: 0,
+            faithful_aug_zeros: false,
+            projector_dim: 4096,
+        }
+    }
+
+    /// Checks the values that would otherwise fail deep inside training.
+    pub fn validate(&self) -> Result<(), Stage1Error> {
+        let bad = |m: String| Err(Stage1Error::Config(m));
+        if self.epochs == 0 {
+            return bad("epochs must be at least 1".into());
+        }
+        if self.batch_size < 2 {
+            return bad(format!("batch_size must be at least 2 (BatchNorm needs two samples), got {}", self.batch_size));
+        }
+        if self.checkpoint_every == 0 {
+            return bad("checkpoint_every must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad(format!("lr must be positive, got {}", self.lr));
+        }
+        if self.projector_dim == 0 {
+            return bad("projector_dim must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// `DIR/stage1.json` (keys promised in docs/cli.md, plus run identification).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage1Summary {
+    /// Test-set time-domain reconstruction MSE (full test set, sample-weighted).
+    pub recon_mse_time: f64,
+    /// Test-set STFT-domain reconstruction MSE.
+    pub recon_mse_timefreq: f64,
+    /// KNN (k = 5) probe test accuracy.
+    pub probe_knn_acc: f64,
+    /// Linear SVM probe test accuracy.
+    pub probe_svm_acc: f64,
+    /// Perplexity of the codebook usage over all test tokens.
+    pub codebook_perplexity: f64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Training and evaluation wall time, seconds (summed over resumed segments).
+    pub wall_seconds: f64,
+    /// Dataset name.
+    pub dataset: String,
+    /// SSL branch.
+    pub ssl: SslChoice,
+    /// Augmentation (`null` for the baseline).
+    pub aug: Option<AugChoice>,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// What can stop a stage-1 run.
+#[derive(Debug, thiserror::Error)]
+pub enum Stage1Error {
+    /// The dataset cannot be found or read (bad input).
+    #[error(transparent)]
+    Data(#[from] ucr_data::Error),
+    /// The model cannot be built for this data (bad input).
+    #[error("{dataset}: {source}")]
+    Model {
+        /// Dataset name.
+        dataset: String,
+        /// Cause.
+        #[source]
+        source: vqvae::Error,
+    },
+    /// An invalid setting (bad input).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The output folder holds another run (bad input).
+    #[error("{0}")]
+    RunExists(String),
+    /// Reading or writing the run folder failed.
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    /// Saving or loading weights failed.
+    #[error("{path}: {message}")]
+    Record {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The loss became NaN or infinite; the last checkpoint is kept.
+    #[error("training diverged: {term} = {value} at epoch {epoch}, step {step}; the last good checkpoint is kept (lower --set lr or check the data)")]
+    NonFinite {
+        /// The loss term.
+        term: &'static str,
+        /// Its value.
+        value: f32,
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Optimiser step.
+        step: usize,
+    },
+    /// A probe failed.
+    #[error(transparent)]
+    Probe(#[from] metrics::ProbeError),
+}
+
+impl Stage1Error {
+    /// Whether the user's input is at fault (exit code 2) rather than the program (exit code 1).
+    pub fn is_input_error(&self) -> bool {
+        matches!(self, Stage1Error::Data(_) | Stage1Error::Model { .. } | Stage1Error::Config(_) | Stage1Error::RunExists(_))
+    }
+}
+
+/// The stage-1 model: the baseline or NC-VQVAE.
+#[derive(Module, Debug)]
+pub enum Stage1Model {
+    /// Plain VQ-VAE.
+    Baseline(VqVae),
+    /// VQ-VAE with an SSL branch.
+    NcVqVae(NcVqVae),
+}
+
+impl Stage1Model {
+    /// Builds the model of `config` for series of `length`.
+    pub fn new(config: &Stage1Config, length: usize, device: &Device) -> Result<Self, vqvae::Error> {
+        let tokenizer = VqVaeConfig::new(length);
+        Ok(match config.ssl {
+            SslChoice::None => Stage1Model::Baseline(tokenizer.init(device)?),
+            ssl => {
+                let method = if ssl == SslChoice::Vibcreg { SslMethod::Vibcreg } else { SslMethod::BarlowTwins };
+                Stage1Model::NcVqVae(NcVqVaeConfig::new(tokenizer, method).with_projector_dim(config.projector_dim).init(device)?)
+            }
+        })
+    }
+
+    /// The tokenizer.
+    pub fn vqvae(&self) -> &VqVae {
+        match self {
+            Stage1Model::Baseline(m) => m,
+            Stage1Model::NcVqVae(m) => m.vqvae(),
+        }
+    }
+}
+
+/// Cosine learning rate after `step` scheduler steps out of `t_max`: `lr·(1 + cos(π·step/t_max))/2`.
+pub fn cosine_lr(lr: f64, step: usize, t_max: usize) -> f64 {
+    0.5 * lr * (1.0 + (std::f64::consts::PI * step as f64 / t_max.max(1) as f64).cos())
+}
+
+/// Mixes a seed with two counters into one RNG seed (splitmix64 finaliser).
+fn mix(seed: u64, a: u64, b: u64) -> u64 {
+    let mut z = seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Per-epoch sums of the loss terms.
+#[derive(Default)]
+struct EpochLog {
+    batches: usize,
+    sums: [f64; 8],
+}
+
+const TERMS: [&str; 8] = ["loss", "recon_time", "recon_timefreq", "commitment", "aug_recon_time", "aug_recon_timefreq", "ssl", "perplexity"];
+
+fn scalars(l: &Stage1Losses) -> [f32; 8] {
+    [&l.total, &l.recon_time, &l.recon_timefreq, &l.commitment, &l.aug_recon_time, &l.aug_recon_timefreq, &l.ssl, &l.perplexity]
+        .map(|t| t.clone().into_scalar::<f32>())
+}
+
+/// Evaluation of a (non-autodiff) tokenizer on the test split and the probes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    /// Test time-domain MSE.
+    pub recon_time: f64,
+    /// Test STFT-domain MSE.
+    pub recon_timefreq: f64,
+    /// Test token perplexity.
+    pub perplexity: f64,
+    /// KNN probe accuracy.
+    pub knn: f64,
+    /// SVM probe accuracy.
+    pub svm: f64,
+}
+
+fn split_batches(split: &Split, batch: usize) -> impl Iterator<Item = Vec<usize>> + '_ {
+    (0..split.n()).collect::<Vec<_>>().chunks(batch).map(<[usize]>::to_vec).collect::<Vec<_>>().into_iter()
+}
+
+/// Pooled `z_q` features of a whole split, `(n, D)` row-major.
+fn features(model: &VqVae, split: &Split, device: &Device) -> Vec<f32> {
+    let mut out = Vec::new();
+    for idx in split_batches(split, 128) {
+        let batch = split.batch(&idx, device);
+        out.extend(model.pooled_features(batch.x).try_into_vec_as::<f32>().unwrap_or_default());
+    }
+    out
+}
+
+/// Reconstruction errors, token perplexity and probes of a tokenizer in eval mode (spec §10.1 with
+/// quirk Q2 sane: BatchNorm running statistics, no EMA update).
+pub fn evaluate(model: &VqVae, data: &UcrDataset, device: &Device) -> Result<Evaluation, Stage1Error> {
+    let (mut time, mut tf) = (0.0, 0.0);
+    let mut usage = vec![0usize; model.quantizer().codebook_size()];
+    for idx in split_batches(&data.test, 128) {
+        let batch = data.test.batch(&idx, device);
+        let rec = model.forward(batch.x.clone());
+        time += mse(batch.x, rec.x_hat).into_scalar::<f32>() as f64 * idx.len() as f64;
+        tf += mse(rec.u, rec.u_hat).into_scalar::<f32>() as f64 * idx.len() as f64;
+        for t in rec.quantized.tokens.try_into_vec_as::<i64>().unwrap_or_default() {
+            usage[t as usize] += 1;
+        }
+    }
+    let n = data.test.n() as f64;
+    let total: usize = usage.iter().sum();
+    let entropy: f64 = usage.iter().filter(|&&c| c > 0).map(|&c| c as f64 / total as f64).map(|p| -p * p.ln()).sum();
+    let dim = model.quantizer().codebook().dims()[1];
+    let probe = metrics::probe_accuracy(
+        &features(model, &data.train, device),
+        &data.train.labels,
+        &features(model, &data.test, device),
+        &data.test.labels,
+        dim,
+    )?;
+    Ok(Evaluation { recon_time: time / n, recon_timefreq: tf / n, perplexity: entropy.exp(), knn: probe.knn, svm: probe.svm })
+}
+
+fn record_err(path: &Path) -> impl FnOnce(burn::store::RecordError) -> Stage1Error + '_ {
+    move |e| Stage1Error::Record { path: path.to_path_buf(), message: e.to_string() }
+}
+
+/// Options of one invocation (not part of the run's identity).
+#[derive(Debug, Clone, Default)]
+pub struct Stage1Options {
+    /// Continue the run in the output folder from its last checkpoint.
+    pub resume: bool,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// Trains (or resumes) a stage-1 run in `out` on `device` (a plain device; autodiff is added here)
+/// and writes `stage1.json`.
+pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage1Options) -> Result<Stage1Summary, Stage1Error> {
+    config.validate()?;
+    let config_path = out.join("config.toml");
+    let config = if options.resume {
+        let text = std::fs::read_to_string(&config_path)
+            .map_err(|_| Stage1Error::RunExists(format!("{}: no run to resume (config.toml missing)", out.display())))?;
+        toml::from_str::<Stage1Config>(&text).map_err(|e| Stage1Error::Config(format!("{}: {e}", config_path.display())))?
+    } else {
+        if config_path.exists() {
+            return Err(Stage1Error::RunExists(format!(
+                "{}: already holds a run; pass --resume to continue it or choose another --out",
+                out.display()
+            )));
+        }
+        config.clone()
+    };
+    let run = RunDir::create(out)?;
+    if !options.resume {
+        let text = toml::to_string_pretty(&config).map_err(|e| Stage1Error::Config(e.to_string()))?;
+        write_atomic(&config_path, text.as_bytes())?;
+    }
+
+    let source = Resolver::new(config.data_dir.clone()).resolve(&config.dataset)?;
+    let data = UcrDataset::load(&source)?;
+    let train_device = device.clone().autodiff();
+    train_device.seed(config.seed);
+    let mut model = Stage1Model::new(&config, data.length(), &train_device)
+        .map_err(|source| Stage1Error::Model { dataset: data.name.clone(), source })?;
+    let mut optim = AdamWConfig::new()
+        .with_beta_1(config.beta1 as f32)
+        .with_beta_2(config.beta2 as f32)
+        .with_epsilon(config.epsilon as f32)
+        .with_weight_decay(config.weight_decay as f32)
+        .init();
+
+    let steps_per_epoch = epoch_batches(data.train.n(), config.batch_size, false, 0, 0)?.len();
+    let t_max = config.epochs * (steps_per_epoch + 1);
+    let (mut start_epoch, mut step, mut wall) = (0, 0, 0.0);
+    if options.resume && let Some(info) = run.checkpoint()? {
+        let folder = run.path(&info.folder);
+        let model_path = folder.join("model.bpk");
+        let record = ModuleRecord::load(&model_path).map_err(record_err(&model_path))?;
+        model = model.try_load_record(record).map_err(record_err(&model_path))?;
+        let optim_path = folder.join("optim.bpk");
+        let record = burn::optim::OptimizerRecord::load(&optim_path).map_err(record_err(&optim_path))?;
+        optim = optim.load_record(record);
+        (start_epoch, step, wall) = (info.epoch, info.step, info.wall_seconds);
+        run.truncate_metrics(info.epoch)?;
+    } else if options.resume {
+        run.truncate_metrics(0)?;
+    }
+
+    let augmenter = augment::Augmenter::new(config.aug.into()).with_faithful_stft_zeros(config.faithful_aug_zeros);
+    let length = data.length();
+    let bar = progress_bar(options.progress, (config.epochs * steps_per_epoch) as u64, (start_epoch * steps_per_epoch) as u64);
+    let mut segment_start = Instant::now();
+    for epoch in start_epoch..config.epochs {
+        let epoch_start = Instant::now();
+        let mut log = EpochLog::default();
+        for (b, idx) in epoch_batches(data.train.n(), config.batch_size, true, config.seed, epoch as u64)?.into_iter().enumerate() {
+            let batch = data.train.batch(&idx, &train_device);
+            let losses = match &model {
+                Stage1Model::Baseline(m) => m.losses(batch.x),
+                Stage1Model::NcVqVae(m) => {
+                    let raw: Vec<f32> = idx.iter().flat_map(|&i| data.train.series(i).iter().copied()).collect();
+                    let views = augmenter.apply_batch(&raw, length, mix(config.seed, epoch as u64, b as u64));
+                    let x_aug = Tensor::<3>::from_data(TensorData::new(views, [idx.len(), 1, length]), &train_device);
+                    m.losses(batch.x, x_aug)
+                }
+            };
+            step += 1;
+            let values = scalars(&losses);
+            if let Some((k, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                bar.abandon();
+                return Err(Stage1Error::NonFinite { term: TERMS[k], value: *v, epoch: epoch + 1, step });
+            }
+            let grads = GradientsParams::from_grads(losses.total.backward(), &model);
+            model = optim.step(cosine_lr(config.lr, step, t_max), model, grads);
+            log.batches += 1;
+            for (s, v) in log.sums.iter_mut().zip(values) {
+                *s += v as f64;
+            }
+            bar.set_message(format!("epoch {}/{} loss {:.4}", epoch + 1, config.epochs, values[0]));
+            bar.inc(1);
+        }
+        step += 1; // the framework's extra scheduler step at each epoch end (quirk Q13)
+        let mut line = serde_json::Map::new();
+        line.insert("epoch".into(), (epoch + 1).into());
+        line.insert("step".into(), step.into());
+        for (name, sum) in TERMS.iter().zip(log.sums) {
+            line.insert((*name).into(), (sum / log.batches.max(1) as f64).into());
+        }
+        line.insert("lr".into(), cosine_lr(config.lr, step, t_max).into());
+        let done = epoch + 1 == config.epochs;
+        if config.probe_every > 0 && (epoch + 1) % config.probe_every == 0 && !done {
+            let eval = evaluate(model.valid().vqvae(), &data, device)?;
+            line.insert("probe_knn_acc".into(), eval.knn.into());
+            line.insert("probe_svm_acc".into(), eval.svm.into());
+            line.insert("test_recon_time".into(), eval.recon_time.into());
+        }
+        line.insert("seconds".into(), epoch_start.elapsed().as_secs_f64().into());
+        run.append_metrics(&serde_json::Value::Object(line))?;
+        if (epoch + 1) % config.checkpoint_every == 0 || done {
+            wall += segment_start.elapsed().as_secs_f64();
+            segment_start = Instant::now();
+            let (folder, path) = run.new_checkpoint_folder(epoch + 1)?;
+            let model_path = path.join("model.bpk");
+            // Burn's RunningState (BatchNorm statistics, the EMA codebook) keeps its latest update
+            // pending until it is synced, and recording reads the synced value: `valid()` syncs
+            // every running state in place, so the checkpoint holds the current buffers.
+            let _ = model.valid();
+            model.clone().into_record().save(&model_path).map_err(record_err(&model_path))?;
+            let optim_path = path.join("optim.bpk");
+            optim.to_record().save(&optim_path).map_err(record_err(&optim_path))?;
+            run.commit_checkpoint(&CheckpointInfo { epoch: epoch + 1, step, wall_seconds: wall, folder })?;
+        }
+    }
+    bar.finish_and_clear();
+
+    let final_model = model.valid();
+    let eval = evaluate(final_model.vqvae(), &data, device)?;
+    let model_path = run.path("model.bpk");
+    let tmp = run.path(".model.bpk.tmp");
+    final_model.into_record().save(&tmp).map_err(record_err(&tmp))?;
+    std::fs::rename(&tmp, &model_path).map_err(|source| RunDirError::Io { path: model_path.clone(), source })?;
+    wall += segment_start.elapsed().as_secs_f64(); // the final evaluation
+    let summary = Stage1Summary {
+        recon_mse_time: eval.recon_time,
+        recon_mse_timefreq: eval.recon_timefreq,
+        probe_knn_acc: eval.knn,
+        probe_svm_acc: eval.svm,
+        codebook_perplexity: eval.perplexity,
+        epochs: config.epochs,
+        wall_seconds: wall,
+        dataset: data.name.clone(),
+        ssl: config.ssl,
+        aug: (config.ssl != SslChoice::None).then_some(config.aug),
+        seed: config.seed,
+    };
+    write_json(&run.path("stage1.json"), &summary)?;
+    Ok(summary)
+}
+
+fn progress_bar(show: bool, total: u64, done: u64) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps, eta {eta} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_position(done);
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_schedule_reaches_zero_at_t_max() {
+        assert_eq!(cosine_lr(1e-3, 0, 100), 1e-3);
+        assert!((cosine_lr(1e-3, 50, 100) - 5e-4).abs() < 1e-12);
+        assert!(cosine_lr(1e-3, 100, 100).abs() < 1e-15);
+    }
+
+    #[test]
+    fn mixed_seeds_differ() {
+        assert_ne!(mix(1, 0, 0), mix(1, 0, 1));
+        assert_ne!(mix(1, 1, 0), mix(1, 0, 1));
+        assert_eq!(mix(3, 4, 5), mix(3, 4, 5));
+    }
+}

@@ -1,0 +1,98 @@
+//! `nc-vqvae stage1` end to end on the bundled dataset: a run killed with SIGKILL and resumed ends
+//! exactly like an uninterrupted one (CPU backend, same seed), and bad runs are refused cleanly.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn stage1(out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nc-vqvae"));
+    cmd.args(["stage1", "SonyAIBORobotSurface1", "--out", out.to_str().unwrap(), "--seed", "3"])
+        .args(if extra.contains(&"--batch-size") { &[][..] } else { &["--batch-size", "8"][..] })
+        .args(extra)
+        .env_remove("NC_VQVAE_DATA")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The JSON lines of `metrics.jsonl` without the wall-clock field.
+fn metrics_without_seconds(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
+fn summary_without_wall(dir: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("stage1.json")).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("wall_seconds");
+    v
+}
+
+#[test]
+fn killed_and_resumed_run_equals_the_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (full, killed) = (tmp.path().join("full"), tmp.path().join("killed"));
+    let args = ["--epochs", "24", "--checkpoint-every", "2"];
+
+    let out = stage1(&full, &args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut child = stage1(&killed, &args).spawn().unwrap();
+    let start = Instant::now();
+    loop {
+        let epoch = std::fs::read_to_string(killed.join("checkpoint.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["epoch"].as_u64())
+            .unwrap_or(0);
+        if epoch >= 6 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(600), "no checkpoint appeared");
+        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!killed.join("stage1.json").exists(), "killed before the end");
+
+    let refused = stage1(&killed, &args).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2), "an existing run is refused without --resume");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
+
+    let resumed = stage1(&killed, &["--resume"]).output().unwrap();
+    assert_eq!(resumed.status.code(), Some(0), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(summary_without_wall(&killed), summary_without_wall(&full));
+    assert_eq!(metrics_without_seconds(&killed), metrics_without_seconds(&full));
+    assert_eq!(metrics_without_seconds(&full).len(), 24, "one line per epoch");
+    let s = summary_without_wall(&full);
+    for key in ["recon_mse_time", "recon_mse_timefreq", "probe_knn_acc", "probe_svm_acc", "codebook_perplexity"] {
+        assert!(s[key].as_f64().is_some_and(f64::is_finite), "{key} in {s}");
+    }
+    assert_eq!(s["epochs"], 24);
+    assert!(full.join("model.bpk").exists());
+}
+
+#[test]
+fn bad_stage1_input_exits_2_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (args, want) in [
+        (vec!["--epochs", "0"], "epochs must be at least 1"),
+        (vec!["--batch-size", "1"], "batch_size must be at least 2"),
+    ] {
+        let out = stage1(&tmp.path().join("bad"), &args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want) && stderr.lines().count() == 1, "{args:?}: {stderr}");
+    }
+    let out = stage1(&tmp.path().join("nothing"), &["--resume"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no run to resume"));
+}
