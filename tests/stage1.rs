@@ -96,3 +96,27 @@ fn bad_stage1_input_exits_2_with_one_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no run to resume"));
 }
+
+/// A learning rate of 1e10 blows the weights up after the first update: the run must stop with a
+/// NonFinite error naming the loss term, leave no stage1.json, and keep the last checkpoint valid.
+#[test]
+fn diverging_run_stops_and_keeps_the_last_good_checkpoint() {
+    use nc_vqvae::stage1::{Stage1Config, Stage1Error, Stage1Options, train};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = Stage1Config::new("SonyAIBORobotSurface1");
+    config.epochs = 20;
+    config.batch_size = 8;
+    config.checkpoint_every = 1;
+    config.lr = 1e10;
+    let device = burn::tensor::Device::flex();
+    let err = train(&config, tmp.path(), &device, &Stage1Options::default()).unwrap_err();
+    assert!(matches!(err, Stage1Error::NonFinite { .. }), "{err}");
+    assert!(!err.is_input_error());
+    assert!(err.to_string().contains("training diverged"), "{err}");
+    assert!(!tmp.path().join("stage1.json").exists());
+    if let Ok(text) = std::fs::read_to_string(tmp.path().join("checkpoint.json")) {
+        let info: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let folder = tmp.path().join(info["folder"].as_str().unwrap());
+        assert!(folder.join("model.bpk").exists() && folder.join("optim.bpk").exists());
+    }
+}

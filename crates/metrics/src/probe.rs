@@ -168,6 +168,14 @@ pub fn probe_accuracy(train: &[f32], train_y: &[usize], test: &[f32], test_y: &[
 mod tests {
     use super::*;
 
+    /// A deterministic uniform(−0.5, 0.5) generator (64-bit LCG) for test data.
+    fn lcg(mut state: u64) -> impl FnMut() -> f64 {
+        move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+        }
+    }
+
     #[test]
     fn min_max_scaling_uses_train_range() {
         let (tr, te) = min_max_scale(&[0.0, 5.0, 10.0, 5.0], &[5.0, 7.0, 20.0, 5.0], 2);
@@ -179,11 +187,8 @@ mod tests {
     #[test]
     fn probes_separate_blobs_and_fail_on_noise() {
         let centres = [[0.0f32, 0.0], [5.0, 5.0], [0.0, 8.0]];
-        let mut state = 12345u64;
-        let mut noise = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        };
+        let mut uniform = lcg(12345);
+        let mut noise = || uniform() as f32;
         let mut make = |n: usize| {
             let (mut x, mut y) = (Vec::new(), Vec::new());
             for i in 0..n {
@@ -209,11 +214,7 @@ mod tests {
     #[test]
     fn svm_handles_fewer_samples_than_features() {
         let dim = 64;
-        let mut state = 7u64;
-        let mut noise = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5
-        };
+        let mut noise = lcg(7);
         let mut make = |n: usize| {
             let (mut x, mut y) = (Vec::new(), Vec::new());
             for i in 0..n {

@@ -25,13 +25,8 @@ pub fn barlow_twins_loss(p1: Tensor<2>, p2: Tensor<2>, lambda: f64) -> Tensor<1>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Device, TensorData};
+    use crate::test_util::matrix as t;
 
-    fn t(rows: &[&[f32]]) -> Tensor<2> {
-        let d = rows[0].len();
-        let v: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-        Tensor::from_data(TensorData::new(v, [rows.len(), d]), &Device::flex())
-    }
 
     #[test]
     fn identical_single_feature_views() {

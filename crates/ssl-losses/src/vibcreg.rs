@@ -33,13 +33,8 @@ pub fn vibcreg_loss(p1: Tensor<2>, p2: Tensor<2>, lambda: f64, mu: f64, nu: f64,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Device, TensorData};
+    use crate::test_util::matrix as t;
 
-    fn t(rows: &[&[f32]]) -> Tensor<2> {
-        let d = rows[0].len();
-        let v: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-        Tensor::from_data(TensorData::new(v, [rows.len(), d]), &Device::flex())
-    }
 
     #[test]
     fn hand_computed_terms() {
