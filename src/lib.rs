@@ -7,11 +7,11 @@
 //! |---|---|
 //! | [`ucr_data`] | UCR archive loading, validation, normalisation, batching |
 //! | [`tf_transform`] | differentiable STFT / ISTFT |
-//! | [`augment`] | the thesis' augmentations (planned) |
-//! | [`vqvae`] | the VQ-VAE tokenizer and NC-VQVAE (planned) |
-//! | [`ssl_losses`] | Barlow Twins, VIbCReg (planned) |
+//! | [`augment`] | the thesis' augmentations |
+//! | [`vqvae`] | the VQ-VAE tokenizer and NC-VQVAE |
+//! | [`ssl_losses`] | Barlow Twins, VIbCReg, projector, IterNorm |
 //! | [`maskgit`] | the MaskGIT prior (planned) |
-//! | [`metrics`] | probes, FCN, FID, IS, CAS (planned) |
+//! | [`metrics`] | KNN / SVM probes; FCN, FID, IS, CAS (planned) |
 //!
 //! This package also holds what ties them together for the `nc-vqvae` command line: backend
 //! selection ([`backend`]), dataset reports ([`inspect`]), run folders with atomic writes and

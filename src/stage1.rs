@@ -359,7 +359,10 @@ pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage
     let config = if options.resume {
         let text = std::fs::read_to_string(&config_path)
             .map_err(|_| Stage1Error::RunExists(format!("{}: no run to resume (config.toml missing)", out.display())))?;
-        toml::from_str::<Stage1Config>(&text).map_err(|e| Stage1Error::Config(format!("{}: {e}", config_path.display())))?
+        let stored = toml::from_str::<Stage1Config>(&text)
+            .map_err(|e| Stage1Error::Config(format!("{}: {}", config_path.display(), e.to_string().replace('\n', " "))))?;
+        stored.validate()?;
+        stored
     } else {
         if config_path.exists() {
             return Err(Stage1Error::RunExists(format!(
