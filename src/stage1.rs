@@ -214,6 +214,9 @@ pub enum Stage1Error {
     /// A probe failed.
     #[error(transparent)]
     Probe(#[from] metrics::ProbeError),
+    /// Reading results back from the device failed.
+    #[error("reading results from the device failed: {0}")]
+    Device(String),
 }
 
 impl Stage1Error {
@@ -296,18 +299,19 @@ pub struct Evaluation {
     pub svm: f64,
 }
 
-fn split_batches(split: &Split, batch: usize) -> impl Iterator<Item = Vec<usize>> + '_ {
-    (0..split.n()).collect::<Vec<_>>().chunks(batch).map(<[usize]>::to_vec).collect::<Vec<_>>().into_iter()
+/// Reads a tensor back from the device.
+fn read<T: burn::tensor::Element, const D: usize, K: burn::tensor::kind::Basic>(t: Tensor<D, K>) -> Result<Vec<T>, Stage1Error> {
+    t.try_into_vec_as::<T>().map_err(|e| Stage1Error::Device(format!("{e:?}")))
 }
 
-/// Pooled `z_q` features of a whole split, `(n, D)` row-major.
-fn features(model: &VqVae, split: &Split, device: &Device) -> Vec<f32> {
+/// Pooled `z_q` features of a whole split, `(n, D)` row-major (batches of 128, in order).
+fn features(model: &VqVae, split: &Split, device: &Device) -> Result<Vec<f32>, Stage1Error> {
     let mut out = Vec::new();
-    for idx in split_batches(split, 128) {
+    for idx in epoch_batches(split.n(), 128, false, 0, 0)? {
         let batch = split.batch(&idx, device);
-        out.extend(model.pooled_features(batch.x).try_into_vec_as::<f32>().unwrap_or_default());
+        out.extend(read::<f32, 2, _>(model.pooled_features(batch.x))?);
     }
-    out
+    Ok(out)
 }
 
 /// Reconstruction errors, token perplexity and probes of a tokenizer in eval mode (spec §10.1 with
@@ -315,12 +319,12 @@ fn features(model: &VqVae, split: &Split, device: &Device) -> Vec<f32> {
 pub fn evaluate(model: &VqVae, data: &UcrDataset, device: &Device) -> Result<Evaluation, Stage1Error> {
     let (mut time, mut tf) = (0.0, 0.0);
     let mut usage = vec![0usize; model.quantizer().codebook_size()];
-    for idx in split_batches(&data.test, 128) {
+    for idx in epoch_batches(data.test.n(), 128, false, 0, 0)? {
         let batch = data.test.batch(&idx, device);
         let rec = model.forward(batch.x.clone());
         time += mse(batch.x, rec.x_hat).into_scalar::<f32>() as f64 * idx.len() as f64;
         tf += mse(rec.u, rec.u_hat).into_scalar::<f32>() as f64 * idx.len() as f64;
-        for t in rec.quantized.tokens.try_into_vec_as::<i64>().unwrap_or_default() {
+        for t in read::<i64, 2, _>(rec.quantized.tokens)? {
             usage[t as usize] += 1;
         }
     }
@@ -329,9 +333,9 @@ pub fn evaluate(model: &VqVae, data: &UcrDataset, device: &Device) -> Result<Eva
     let entropy: f64 = usage.iter().filter(|&&c| c > 0).map(|&c| c as f64 / total as f64).map(|p| -p * p.ln()).sum();
     let dim = model.quantizer().codebook().dims()[1];
     let probe = metrics::probe_accuracy(
-        &features(model, &data.train, device),
+        &features(model, &data.train, device)?,
         &data.train.labels,
-        &features(model, &data.test, device),
+        &features(model, &data.test, device)?,
         &data.test.labels,
         dim,
     )?;
