@@ -22,6 +22,7 @@ pub mod backend;
 pub mod inspect;
 pub mod run_dir;
 pub mod stage1;
+pub mod stage2;
 
 pub use augment;
 pub use maskgit;

@@ -33,6 +33,69 @@ enum Command {
     },
     /// Train the stage-1 tokenizer: the baseline VQ-VAE (--ssl none) or NC-VQVAE.
     Stage1(Stage1Args),
+    /// Train the MaskGIT prior (stage 2) on a finished stage-1 run.
+    Stage2(Stage2Args),
+    /// Draw synthetic series from a run's prior, write them as a UCR TSV file.
+    Sample(SampleArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct Stage2Args {
+    /// A finished stage-1 run folder; stage 2 writes DIR/stage2/ and DIR/stage2.json.
+    #[arg(long, value_name = "DIR")]
+    run: PathBuf,
+    /// Training epochs (thesis: 1000).
+    #[arg(long, default_value_t = 1000)]
+    epochs: usize,
+    /// Batch size (thesis: 256).
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Seed for the prior's initialisation, shuffling, token draws, masks and class dropout.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Prior variant: auto (the thesis' pairing: token for the baseline, embedding for NC-VQVAE), token or embedding.
+    #[arg(long, value_enum, default_value = "auto")]
+    prior: nc_vqvae::stage2::PriorChoice,
+    /// Reproduce the reference's quirks: inverted masking for the token prior (Q5) and loss on all positions (Q6).
+    #[arg(long)]
+    faithful: bool,
+    /// Tokens are the nearest codewords instead of draws from softmax(-distance) (quirk Q8).
+    #[arg(long)]
+    argmin_tokens: bool,
+    /// Test-token loss every N epochs (0: at the end only).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    eval_every: usize,
+    /// Write a checkpoint every N epochs (and at the end).
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    checkpoint_every: usize,
+    /// Continue the stage-2 run in DIR/stage2 from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Print stage2.json on stdout when done.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct SampleArgs {
+    /// A run folder with a finished stage 1 and stage 2.
+    #[arg(long, value_name = "DIR")]
+    run: PathBuf,
+    /// Number of series to draw.
+    #[arg(long)]
+    n: usize,
+    /// Class label as written in the dataset files; omitted: unconditional (label -1 in the output).
+    #[arg(long, value_name = "C", allow_hyphen_values = true)]
+    class: Option<i64>,
+    /// Classifier-free guidance weight (1: the plain conditional prior, as the reference).
+    #[arg(long, default_value_t = 1.0, value_name = "W")]
+    guidance: f64,
+    /// Seed of the decoding.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output file (UCR TSV: label then values, in the data's original scale).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,6 +190,65 @@ fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 print!("{}", report.to_text(&data));
             }
+        }
+        Command::Stage2(args) => {
+            let config = nc_vqvae::stage2::Stage2Config {
+                epochs: args.epochs,
+                batch_size: args.batch_size,
+                seed: args.seed,
+                prior: args.prior,
+                stochastic_tokens: !args.argmin_tokens,
+                inverted_masking: args.faithful,
+                loss_on_all_positions: args.faithful,
+                eval_every: args.eval_every,
+                checkpoint_every: args.checkpoint_every,
+                ..Default::default()
+            };
+            let device = cli.backend.device()?;
+            let options = nc_vqvae::stage2::Stage2Options { resume: args.resume, progress: true };
+            let summary = nc_vqvae::stage2::train(&config, &args.run, &device, &options)?;
+            if args.json {
+                println!("{}", serde_json::to_string(&summary).map_err(|e| Failure::Internal(e.into()))?);
+            } else {
+                println!(
+                    "prior ({}, {} tokens): test masked-token loss {:.4} nats (uniform: {:.4}), all positions {:.4}, {} epochs in {:.0}s -> {}",
+                    summary.variant,
+                    summary.n_tokens,
+                    summary.loss,
+                    summary.uniform_loss,
+                    summary.loss_all_positions,
+                    summary.epochs,
+                    summary.wall_seconds,
+                    args.run.join("stage2.json").display()
+                );
+            }
+        }
+        Command::Sample(args) => {
+            if args.n == 0 {
+                return Err(Failure::Input(anyhow::anyhow!("--n must be at least 1")));
+            }
+            if !args.guidance.is_finite() {
+                return Err(Failure::Input(anyhow::anyhow!("--guidance must be a finite number")));
+            }
+            let device = cli.backend.device()?;
+            let generator = nc_vqvae::stage2::Generator::load(&args.run, &device)?;
+            let (labels, classes) = match args.class {
+                Some(label) => {
+                    let index = generator.class_index(label).ok_or_else(|| {
+                        Failure::Input(anyhow::anyhow!(
+                            "--class {label}: {} has the labels {:?}",
+                            generator.data.name,
+                            generator.data.classes
+                        ))
+                    })?;
+                    (vec![label; args.n], Some(vec![index; args.n]))
+                }
+                None => (vec![-1; args.n], None),
+            };
+            let sampler = nc_vqvae::maskgit::SamplerConfig::new().with_guidance(args.guidance);
+            let series = generator.generate(args.n, classes.as_deref(), &sampler, args.seed, &device)?;
+            nc_vqvae::stage2::write_tsv(&args.out, &labels, &series)?;
+            println!("{} series of length {} -> {}", series.len(), series.first().map_or(0, Vec::len), args.out.display());
         }
         Command::Stage1(args) => {
             let mut config = Stage1Config::new(&args.dataset);

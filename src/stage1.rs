@@ -167,9 +167,9 @@ pub struct Stage1Summary {
     pub seed: u64,
 }
 
-/// What can stop a stage-1 run.
+/// What can stop a training run (stage 1, stage 2) or sampling.
 #[derive(Debug, thiserror::Error)]
-pub enum Stage1Error {
+pub enum RunError {
     /// The dataset cannot be found or read (bad input).
     #[error(transparent)]
     Data(#[from] ucr_data::Error),
@@ -217,12 +217,24 @@ pub enum Stage1Error {
     /// Reading results back from the device failed.
     #[error("reading results from the device failed: {0}")]
     Device(String),
+    /// The run folder does not hold what the command needs (e.g. no finished stage 1; bad input).
+    #[error("{0}")]
+    NotReady(String),
+    /// The prior rejected its settings or input (bad input).
+    #[error(transparent)]
+    Prior(#[from] maskgit::Error),
 }
 
-impl Stage1Error {
+/// The historical name of [`RunError`].
+pub type Stage1Error = RunError;
+
+impl RunError {
     /// Whether the user's input is at fault (exit code 2) rather than the program (exit code 1).
     pub fn is_input_error(&self) -> bool {
-        matches!(self, Stage1Error::Data(_) | Stage1Error::Model { .. } | Stage1Error::Config(_) | Stage1Error::RunExists(_))
+        matches!(
+            self,
+            RunError::Data(_) | RunError::Model { .. } | RunError::Config(_) | RunError::RunExists(_) | RunError::NotReady(_) | RunError::Prior(_)
+        )
     }
 }
 
@@ -263,7 +275,7 @@ pub fn cosine_lr(lr: f64, step: usize, t_max: usize) -> f64 {
 }
 
 /// Mixes a seed with two counters into one RNG seed (splitmix64 finaliser).
-fn mix(seed: u64, a: u64, b: u64) -> u64 {
+pub(crate) fn mix(seed: u64, a: u64, b: u64) -> u64 {
     let mut z = seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -300,7 +312,7 @@ pub struct Evaluation {
 }
 
 /// Reads a tensor back from the device.
-fn read<T: burn::tensor::Element, const D: usize, K: burn::tensor::kind::Basic>(t: Tensor<D, K>) -> Result<Vec<T>, Stage1Error> {
+pub(crate) fn read<T: burn::tensor::Element, const D: usize, K: burn::tensor::kind::Basic>(t: Tensor<D, K>) -> Result<Vec<T>, Stage1Error> {
     t.try_into_vec_as::<T>().map_err(|e| Stage1Error::Device(format!("{e:?}")))
 }
 
@@ -342,7 +354,7 @@ pub fn evaluate(model: &VqVae, data: &UcrDataset, device: &Device) -> Result<Eva
     Ok(Evaluation { recon_time: time / n, recon_timefreq: tf / n, perplexity: entropy.exp(), knn: probe.knn, svm: probe.svm })
 }
 
-fn record_err(path: &Path) -> impl FnOnce(burn::store::RecordError) -> Stage1Error + '_ {
+pub(crate) fn record_err(path: &Path) -> impl FnOnce(burn::store::RecordError) -> Stage1Error + '_ {
     move |e| Stage1Error::Record { path: path.to_path_buf(), message: e.to_string() }
 }
 
@@ -503,7 +515,30 @@ pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage
     Ok(summary)
 }
 
-fn progress_bar(show: bool, total: u64, done: u64) -> indicatif::ProgressBar {
+/// A finished stage-1 run loaded back: its config, its dataset and the tokenizer in eval mode on
+/// `device`.
+pub fn load_finished(run: &Path, device: &Device) -> Result<(Stage1Config, UcrDataset, Stage1Model), RunError> {
+    let model_path = run.join("model.bpk");
+    if !run.join("stage1.json").exists() || !model_path.exists() {
+        return Err(RunError::NotReady(format!(
+            "{}: no finished stage-1 run here (stage1.json and model.bpk missing); run `nc-vqvae stage1 DATASET --out {}` first",
+            run.display(),
+            run.display()
+        )));
+    }
+    let config_path = run.join("config.toml");
+    let text = std::fs::read_to_string(&config_path).map_err(|source| RunDirError::Io { path: config_path.clone(), source })?;
+    let config = toml::from_str::<Stage1Config>(&text)
+        .map_err(|e| RunError::Config(format!("{}: {}", config_path.display(), e.to_string().replace('\n', " "))))?;
+    let source = Resolver::new(config.data_dir.clone()).resolve(&config.dataset)?;
+    let data = UcrDataset::load(&source)?;
+    let model = Stage1Model::new(&config, data.length(), device).map_err(|source| RunError::Model { dataset: data.name.clone(), source })?;
+    let record = ModuleRecord::load(&model_path).map_err(record_err(&model_path))?;
+    let model = model.try_load_record(record).map_err(record_err(&model_path))?;
+    Ok((config, data, model))
+}
+
+pub(crate) fn progress_bar(show: bool, total: u64, done: u64) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+mod common;
 
 fn stage1(out: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nc-vqvae"));
@@ -16,23 +17,12 @@ fn stage1(out: &Path, extra: &[&str]) -> Command {
     cmd
 }
 
-/// The JSON lines of `metrics.jsonl` without the wall-clock field.
 fn metrics_without_seconds(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("seconds");
-            v
-        })
-        .collect()
+    common::metrics_without_seconds(&dir.join("metrics.jsonl"))
 }
 
 fn summary_without_wall(dir: &Path) -> serde_json::Value {
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("stage1.json")).unwrap()).unwrap();
-    v.as_object_mut().unwrap().remove("wall_seconds");
-    v
+    common::summary_without_wall(&dir.join("stage1.json"))
 }
 
 #[test]
@@ -44,23 +34,7 @@ fn killed_and_resumed_run_equals_the_uninterrupted_run() {
     let out = stage1(&full, &args).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let mut child = stage1(&killed, &args).spawn().unwrap();
-    let start = Instant::now();
-    loop {
-        let epoch = std::fs::read_to_string(killed.join("checkpoint.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["epoch"].as_u64())
-            .unwrap_or(0);
-        if epoch >= 6 {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(600), "no checkpoint appeared");
-        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    common::kill_after_checkpoint(stage1(&killed, &args).spawn().unwrap(), &killed.join("checkpoint.json"), 6);
     assert!(!killed.join("stage1.json").exists(), "killed before the end");
 
     let refused = stage1(&killed, &args).output().unwrap();

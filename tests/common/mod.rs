@@ -1,0 +1,47 @@
+//! Helpers shared by the end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// The JSON lines of a `metrics.jsonl` without the wall-clock field `seconds`.
+pub fn metrics_without_seconds(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
+/// A JSON summary without its `wall_seconds`.
+pub fn summary_without_wall(path: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("wall_seconds");
+    v
+}
+
+/// Waits until `checkpoint_json` names an epoch ≥ `epoch`, then kills `child` with SIGKILL.
+pub fn kill_after_checkpoint(mut child: Child, checkpoint_json: &Path, epoch: u64) {
+    let start = Instant::now();
+    loop {
+        let seen = std::fs::read_to_string(checkpoint_json)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["epoch"].as_u64())
+            .unwrap_or(0);
+        if seen >= epoch {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(600), "no checkpoint appeared");
+        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
