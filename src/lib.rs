@@ -20,6 +20,7 @@
 
 pub mod backend;
 pub mod inspect;
+pub mod plot;
 pub mod run_dir;
 pub mod stage1;
 pub mod stage2;

@@ -85,8 +85,14 @@ struct SampleArgs {
     #[arg(long)]
     n: usize,
     /// Class label as written in the dataset files; omitted: unconditional (label -1 in the output).
-    #[arg(long, value_name = "C", allow_hyphen_values = true)]
+    #[arg(long, value_name = "C", allow_hyphen_values = true, conflicts_with = "per_class")]
     class: Option<i64>,
+    /// Draw N series for every class of the dataset (labelled with their class).
+    #[arg(long)]
+    per_class: bool,
+    /// Also draw a PNG: real test series next to generated ones, one row per class.
+    #[arg(long, value_name = "FILE.png")]
+    plot: Option<PathBuf>,
     /// Classifier-free guidance weight (1: the plain conditional prior, as the reference).
     #[arg(long, default_value_t = 1.0, value_name = "W")]
     guidance: f64,
@@ -232,22 +238,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             let device = cli.backend.device()?;
             let generator = nc_vqvae::stage2::Generator::load(&args.run, &device)?;
-            let (labels, classes) = match args.class {
-                Some(label) => {
-                    let index = generator.class_index(label).ok_or_else(|| {
-                        Failure::Input(anyhow::anyhow!(
-                            "--class {label}: {} has the labels {:?}",
-                            generator.data.name,
-                            generator.data.classes
-                        ))
-                    })?;
-                    (vec![label; args.n], Some(vec![index; args.n]))
-                }
-                None => (vec![-1; args.n], None),
+            let groups: Vec<(i64, Option<usize>)> = if args.per_class {
+                generator.data.classes.iter().enumerate().map(|(i, &label)| (label, Some(i))).collect()
+            } else if let Some(label) = args.class {
+                let index = generator.class_index(label).ok_or_else(|| {
+                    Failure::Input(anyhow::anyhow!("--class {label}: {} has the labels {:?}", generator.data.name, generator.data.classes))
+                })?;
+                vec![(label, Some(index))]
+            } else {
+                vec![(-1, None)]
             };
+            let labels: Vec<i64> = groups.iter().flat_map(|&(label, _)| std::iter::repeat_n(label, args.n)).collect();
+            let classes: Option<Vec<usize>> =
+                groups.iter().map(|&(_, c)| c.map(|c| std::iter::repeat_n(c, args.n))).collect::<Option<Vec<_>>>().map(|v| v.into_iter().flatten().collect());
             let sampler = nc_vqvae::maskgit::SamplerConfig::new().with_guidance(args.guidance);
-            let series = generator.generate(args.n, classes.as_deref(), &sampler, args.seed, &device)?;
+            let series = generator.generate(labels.len(), classes.as_deref(), &sampler, args.seed, &device)?;
             nc_vqvae::stage2::write_tsv(&args.out, &labels, &series)?;
+            if let Some(plot) = &args.plot {
+                let panels = generator.comparison_panels(&groups, &labels, &series, 10);
+                let title = format!("{}: real test series vs generated", generator.data.name);
+                nc_vqvae::plot::panel_grid(plot, &title, 2, &panels).map_err(|e| Failure::Internal(e.into()))?;
+            }
             println!("{} series of length {} -> {}", series.len(), series.first().map_or(0, Vec::len), args.out.display());
         }
         Command::Stage1(args) => {

@@ -238,6 +238,7 @@ impl RunError {
     }
 }
 
+#[allow(clippy::large_enum_variant)] // one model per run; boxing would complicate the derived Module
 /// The stage-1 model: the baseline or NC-VQVAE.
 #[derive(Module, Debug)]
 pub enum Stage1Model {

@@ -448,6 +448,32 @@ impl Generator {
     }
 }
 
+impl Generator {
+    /// Plot panels, one row per `(label, class index)` group: up to `max` real test series of the
+    /// class (all test series when unconditional) next to up to `max` generated ones, in the data's
+    /// original scale.
+    pub fn comparison_panels(&self, groups: &[(i64, Option<usize>)], labels: &[i64], series: &[Vec<f32>], max: usize) -> Vec<crate::plot::Panel> {
+        let test = &self.data.test;
+        let mut panels = Vec::new();
+        for &(label, class) in groups {
+            let real: Vec<Vec<f32>> = (0..test.n())
+                .filter(|&i| class.is_none_or(|c| test.labels[i] == c))
+                .take(max)
+                .map(|i| {
+                    let mut v = test.series(i).to_vec();
+                    self.data.normalizer.invert(&mut v);
+                    v
+                })
+                .collect();
+            let generated: Vec<Vec<f32>> = labels.iter().zip(series).filter(|(l, _)| **l == label).map(|(_, s)| s.clone()).take(max).collect();
+            let name = if class.is_some() { format!("class {label}") } else { "unconditional".into() };
+            panels.push(crate::plot::Panel { title: format!("{name}: real ({})", real.len()), series: real, color: (30, 90, 200) });
+            panels.push(crate::plot::Panel { title: format!("{name}: generated ({})", generated.len()), series: generated, color: (220, 80, 30) });
+        }
+        panels
+    }
+}
+
 /// The latent width W' of a tokenizer (one forward pass of a zero series).
 fn latent_width(model: &VqVae, device: &Device) -> usize {
     let x = Tensor::<3>::zeros([1, 1, model.length()], device);

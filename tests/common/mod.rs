@@ -7,7 +7,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// The JSON lines of a `metrics.jsonl` without the wall-clock field `seconds`.
-pub fn metrics_without_seconds(path: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn metrics_without_seconds(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -20,14 +20,14 @@ pub fn metrics_without_seconds(path: &Path) -> Vec<serde_json::Value> {
 }
 
 /// A JSON summary without its `wall_seconds`.
-pub fn summary_without_wall(path: &Path) -> serde_json::Value {
+pub(crate) fn summary_without_wall(path: &Path) -> serde_json::Value {
     let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     v.as_object_mut().unwrap().remove("wall_seconds");
     v
 }
 
 /// Waits until `checkpoint_json` names an epoch ≥ `epoch`, then kills `child` with SIGKILL.
-pub fn kill_after_checkpoint(mut child: Child, checkpoint_json: &Path, epoch: u64) {
+pub(crate) fn kill_after_checkpoint(mut child: Child, checkpoint_json: &Path, epoch: u64) {
     let start = Instant::now();
     loop {
         let seen = std::fs::read_to_string(checkpoint_json)

@@ -92,7 +92,7 @@ impl Augmenter {
     /// # Panics
     /// If `length` is 0 or does not divide the batch size.
     pub fn apply_batch(&self, batch: &[f32], length: usize, seed: u64) -> Vec<f32> {
-        assert!(length > 0 && batch.len() % length == 0, "batch of {} values is not a multiple of {length}", batch.len());
+        assert!(length > 0 && batch.len().is_multiple_of(length), "batch of {} values is not a multiple of {length}", batch.len());
         let mut rng = StdRng::seed_from_u64(seed);
         let keep = if self.faithful_stft_zeros { 8 * (length / 8) } else { length };
         let mut out = Vec::with_capacity(batch.len());

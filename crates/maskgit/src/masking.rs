@@ -19,15 +19,6 @@ pub enum MaskMode {
     Inverted,
 }
 
-/// Which positions the training cross-entropy averages over.
-#[derive(burn::config::Config, Debug, Copy, PartialEq, Eq)]
-pub enum LossPositions {
-    /// Only the masked positions (sane).
-    Masked,
-    /// All N positions, masked or not (quirk Q6, faithful).
-    All,
-}
-
 /// Draws one training mask for a batch of `b` sequences of `n` tokens: one `t ~ U[0, 1)` for the
 /// whole batch, `m = ⌊γ(t)·n⌋`, and per sequence the `m` positions with the largest uniform noise
 /// are chosen. Returns `b·n` flags, `true` = the position shows the mask token. In standard mode at

@@ -74,7 +74,7 @@ pub fn sample<R: rand::Rng + ?Sized>(
                     continue;
                 }
                 let l = &logits[(i * n + p) * k..(i * n + p + 1) * k];
-                let code = categorical(l, rng).ok_or_else(|| Error::NonFinite { position: p })?;
+                let code = categorical(l, rng).ok_or(Error::NonFinite { position: p })?;
                 let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
                 let log_z = max + l.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
                 let prob = (l[code] as f64 - log_z).exp();

@@ -45,7 +45,7 @@ impl IterNormConfig {
     /// If `num_groups` does not divide `num_features`.
     pub fn init(&self, device: &Device) -> IterNorm {
         assert!(
-            self.num_groups > 0 && self.num_features % self.num_groups == 0,
+            self.num_groups > 0 && self.num_features.is_multiple_of(self.num_groups),
             "IterNorm: {} groups do not divide {} features",
             self.num_groups,
             self.num_features
