@@ -10,12 +10,13 @@
 //! | [`augment`] | the thesis' augmentations |
 //! | [`vqvae`] | the VQ-VAE tokenizer and NC-VQVAE |
 //! | [`ssl_losses`] | Barlow Twins, VIbCReg, projector, IterNorm |
-//! | [`maskgit`] | the MaskGIT prior (planned) |
+//! | [`maskgit`] | the MaskGIT prior and iterative decoding |
 //! | [`metrics`] | KNN / SVM probes; FCN, FID, IS, CAS (planned) |
 //!
 //! This package also holds what ties them together for the `nc-vqvae` command line: backend
 //! selection ([`backend`]), dataset reports ([`inspect`]), run folders with atomic writes and
-//! checkpoints ([`run_dir`]) and the stage-1 training loop ([`stage1`]). Library crates never choose a
+//! checkpoints ([`run_dir`]), the stage-1 training loop ([`stage1`]), the stage-2 prior training and
+//! sampling ([`stage2`]) and PNG plots ([`plot`]). Library crates never choose a
 //! device; only the binary maps `--backend` to one.
 
 pub mod backend;

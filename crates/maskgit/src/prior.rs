@@ -257,6 +257,20 @@ mod tests {
     }
 
     #[test]
+    fn every_thesis_token_count_works_for_both_variants() {
+        // W' over the 13 thesis datasets is 8, 9, 12, 14 or 15 (reference-shapes.md): N = 5·W'.
+        let device = Device::flex();
+        for n in [40, 45, 60, 70, 75] {
+            for variant in [Variant::Token, Variant::Embedding] {
+                let prior = MaskGitConfig::new(n, 2, variant).with_depth(1).init(codebook(&device), &device).unwrap();
+                let ids = int_tensor(vec![32; 2 * n], [2, n], &device);
+                let classes = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
+                assert_eq!(prior.logits(ids, classes).dims(), [2, n, 32], "N = {n}, {variant:?}");
+            }
+        }
+    }
+
+    #[test]
     fn wrong_codebook_shape_is_an_error() {
         let device = Device::flex();
         let err = MaskGitConfig::new(40, 2, Variant::Token).init(Tensor::zeros([16, 64], &device), &device).unwrap_err();
