@@ -493,3 +493,48 @@ pub fn write_tsv(path: &Path, labels: &[i64], series: &[Vec<f32>]) -> Result<(),
     }
     Ok(write_atomic(path, text.as_bytes())?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> TokenSource {
+        // 3 series × 6 tokens × 4 codes; code j is nearest for every token of series j % 4.
+        let (n, k) = (6, 4);
+        let neg_dist = (0..3 * n).flat_map(|r| (0..k).map(move |j| if j == (r / n) % k { 0.0 } else { -50.0 })).collect();
+        TokenSource { neg_dist, labels: vec![0, 1, 2], n_tokens: n, k }
+    }
+
+    fn host<const D: usize, K: burn::tensor::kind::Basic>(t: Tensor<D, K>) -> Vec<f32> {
+        t.try_into_vec_as::<f32>().unwrap()
+    }
+
+    #[test]
+    fn loss_weights_follow_the_configured_positions() {
+        let device = Device::flex();
+        let src = source();
+        for seed in 0..20 {
+            for all in [false, true] {
+                for mode in [MaskMode::Standard, MaskMode::Inverted] {
+                    let mut rng = StdRng::seed_from_u64(seed);
+                    let b = make_batch(&src, &[0, 1, 2], mode, all, false, 0.0, 3, &mut rng, &device);
+                    let ids = host(b.ids);
+                    let hidden: Vec<bool> = ids.iter().map(|&i| i == 4.0).collect();
+                    let weights = host(b.weights);
+                    for (h, w) in hidden.iter().zip(&weights) {
+                        assert_eq!(*w, if *h || all { 1.0 } else { 0.0 }, "mode {mode:?}, all positions {all}");
+                    }
+                    // Visible inputs are the targets; targets are the nearest codes (argmin draws).
+                    let targets = host(b.targets);
+                    assert_eq!(targets, (0..18).map(|r| (r / 6) as f32).collect::<Vec<_>>());
+                    for ((&i, &t), &h) in ids.iter().zip(&targets).zip(&hidden) {
+                        if !h {
+                            assert_eq!(i, t);
+                        }
+                    }
+                    assert_eq!(host(b.classes), vec![0.0, 1.0, 2.0], "no class dropout at p = 0");
+                }
+            }
+        }
+    }
+}
