@@ -1,0 +1,161 @@
+//! `nc-vqvae fcn train`: the supervised FCN of spec §10.2 for any dataset, trained with the
+//! reference recipe (cross-entropy, AdamW lr 1e-3, weight decay 1e-5, batch 256, cosine schedule
+//! with the stage-1 step counter, 1000 epochs, the test split for monitoring only).
+//!
+//! Files: the weights at `FILE` (Burn record), `FILE.json` (`test_acc`, `epochs`, `wall_seconds`,
+//! plus identification) and `FILE.metrics.jsonl` (one line per epoch). All written atomically.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int};
+use metrics::{Fcn, FcnConfig};
+use serde::{Deserialize, Serialize};
+use ucr_data::{Resolver, Split, UcrDataset, epoch_batches};
+
+use crate::run_dir::{RunDirError, write_atomic, write_json};
+use crate::stage1::{RunError, cosine_lr, progress_bar, read, record_err};
+
+/// Settings of an FCN training run; defaults are the reference's recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FcnTrainConfig {
+    /// Dataset name or path.
+    pub dataset: String,
+    /// `--data-dir`, if given.
+    pub data_dir: Option<PathBuf>,
+    /// Epochs. Reference: 1000.
+    pub epochs: usize,
+    /// Batch size. Reference: 256.
+    pub batch_size: usize,
+    /// Seed of the initialisation and the shuffling.
+    pub seed: u64,
+    /// AdamW peak learning rate. Reference: 1e-3.
+    pub lr: f64,
+    /// AdamW weight decay. Reference (supervised-fcn): 1e-5.
+    pub weight_decay: f64,
+    /// Test accuracy every this many epochs (0: only at the end).
+    pub eval_every: usize,
+}
+
+impl FcnTrainConfig {
+    /// Reference defaults for `dataset`.
+    pub fn new(dataset: &str) -> Self {
+        Self { dataset: dataset.into(), data_dir: None, epochs: 1000, batch_size: 256, seed: 1, lr: 1e-3, weight_decay: 1e-5, eval_every: 50 }
+    }
+}
+
+/// `FILE.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FcnSummary {
+    /// Final accuracy on the whole test split (eval mode).
+    pub test_acc: f64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Wall time, seconds.
+    pub wall_seconds: f64,
+    /// Dataset name.
+    pub dataset: String,
+    /// Number of classes.
+    pub n_classes: usize,
+    /// Series length.
+    pub length: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// Test-split accuracy of an FCN in eval mode.
+pub fn accuracy(model: &Fcn, split: &Split, device: &Device) -> Result<f64, RunError> {
+    let mut correct = 0usize;
+    for idx in epoch_batches(split.n(), 256, false, 0, 0)? {
+        let batch = split.batch(&idx, device);
+        let predicted = read::<i64, 1, Int>(model.forward(batch.x).argmax(1).reshape([idx.len()]))?;
+        correct += predicted.iter().zip(&idx).filter(|(p, i)| **p as usize == split.labels[**i]).count();
+    }
+    Ok(correct as f64 / split.n().max(1) as f64)
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Trains an FCN on `config.dataset` and writes `out`, `out.json` and `out.metrics.jsonl`.
+pub fn train(config: &FcnTrainConfig, out: &Path, device: &Device, progress: bool) -> Result<FcnSummary, RunError> {
+    if config.epochs == 0 || config.batch_size < 2 {
+        return Err(RunError::Config(format!("epochs must be ≥ 1 and batch_size ≥ 2, got {} and {}", config.epochs, config.batch_size)));
+    }
+    let source = Resolver::new(config.data_dir.clone()).resolve(&config.dataset)?;
+    let data = UcrDataset::load(&source)?;
+    let start = Instant::now();
+    let train_device = device.clone().autodiff();
+    train_device.seed(config.seed);
+    let mut model = FcnConfig::new(data.num_classes()).init(&train_device);
+    let mut optim = AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .with_weight_decay(config.weight_decay as f32)
+        .init();
+    let steps = epoch_batches(data.train.n(), config.batch_size, false, 0, 0)?.len();
+    let t_max = config.epochs * (steps + 1);
+    let bar = progress_bar(progress, (config.epochs * steps) as u64, 0);
+    let mut step = 0;
+    let mut log = String::new();
+    for epoch in 0..config.epochs {
+        let epoch_start = Instant::now();
+        let (mut loss_sum, mut batches) = (0.0, 0);
+        for idx in epoch_batches(data.train.n(), config.batch_size, true, config.seed, epoch as u64)? {
+            let batch = data.train.batch(&idx, &train_device);
+            let b = idx.len();
+            let logp = log_softmax(model.forward(batch.x), 1);
+            let loss = logp.gather(1, batch.y.reshape([b, 1])).mean().neg();
+            step += 1;
+            let value = loss.clone().into_scalar::<f32>();
+            if !value.is_finite() {
+                bar.abandon();
+                return Err(RunError::NonFinite { term: "cross_entropy", value, epoch: epoch + 1, step });
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(cosine_lr(config.lr, step, t_max), model, grads);
+            loss_sum += value as f64;
+            batches += 1;
+            bar.set_message(format!("epoch {}/{} loss {value:.4}", epoch + 1, config.epochs));
+            bar.inc(1);
+        }
+        step += 1;
+        let mut line = serde_json::json!({"epoch": epoch + 1, "step": step, "loss": loss_sum / batches as f64, "lr": cosine_lr(config.lr, step, t_max)});
+        if config.eval_every > 0 && (epoch + 1) % config.eval_every == 0 && epoch + 1 < config.epochs {
+            line["test_acc"] = accuracy(&model.valid(), &data.test, device)?.into();
+        }
+        line["seconds"] = epoch_start.elapsed().as_secs_f64().into();
+        log.push_str(&format!("{line}\n"));
+        write_atomic(&with_suffix(out, ".metrics.jsonl"), log.as_bytes())?;
+    }
+    bar.finish_and_clear();
+    let model = model.valid();
+    let test_acc = accuracy(&model, &data.test, device)?;
+    let tmp = with_suffix(out, ".tmp");
+    model.into_record().save(&tmp).map_err(record_err(&tmp))?;
+    std::fs::rename(&tmp, out).map_err(|source| RunDirError::Io { path: out.to_path_buf(), source })?;
+    let summary = FcnSummary {
+        test_acc,
+        epochs: config.epochs,
+        wall_seconds: start.elapsed().as_secs_f64(),
+        dataset: data.name.clone(),
+        n_classes: data.num_classes(),
+        length: data.length(),
+        seed: config.seed,
+    };
+    write_json(&with_suffix(out, ".json"), &summary)?;
+    Ok(summary)
+}
+
+/// Loads an FCN written by [`train`] for `n_classes` classes.
+pub fn load(path: &Path, n_classes: usize, device: &Device) -> Result<Fcn, RunError> {
+    let record = burn::store::ModuleRecord::load(path).map_err(record_err(path))?;
+    FcnConfig::new(n_classes).init(device).try_load_record(record).map_err(record_err(path))
+}
