@@ -21,6 +21,7 @@ use crate::stage1::{RunError, cosine_lr, progress_bar, read, record_err};
 
 /// Settings of an FCN training run; defaults are the reference's recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FcnTrainConfig {
     /// Dataset name or path.
     pub dataset: String,

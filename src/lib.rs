@@ -20,6 +20,7 @@
 //! device; only the binary maps `--backend` to one.
 
 pub mod backend;
+pub mod config;
 pub mod fcn;
 pub mod inspect;
 pub mod plot;

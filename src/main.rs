@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use nc_vqvae::backend::{Backend, NotCompiled};
 use nc_vqvae::inspect::DatasetReport;
 use nc_vqvae::stage1::{AugChoice, SslChoice, Stage1Config, Stage1Error, Stage1Options};
@@ -20,6 +21,12 @@ struct Cli {
     /// Compute backend: cpu (Burn flex), wgpu or cuda; each needs its cargo feature.
     #[arg(long, global = true, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
+    /// TOML file with [stage1] / [stage2] / [fcn] tables of settings (keys as in a run's config.toml).
+    #[arg(long, global = true, value_name = "FILE.toml")]
+    config: Option<PathBuf>,
+    /// Override one setting, e.g. --set stage1.lr=5e-4 (repeatable; applied after --config, before explicit flags).
+    #[arg(long = "set", global = true, value_name = "SECTION.KEY=VALUE")]
+    set: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -215,13 +222,27 @@ impl From<Stage1Error> for Failure {
     }
 }
 
+impl From<nc_vqvae::config::ConfigError> for Failure {
+    fn from(e: nc_vqvae::config::ConfigError) -> Self {
+        Failure::Input(e.into())
+    }
+}
+
+/// Whether the flag `id` was given on the command line (not a default).
+fn explicit(matches: Option<&ArgMatches>, id: &str) -> bool {
+    matches.is_some_and(|m| m.value_source(id) == Some(ValueSource::CommandLine))
+}
+
 impl From<NotCompiled> for Failure {
     fn from(e: NotCompiled) -> Self {
         Failure::Input(e.into())
     }
 }
 
-fn run(cli: Cli) -> Result<(), Failure> {
+fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
+    use nc_vqvae::config::layer;
+    let config_file = cli.config.clone();
+    let sets = cli.set.clone();
     cli.backend.ensure_compiled()?;
     match cli.command {
         Command::Data { command: DataCommand::Inspect { dataset, data_dir, json } } => {
@@ -236,18 +257,33 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Stage2(args) => {
-            let config = nc_vqvae::stage2::Stage2Config {
-                epochs: args.epochs,
-                batch_size: args.batch_size,
-                seed: args.seed,
-                prior: args.prior,
-                stochastic_tokens: !args.argmin_tokens,
-                inverted_masking: args.faithful,
-                loss_on_all_positions: args.faithful,
-                eval_every: args.eval_every,
-                checkpoint_every: args.checkpoint_every,
-                ..Default::default()
-            };
+            let m = matches.subcommand_matches("stage2");
+            let mut config = layer(&nc_vqvae::stage2::Stage2Config::default(), "stage2", config_file.as_deref(), &sets)?;
+            if explicit(m, "epochs") {
+                config.epochs = args.epochs;
+            }
+            if explicit(m, "batch_size") {
+                config.batch_size = args.batch_size;
+            }
+            if explicit(m, "seed") {
+                config.seed = args.seed;
+            }
+            if explicit(m, "prior") {
+                config.prior = args.prior;
+            }
+            if args.argmin_tokens {
+                config.stochastic_tokens = false;
+            }
+            if args.faithful {
+                config.inverted_masking = true;
+                config.loss_on_all_positions = true;
+            }
+            if explicit(m, "eval_every") {
+                config.eval_every = args.eval_every;
+            }
+            if explicit(m, "checkpoint_every") {
+                config.checkpoint_every = args.checkpoint_every;
+            }
             let device = cli.backend.device()?;
             let options = nc_vqvae::stage2::Stage2Options { resume: args.resume, progress: true };
             let summary = nc_vqvae::stage2::train(&config, &args.run, &device, &options)?;
@@ -268,12 +304,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Fcn { command: FcnCommand::Train(args) } => {
-            let mut config = nc_vqvae::fcn::FcnTrainConfig::new(&args.dataset);
-            config.data_dir = args.data_dir;
-            config.epochs = args.epochs;
-            config.batch_size = args.batch_size;
-            config.seed = args.seed;
-            config.eval_every = args.eval_every;
+            let m = matches.subcommand_matches("fcn").and_then(|m| m.subcommand_matches("train"));
+            let mut config = layer(&nc_vqvae::fcn::FcnTrainConfig::new(&args.dataset), "fcn", config_file.as_deref(), &sets)?;
+            config.dataset = args.dataset;
+            if args.data_dir.is_some() {
+                config.data_dir = args.data_dir;
+            }
+            if explicit(m, "epochs") {
+                config.epochs = args.epochs;
+            }
+            if explicit(m, "batch_size") {
+                config.batch_size = args.batch_size;
+            }
+            if explicit(m, "seed") {
+                config.seed = args.seed;
+            }
+            if explicit(m, "eval_every") {
+                config.eval_every = args.eval_every;
+            }
             let device = cli.backend.device()?;
             let summary = nc_vqvae::fcn::train(&config, &args.out, &device, true)?;
             if args.json {
@@ -322,15 +370,33 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{} series of length {} -> {}", series.len(), series.first().map_or(0, Vec::len), args.out.display());
         }
         Command::Stage1(args) => {
-            let mut config = Stage1Config::new(&args.dataset);
-            config.data_dir = args.data_dir;
-            config.ssl = args.ssl;
-            config.aug = args.aug;
-            config.epochs = args.epochs;
-            config.batch_size = args.batch_size;
-            config.seed = args.seed;
-            config.checkpoint_every = args.checkpoint_every;
-            config.probe_every = args.probe_every;
+            let m = matches.subcommand_matches("stage1");
+            let mut config = layer(&Stage1Config::new(&args.dataset), "stage1", config_file.as_deref(), &sets)?;
+            config.dataset = args.dataset;
+            if args.data_dir.is_some() {
+                config.data_dir = args.data_dir;
+            }
+            if explicit(m, "ssl") {
+                config.ssl = args.ssl;
+            }
+            if explicit(m, "aug") {
+                config.aug = args.aug;
+            }
+            if explicit(m, "epochs") {
+                config.epochs = args.epochs;
+            }
+            if explicit(m, "batch_size") {
+                config.batch_size = args.batch_size;
+            }
+            if explicit(m, "seed") {
+                config.seed = args.seed;
+            }
+            if explicit(m, "checkpoint_every") {
+                config.checkpoint_every = args.checkpoint_every;
+            }
+            if explicit(m, "probe_every") {
+                config.probe_every = args.probe_every;
+            }
             let device = cli.backend.device()?;
             let options = Stage1Options { resume: args.resume, progress: true };
             let summary = nc_vqvae::stage1::train(&config, &args.out, &device, &options)?;
@@ -367,8 +433,12 @@ fn main() -> ExitCode {
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         eprintln!("internal error: {}{place} (please report this)", message.replace('\n', " "));
     }));
-    let cli = Cli::parse();
-    match std::panic::catch_unwind(|| run(cli)) {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli, &matches))) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(Failure::Input(e))) => {
             eprintln!("error: {}", e.to_string().replace('\n', " "));

@@ -60,6 +60,7 @@ impl From<AugChoice> for augment::Recipe {
 
 /// Everything that defines a stage-1 run; written to `config.toml`. Defaults are the thesis settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Stage1Config {
     /// Dataset name or path (as given on the command line).
     pub dataset: String,

@@ -44,6 +44,7 @@ pub enum PriorChoice {
 /// Everything that defines a stage-2 run; written to `DIR/stage2/config.toml`. Defaults are the
 /// reference's settings with the sane choices of spec §13.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Stage2Config {
     /// Training epochs. Thesis: 1000.
     pub epochs: usize,

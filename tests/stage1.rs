@@ -94,3 +94,29 @@ fn diverging_run_stops_and_keeps_the_last_good_checkpoint() {
         assert!(folder.join("model.bpk").exists() && folder.join("optim.bpk").exists());
     }
 }
+
+/// Layering: defaults < --config file < --set < explicit flags; the run's config.toml records the
+/// result, and a bad file or --set exits 2 with one line.
+#[test]
+fn config_file_set_and_flags_layer_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("exp.toml");
+    std::fs::write(&file, "[stage1]\nepochs = 5\nlr = 0.002\nbatch_size = 4\n[stage2]\nepochs = 9\n").unwrap();
+    let out = tmp.path().join("run");
+    let f = file.to_str().unwrap();
+    let run = stage1(&out, &["--batch-size", "8", "--config", f, "--set", "stage1.lr=5e-4", "--set", "stage1.batch_size=6", "--epochs", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    let stored: toml::Table = toml::from_str(&std::fs::read_to_string(out.join("config.toml")).unwrap()).unwrap();
+    assert_eq!(stored["epochs"].as_integer(), Some(1), "an explicit flag wins");
+    assert_eq!(stored["batch_size"].as_integer(), Some(8), "an explicit flag wins over --set");
+    assert_eq!(stored["lr"].as_float(), Some(5e-4), "--set wins over the file");
+    std::fs::write(&file, "[stage1]\nepochz = 5\n").unwrap();
+    let bad = stage1(&tmp.path().join("bad"), &["--config", f]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("exp.toml") && stderr.contains("epochz") && stderr.lines().count() == 1, "{stderr}");
+    let bad = stage1(&tmp.path().join("bad2"), &["--set", "stage1.lr"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -1,0 +1,138 @@
+//! Layered run configuration: the thesis defaults, then `--config FILE.toml`, then every
+//! `--set section.key=value`, then the flags given explicitly on the command line.
+//!
+//! A config file holds one table per command: `[stage1]`, `[stage2]`, `[fcn]`, whose keys are the
+//! fields of the matching config (`config.toml` of a run folder shows them all). Unknown keys are
+//! errors. A `--set` value is read as a TOML value (`1e-4`, `true`, `"text"`) or, if it is not one,
+//! as a string (`--set stage1.ssl=barlow-twins`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The tables a config file may hold.
+pub const SECTIONS: [&str; 3] = ["stage1", "stage2", "fcn"];
+
+/// A bad config file or `--set` (always the user's input).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read or parsed.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `--set` argument is malformed or names an unknown section.
+    #[error("--set {arg}: {message}")]
+    Set {
+        /// The argument.
+        arg: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The merged values do not form a valid config (unknown key, wrong type).
+    #[error("{source_name}: {message}")]
+    Invalid {
+        /// Where the values came from.
+        source_name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn one_line(s: impl std::fmt::Display) -> String {
+    s.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Parses a `--set` value: a TOML value if it is one, else a string.
+fn parse_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+/// Applies the config file's `[section]` table and the `--set section.key=value` arguments on top
+/// of `base`. `--set` arguments for another known section are ignored (one list of settings can
+/// feed several commands); an unknown section is an error.
+pub fn layer<T: Serialize + DeserializeOwned>(base: &T, section: &str, file: Option<&Path>, sets: &[String]) -> Result<T, ConfigError> {
+    let mut table = toml::Table::try_from(base).map_err(|e| ConfigError::Invalid { source_name: section.into(), message: one_line(e) })?;
+    let mut origin = String::from("defaults");
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File { path: path.into(), message: one_line(e) })?;
+        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::File { path: path.into(), message: one_line(e) })?;
+        if let Some(name) = doc.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
+            return Err(ConfigError::File { path: path.into(), message: format!("unknown table [{name}] (known: {})", SECTIONS.join(", ")) });
+        }
+        match doc.remove(section) {
+            Some(toml::Value::Table(values)) => table.extend(values),
+            Some(_) => return Err(ConfigError::File { path: path.into(), message: format!("`{section}` must be a table") }),
+            None => {}
+        }
+        origin = path.display().to_string();
+    }
+    for arg in sets {
+        let (key, raw) = arg.split_once('=').ok_or_else(|| ConfigError::Set { arg: arg.clone(), message: "expected section.key=value".into() })?;
+        let (sec, field) = key.trim().split_once('.').ok_or_else(|| ConfigError::Set {
+            arg: arg.clone(),
+            message: format!("the key needs a section: one of {}", SECTIONS.join(", ")),
+        })?;
+        if !SECTIONS.contains(&sec) {
+            return Err(ConfigError::Set { arg: arg.clone(), message: format!("unknown section `{sec}` (known: {})", SECTIONS.join(", ")) });
+        }
+        if sec == section {
+            table.insert(field.to_string(), parse_value(raw.trim()));
+            origin = format!("{origin} + --set");
+        }
+    }
+    table.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid { source_name: origin, message: one_line(e.message()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage1::{SslChoice, Stage1Config};
+
+    #[test]
+    fn file_then_set_then_base_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("c.toml");
+        std::fs::write(&path, "[stage1]\nepochs = 50\nlr = 0.002\nssl = \"vibcreg\"\n[stage2]\nepochs = 7\n").unwrap();
+        let base = Stage1Config::new("ECG5000");
+        let sets = vec!["stage1.lr=5e-4".to_string(), "stage2.batch_size=3".to_string(), "stage1.aug=gauss".to_string()];
+        let c = layer(&base, "stage1", Some(&path), &sets).unwrap();
+        assert_eq!(c.epochs, 50, "from the file");
+        assert_eq!(c.lr, 5e-4, "--set wins over the file");
+        assert_eq!(c.ssl, SslChoice::Vibcreg);
+        assert_eq!(c.aug, crate::stage1::AugChoice::Gauss, "bare strings are strings");
+        assert_eq!(c.batch_size, 128, "other sections' settings are ignored");
+        assert_eq!(layer(&base, "stage1", None, &[]).unwrap(), base);
+    }
+
+    #[test]
+    fn mistakes_are_one_line_errors_naming_the_source() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = Stage1Config::new("ECG5000");
+        let bad_key = tmp.path().join("k.toml");
+        std::fs::write(&bad_key, "[stage1]\nepochz = 5\n").unwrap();
+        let e = layer(&base, "stage1", Some(&bad_key), &[]).unwrap_err().to_string();
+        assert!(e.contains("k.toml") && e.contains("epochz") && !e.contains('\n'), "{e}");
+        let bad_table = tmp.path().join("t.toml");
+        std::fs::write(&bad_table, "[stage3]\nx = 1\n").unwrap();
+        assert!(layer(&base, "stage1", Some(&bad_table), &[]).unwrap_err().to_string().contains("unknown table [stage3]"));
+        let syntax = tmp.path().join("s.toml");
+        std::fs::write(&syntax, "[stage1\n").unwrap();
+        assert!(layer(&base, "stage1", Some(&syntax), &[]).unwrap_err().to_string().contains("s.toml"));
+        for (arg, want) in [("epochs=3", "needs a section"), ("stage9.epochs=3", "unknown section"), ("stage1.epochs", "section.key=value")] {
+            let e = layer(&base, "stage1", None, &[arg.to_string()]).unwrap_err().to_string();
+            assert!(e.contains(want), "{arg}: {e}");
+        }
+        let e = layer(&base, "stage1", None, &["stage1.epochs=many".to_string()]).unwrap_err().to_string();
+        assert!(e.contains("--set") && !e.contains('\n'), "{e}");
+        let missing = tmp.path().join("none.toml");
+        assert!(layer(&base, "stage1", Some(&missing), &[]).unwrap_err().to_string().contains("none.toml"));
+    }
+}
