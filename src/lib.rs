@@ -21,6 +21,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod evaluate;
 pub mod fcn;
 pub mod inspect;
 pub mod plot;

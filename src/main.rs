@@ -44,11 +44,35 @@ enum Command {
     Stage2(Stage2Args),
     /// Draw synthetic series from a run's prior, write them as a UCR TSV file.
     Sample(SampleArgs),
+    /// FID, IS and CAS of a finished stage-2 run (and its probes): writes DIR/eval.json.
+    Evaluate(EvaluateArgs),
     /// The supervised FCN classifier behind FID, IS and CAS.
     Fcn {
         #[command(subcommand)]
         command: FcnCommand,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct EvaluateArgs {
+    /// A run folder with a finished stage 1 and stage 2.
+    #[arg(long, value_name = "DIR")]
+    run: PathBuf,
+    /// FCN weights (from `fcn train`); trained there with the reference recipe if the file is missing. Default: DIR/fcn.bpk.
+    #[arg(long, value_name = "FILE")]
+    fcn: Option<PathBuf>,
+    /// Epochs if the FCN has to be trained (reference: 1000).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    fcn_epochs: usize,
+    /// Epochs of the CAS classifier trained on synthetic data (reference: 1000).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    cas_epochs: usize,
+    /// Seed of the sampling, the IS shuffle and the CAS classifier.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print eval.json on stdout when done.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -303,6 +327,33 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                 );
             }
         }
+        Command::Evaluate(args) => {
+            let device = cli.backend.device()?;
+            let opts = nc_vqvae::evaluate::EvaluateOptions {
+                fcn: args.fcn,
+                fcn_epochs: args.fcn_epochs,
+                cas_epochs: args.cas_epochs,
+                seed: args.seed,
+                progress: true,
+            };
+            let summary = nc_vqvae::evaluate::evaluate(&args.run, &opts, &device)?;
+            if args.json {
+                println!("{}", serde_json::to_string(&summary).map_err(|e| Failure::Internal(e.into()))?);
+            } else {
+                println!(
+                    "FID {:.3}, IS {:.3} ± {:.3}, CAS {:.3} (running, as the reference) / {:.3} (final test accuracy), probes KNN {:.3} SVM {:.3}; FCN test accuracy {:.3} -> {}",
+                    summary.fid,
+                    summary.is_mean,
+                    summary.is_std,
+                    summary.cas,
+                    summary.cas_final_acc,
+                    summary.probe_knn_acc,
+                    summary.probe_svm_acc,
+                    summary.fcn_test_acc,
+                    args.run.join("eval.json").display()
+                );
+            }
+        }
         Command::Fcn { command: FcnCommand::Train(args) } => {
             let m = matches.subcommand_matches("fcn").and_then(|m| m.subcommand_matches("train"));
             let mut config = layer(&nc_vqvae::fcn::FcnTrainConfig::new(&args.dataset), "fcn", config_file.as_deref(), &sets)?;
@@ -360,7 +411,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             let classes: Option<Vec<usize>> =
                 groups.iter().map(|&(_, c)| c.map(|c| std::iter::repeat_n(c, args.n))).collect::<Option<Vec<_>>>().map(|v| v.into_iter().flatten().collect());
             let sampler = nc_vqvae::maskgit::SamplerConfig::new().with_guidance(args.guidance);
-            let series = generator.generate(labels.len(), classes.as_deref(), &sampler, args.seed, &device)?;
+            let series = generator.generate(labels.len(), classes.as_deref(), &sampler, args.seed, true, &device)?;
             nc_vqvae::stage2::write_tsv(&args.out, &labels, &series)?;
             if let Some(plot) = &args.plot {
                 let panels = generator.comparison_panels(&groups, &labels, &series, 10);

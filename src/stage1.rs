@@ -224,6 +224,9 @@ pub enum RunError {
     /// The prior rejected its settings or input (bad input).
     #[error(transparent)]
     Prior(#[from] maskgit::Error),
+    /// A generative score could not be computed.
+    #[error(transparent)]
+    Score(#[from] metrics::ScoreError),
 }
 
 /// The historical name of [`RunError`].

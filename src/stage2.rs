@@ -425,9 +425,23 @@ impl Generator {
         self.data.classes.iter().position(|&c| c == label)
     }
 
-    /// Draws `n` series (in the original scale of the data, length `2⌊L/2⌋`) for the class indices
-    /// `classes` (one per series) or unconditionally. Returns `n` rows, row-major.
-    pub fn generate(&self, n: usize, classes: Option<&[usize]>, sampler: &SamplerConfig, seed: u64, device: &Device) -> Result<Vec<Vec<f32>>, RunError> {
+    /// The stage-1 tokenizer.
+    pub fn tokenizer(&self) -> &VqVae {
+        self.tokenizer.vqvae()
+    }
+
+    /// Draws `n` series of length `2⌊L/2⌋` for the class indices `classes` (one per series) or
+    /// unconditionally, in the data's original scale or (`original_scale = false`) in the
+    /// z-normalised scale the models work in. Returns `n` rows.
+    pub fn generate(
+        &self,
+        n: usize,
+        classes: Option<&[usize]>,
+        sampler: &SamplerConfig,
+        seed: u64,
+        original_scale: bool,
+        device: &Device,
+    ) -> Result<Vec<Vec<f32>>, RunError> {
         let mut rng = StdRng::seed_from_u64(seed);
         let vq = self.tokenizer.vqvae();
         let mut out = Vec::with_capacity(n);
@@ -441,7 +455,9 @@ impl Generator {
             let (_, x_hat) = vq.decode(z);
             let len = x_hat.dims()[2];
             let mut values = read::<f32, 3, _>(x_hat)?;
-            self.data.normalizer.invert(&mut values);
+            if original_scale {
+                self.data.normalizer.invert(&mut values);
+            }
             out.extend(values.chunks(len).map(<[f32]>::to_vec));
             start += b;
         }

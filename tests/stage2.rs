@@ -1,4 +1,4 @@
-//! `nc-vqvae stage2` and `sample` end to end on the bundled dataset: a prior killed with SIGKILL and
+//! `nc-vqvae stage2`, `sample` and `evaluate` end to end on the bundled dataset: a prior killed with SIGKILL and
 //! resumed ends exactly like an uninterrupted one, samples are valid UCR rows in the data's scale
 //! and seeded, and missing prerequisites or bad flags exit with code 2 and one line.
 
@@ -36,6 +36,10 @@ fn stage1_runs(root: &Path, dirs: &[&Path]) {
             std::fs::copy(first.join(f), dir.join(f)).unwrap();
         }
     }
+}
+
+fn summary_without_wall_probe(run: &Path) -> f64 {
+    common::summary_without_wall(&run.join("stage1.json"))["probe_svm_acc"].as_f64().unwrap()
 }
 
 fn read_tsv(path: &Path) -> Vec<(i64, Vec<f64>)> {
@@ -110,6 +114,28 @@ fn killed_and_resumed_prior_equals_the_uninterrupted_one_and_samples_are_valid()
     assert_ne!(sample(Some(c1), "1", "b.tsv").iter().map(|r| &r.1).collect::<Vec<_>>(), a.iter().map(|r| &r.1).collect::<Vec<_>>());
     let u = sample(None, "1", "u.tsv");
     assert!(u.iter().all(|(l, _)| *l == -1), "unconditional rows are labelled -1");
+    // Evaluation: an FCN trained on the fly (cached for the next call), FID / IS / CAS in range.
+    let fcn_file = tmp.path().join("fcn.bpk");
+    let eval = |extra: &[&str]| {
+        let mut a = vec!["evaluate", "--run", full.to_str().unwrap(), "--fcn", fcn_file.to_str().unwrap(), "--cas-epochs", "2", "--json"];
+        a.extend(extra);
+        let out = ok(nc_vqvae(&a).output().unwrap());
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let e = eval(&["--fcn-epochs", "15"]);
+    assert_eq!(e, serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(full.join("eval.json")).unwrap()).unwrap());
+    assert!(fcn_file.exists() && tmp.path().join("fcn.bpk.json").exists(), "the FCN is cached");
+    let f = |k: &str| e[k].as_f64().unwrap_or_else(|| panic!("{k} in {e}"));
+    assert!(f("fid").is_finite() && f("fid") >= -1e-6, "{e}");
+    assert!((1.0 - 1e-9..=2.0 + 1e-9).contains(&f("is_mean")), "IS of 2 classes lies in [1, 2]: {e}");
+    assert!((0.0..=1.0).contains(&f("cas")) && (0.0..=1.0).contains(&f("cas_final_acc")), "{e}");
+    assert_eq!(e["n_generated"], 601, "N_test unconditional samples");
+    assert_eq!(e["n_cas_samples"], 1000, "20 train series → ≈1000 class-proportional samples");
+    assert_eq!(f("probe_svm_acc"), summary_without_wall_probe(&full));
+    let again = eval(&["--fcn-epochs", "1"]);
+    assert_eq!(again["fcn_test_acc"], e["fcn_test_acc"], "the cached FCN is reused, not retrained");
+    assert_eq!(again["fid"], e["fid"], "same seed, same samples, same FID");
+
     // Original scale: the generated series' mean is the data's, not the z-normalised 0 (loosely).
     let mean = a.iter().flat_map(|r| r.1.iter()).sum::<f64>() / (6.0 * 70.0);
     let sd = data.normalizer.std;
