@@ -20,7 +20,7 @@ use maskgit::SamplerConfig;
 use serde::{Deserialize, Serialize};
 use ucr_data::{Split, SplitStats, epoch_batches};
 
-use crate::fcn::{FcnTrainConfig, FitOptions, accuracy, fit, load, train_on};
+use crate::fcn::{FcnTrainConfig, accuracy, fit, load, train_on};
 use crate::run_dir::{read_json, write_json};
 use crate::stage1::{RunError, Stage1Summary, read};
 use crate::stage2::Generator;
@@ -152,17 +152,10 @@ pub fn evaluate(run: &Path, opts: &EvaluateOptions, device: &Device) -> Result<E
     let synthetic = generator.generate(labels.len(), Some(&labels), &sampler, opts.seed.wrapping_add(1), false, device)?;
     let n_cas = synthetic.len();
     let split = synthetic_split(synthetic, labels, k);
-    let cas_opts = FitOptions {
-        epochs: opts.cas_epochs,
-        batch_size: 256,
-        seed: opts.seed,
-        lr: 1e-3,
-        weight_decay: 1e-5,
-        eval_every: 0,
-        running_accuracy: true,
-        progress: opts.progress,
-    };
-    let cas = fit(&split, &data.test, k, &cas_opts, device)?;
+    let mut cas_config = FcnTrainConfig::new(&generator.stage1.dataset);
+    cas_config.epochs = opts.cas_epochs;
+    cas_config.seed = opts.seed;
+    let cas = fit(&split, &data.test, k, &cas_config, true, opts.progress, device)?;
 
     let summary = EvalSummary {
         fid,

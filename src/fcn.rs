@@ -16,8 +16,8 @@ use metrics::{Fcn, FcnConfig};
 use serde::{Deserialize, Serialize};
 use ucr_data::{Resolver, Split, UcrDataset, epoch_batches};
 
-use crate::run_dir::{RunDirError, write_atomic, write_json};
-use crate::stage1::{RunError, cosine_lr, progress_bar, read, record_err};
+use crate::run_dir::{write_atomic, write_json};
+use crate::stage1::{RunError, cosine_lr, load_weights, progress_bar, read, save_weights};
 
 /// Settings of an FCN training run; defaults are the reference's recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,28 +84,6 @@ pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Optimisation settings of one FCN fit (the reference recipe unless changed).
-#[derive(Debug, Clone)]
-pub struct FitOptions {
-    /// Epochs.
-    pub epochs: usize,
-    /// Batch size.
-    pub batch_size: usize,
-    /// Seed of the initialisation and the shuffling.
-    pub seed: u64,
-    /// AdamW peak learning rate.
-    pub lr: f64,
-    /// AdamW weight decay.
-    pub weight_decay: f64,
-    /// Test accuracy every this many epochs (0: only at the end); ignored when `running_accuracy`.
-    pub eval_every: usize,
-    /// Validate on the test split after every epoch and keep the reference's running accuracy
-    /// (CAS, quirk Q21).
-    pub running_accuracy: bool,
-    /// Show a progress bar.
-    pub progress: bool,
-}
-
 /// The result of [`fit`].
 pub struct Fitted {
     /// The trained network in eval mode (on the plain device).
@@ -118,9 +96,20 @@ pub struct Fitted {
     pub log: String,
 }
 
-/// Trains an FCN for `n_classes` classes on `train`, monitoring on `test` (reference recipe:
-/// cross-entropy, AdamW, cosine schedule with the stage-1 step counter).
-pub fn fit(train: &Split, test: &Split, n_classes: usize, opts: &FitOptions, device: &Device) -> Result<Fitted, RunError> {
+/// Trains an FCN for `n_classes` classes on `train` with the optimisation settings of `opts`
+/// (its dataset fields are not used), monitoring on `test` (reference recipe: cross-entropy,
+/// AdamW, cosine schedule with the stage-1 step counter). With `running_accuracy` it validates on
+/// `test` after every epoch and keeps the reference's running accuracy (CAS, quirk Q21) instead of
+/// the `eval_every` checks.
+pub fn fit(
+    train: &Split,
+    test: &Split,
+    n_classes: usize,
+    opts: &FcnTrainConfig,
+    running_accuracy: bool,
+    progress: bool,
+    device: &Device,
+) -> Result<Fitted, RunError> {
     if opts.epochs == 0 || opts.batch_size < 2 {
         return Err(RunError::Config(format!("epochs must be ≥ 1 and batch_size ≥ 2, got {} and {}", opts.epochs, opts.batch_size)));
     }
@@ -135,7 +124,7 @@ pub fn fit(train: &Split, test: &Split, n_classes: usize, opts: &FitOptions, dev
         .init();
     let steps = epoch_batches(train.n(), opts.batch_size, false, 0, 0)?.len();
     let t_max = opts.epochs * (steps + 1);
-    let bar = progress_bar(opts.progress, (opts.epochs * steps) as u64, 0);
+    let bar = progress_bar(progress, (opts.epochs * steps) as u64, 0);
     let mut step = 0;
     let mut log = String::new();
     let mut running = metrics::RunningAccuracy::default();
@@ -162,7 +151,7 @@ pub fn fit(train: &Split, test: &Split, n_classes: usize, opts: &FitOptions, dev
         }
         step += 1;
         let mut line = serde_json::json!({"epoch": epoch + 1, "step": step, "loss": loss_sum / batches as f64, "lr": cosine_lr(opts.lr, step, t_max)});
-        if opts.running_accuracy {
+        if running_accuracy {
             let eval = model.valid();
             for acc in batch_accuracies(&eval, test, device)? {
                 running.update(acc);
@@ -177,7 +166,7 @@ pub fn fit(train: &Split, test: &Split, n_classes: usize, opts: &FitOptions, dev
     bar.finish_and_clear();
     let model = model.valid();
     let test_acc = accuracy(&model, test, device)?;
-    Ok(Fitted { model, test_acc, running_acc: opts.running_accuracy.then_some(running.value()), log })
+    Ok(Fitted { model, test_acc, running_acc: running_accuracy.then_some(running.value()), log })
 }
 
 /// Accuracy of every test batch of 256 (in order).
@@ -202,21 +191,9 @@ pub fn train(config: &FcnTrainConfig, out: &Path, device: &Device, progress: boo
 /// [`train`] on an already loaded dataset.
 pub fn train_on(config: &FcnTrainConfig, data: &UcrDataset, out: &Path, device: &Device, progress: bool) -> Result<FcnSummary, RunError> {
     let start = Instant::now();
-    let opts = FitOptions {
-        epochs: config.epochs,
-        batch_size: config.batch_size,
-        seed: config.seed,
-        lr: config.lr,
-        weight_decay: config.weight_decay,
-        eval_every: config.eval_every,
-        running_accuracy: false,
-        progress,
-    };
-    let fitted = fit(&data.train, &data.test, data.num_classes(), &opts, device)?;
+    let fitted = fit(&data.train, &data.test, data.num_classes(), config, false, progress, device)?;
     write_atomic(&with_suffix(out, ".metrics.jsonl"), fitted.log.as_bytes())?;
-    let tmp = with_suffix(out, ".tmp");
-    fitted.model.into_record().save(&tmp).map_err(record_err(&tmp))?;
-    std::fs::rename(&tmp, out).map_err(|source| RunDirError::Io { path: out.to_path_buf(), source })?;
+    save_weights(fitted.model, out)?;
     let summary = FcnSummary {
         test_acc: fitted.test_acc,
         epochs: config.epochs,
@@ -232,6 +209,5 @@ pub fn train_on(config: &FcnTrainConfig, data: &UcrDataset, out: &Path, device: 
 
 /// Loads an FCN written by [`train`] for `n_classes` classes.
 pub fn load(path: &Path, n_classes: usize, device: &Device) -> Result<Fcn, RunError> {
-    let record = burn::store::ModuleRecord::load(path).map_err(record_err(path))?;
-    FcnConfig::new(n_classes).init(device).try_load_record(record).map_err(record_err(path))
+    load_weights(FcnConfig::new(n_classes).init(device), path)
 }

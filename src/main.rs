@@ -252,6 +252,28 @@ impl From<nc_vqvae::config::ConfigError> for Failure {
     }
 }
 
+/// Copies each named flag from `args` into `config` when it was given on the command line, so
+/// explicit flags win over `--config` and `--set` while flag defaults do not.
+macro_rules! explicit_flags {
+    ($matches:expr, $config:ident, $args:ident: $($field:ident),+) => {
+        $(
+            if explicit($matches, stringify!($field)) {
+                $config.$field = $args.$field;
+            }
+        )+
+    };
+}
+
+/// Prints a command's summary: one JSON line with `--json`, else the human text.
+fn report<T: serde::Serialize>(json: bool, summary: &T, text: impl FnOnce(&T) -> String) -> Result<(), Failure> {
+    if json {
+        println!("{}", serde_json::to_string(summary).map_err(|e| Failure::Internal(e.into()))?);
+    } else {
+        println!("{}", text(summary));
+    }
+    Ok(())
+}
+
 /// Whether the flag `id` was given on the command line (not a default).
 fn explicit(matches: Option<&ArgMatches>, id: &str) -> bool {
     matches.is_some_and(|m| m.value_source(id) == Some(ValueSource::CommandLine))
@@ -283,18 +305,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
         Command::Stage2(args) => {
             let m = matches.subcommand_matches("stage2");
             let mut config = layer(&nc_vqvae::stage2::Stage2Config::default(), "stage2", config_file.as_deref(), &sets)?;
-            if explicit(m, "epochs") {
-                config.epochs = args.epochs;
-            }
-            if explicit(m, "batch_size") {
-                config.batch_size = args.batch_size;
-            }
-            if explicit(m, "seed") {
-                config.seed = args.seed;
-            }
-            if explicit(m, "prior") {
-                config.prior = args.prior;
-            }
+            explicit_flags!(m, config, args: epochs, batch_size, seed, prior, eval_every, checkpoint_every);
             if args.argmin_tokens {
                 config.stochastic_tokens = false;
             }
@@ -302,30 +313,22 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                 config.inverted_masking = true;
                 config.loss_on_all_positions = true;
             }
-            if explicit(m, "eval_every") {
-                config.eval_every = args.eval_every;
-            }
-            if explicit(m, "checkpoint_every") {
-                config.checkpoint_every = args.checkpoint_every;
-            }
             let device = cli.backend.device()?;
             let options = nc_vqvae::stage2::Stage2Options { resume: args.resume, progress: true };
             let summary = nc_vqvae::stage2::train(&config, &args.run, &device, &options)?;
-            if args.json {
-                println!("{}", serde_json::to_string(&summary).map_err(|e| Failure::Internal(e.into()))?);
-            } else {
-                println!(
+            report(args.json, &summary, |s| {
+                format!(
                     "prior ({}, {} tokens): test masked-token loss {:.4} nats (uniform: {:.4}), all positions {:.4}, {} epochs in {:.0}s -> {}",
-                    summary.variant,
-                    summary.n_tokens,
-                    summary.loss,
-                    summary.uniform_loss,
-                    summary.loss_all_positions,
-                    summary.epochs,
-                    summary.wall_seconds,
+                    s.variant,
+                    s.n_tokens,
+                    s.loss,
+                    s.uniform_loss,
+                    s.loss_all_positions,
+                    s.epochs,
+                    s.wall_seconds,
                     args.run.join("stage2.json").display()
-                );
-            }
+                )
+            })?;
         }
         Command::Evaluate(args) => {
             let device = cli.backend.device()?;
@@ -337,22 +340,20 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                 progress: true,
             };
             let summary = nc_vqvae::evaluate::evaluate(&args.run, &opts, &device)?;
-            if args.json {
-                println!("{}", serde_json::to_string(&summary).map_err(|e| Failure::Internal(e.into()))?);
-            } else {
-                println!(
+            report(args.json, &summary, |s| {
+                format!(
                     "FID {:.3}, IS {:.3} ± {:.3}, CAS {:.3} (running, as the reference) / {:.3} (final test accuracy), probes KNN {:.3} SVM {:.3}; FCN test accuracy {:.3} -> {}",
-                    summary.fid,
-                    summary.is_mean,
-                    summary.is_std,
-                    summary.cas,
-                    summary.cas_final_acc,
-                    summary.probe_knn_acc,
-                    summary.probe_svm_acc,
-                    summary.fcn_test_acc,
+                    s.fid,
+                    s.is_mean,
+                    s.is_std,
+                    s.cas,
+                    s.cas_final_acc,
+                    s.probe_knn_acc,
+                    s.probe_svm_acc,
+                    s.fcn_test_acc,
                     args.run.join("eval.json").display()
-                );
-            }
+                )
+            })?;
         }
         Command::Fcn { command: FcnCommand::Train(args) } => {
             let m = matches.subcommand_matches("fcn").and_then(|m| m.subcommand_matches("train"));
@@ -361,32 +362,19 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             if args.data_dir.is_some() {
                 config.data_dir = args.data_dir;
             }
-            if explicit(m, "epochs") {
-                config.epochs = args.epochs;
-            }
-            if explicit(m, "batch_size") {
-                config.batch_size = args.batch_size;
-            }
-            if explicit(m, "seed") {
-                config.seed = args.seed;
-            }
-            if explicit(m, "eval_every") {
-                config.eval_every = args.eval_every;
-            }
+            explicit_flags!(m, config, args: epochs, batch_size, seed, eval_every);
             let device = cli.backend.device()?;
             let summary = nc_vqvae::fcn::train(&config, &args.out, &device, true)?;
-            if args.json {
-                println!("{}", serde_json::to_string(&summary).map_err(|e| Failure::Internal(e.into()))?);
-            } else {
-                println!(
+            report(args.json, &summary, |s| {
+                format!(
                     "FCN on {}: test accuracy {:.4} after {} epochs in {:.0}s -> {}",
-                    summary.dataset,
-                    summary.test_acc,
-                    summary.epochs,
-                    summary.wall_seconds,
+                    s.dataset,
+                    s.test_acc,
+                    s.epochs,
+                    s.wall_seconds,
                     args.out.display()
-                );
-            }
+                )
+            })?;
         }
         Command::Sample(args) => {
             if args.n == 0 {
@@ -427,47 +415,25 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             if args.data_dir.is_some() {
                 config.data_dir = args.data_dir;
             }
-            if explicit(m, "ssl") {
-                config.ssl = args.ssl;
-            }
-            if explicit(m, "aug") {
-                config.aug = args.aug;
-            }
-            if explicit(m, "epochs") {
-                config.epochs = args.epochs;
-            }
-            if explicit(m, "batch_size") {
-                config.batch_size = args.batch_size;
-            }
-            if explicit(m, "seed") {
-                config.seed = args.seed;
-            }
-            if explicit(m, "checkpoint_every") {
-                config.checkpoint_every = args.checkpoint_every;
-            }
-            if explicit(m, "probe_every") {
-                config.probe_every = args.probe_every;
-            }
+            explicit_flags!(m, config, args: ssl, aug, epochs, batch_size, seed, checkpoint_every, probe_every);
             let device = cli.backend.device()?;
             let options = Stage1Options { resume: args.resume, progress: true };
             let summary = nc_vqvae::stage1::train(&config, &args.out, &device, &options)?;
-            if args.json {
-                println!("{}", serde_json::to_string(&summary).map_err(|e| Failure::Internal(e.into()))?);
-            } else {
-                println!(
+            report(args.json, &summary, |s| {
+                format!(
                     "{} ({:?}): test recon MSE {:.4} (time) {:.4} (time-freq), probes KNN {:.3} SVM {:.3}, perplexity {:.1}, {} epochs in {:.0}s -> {}",
-                    summary.dataset,
-                    summary.ssl,
-                    summary.recon_mse_time,
-                    summary.recon_mse_timefreq,
-                    summary.probe_knn_acc,
-                    summary.probe_svm_acc,
-                    summary.codebook_perplexity,
-                    summary.epochs,
-                    summary.wall_seconds,
+                    s.dataset,
+                    s.ssl,
+                    s.recon_mse_time,
+                    s.recon_mse_timefreq,
+                    s.probe_knn_acc,
+                    s.probe_svm_acc,
+                    s.codebook_perplexity,
+                    s.epochs,
+                    s.wall_seconds,
                     args.out.join("stage1.json").display()
-                );
-            }
+                )
+            })?;
         }
     }
     Ok(())

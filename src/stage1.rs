@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use ssl_losses::SslMethod;
 use ucr_data::{Resolver, Split, UcrDataset, epoch_batches};
@@ -363,6 +364,95 @@ pub(crate) fn record_err(path: &Path) -> impl FnOnce(burn::store::RecordError) -
     move |e| Stage1Error::Record { path: path.to_path_buf(), message: e.to_string() }
 }
 
+/// Parses the TOML text of a file the program wrote (a run's `config.toml`).
+fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, RunError> {
+    toml::from_str(text).map_err(|e| RunError::Config(format!("{}: {}", path.display(), e.to_string().replace('\n', " "))))
+}
+
+/// Reads a run's TOML config file.
+pub(crate) fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, RunError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunDirError::Io { path: path.to_path_buf(), source })?;
+    parse_toml(path, &text)
+}
+
+/// The config of a training run at `path`: when resuming, the stored one (`missing` if there is
+/// none); otherwise `given`, written there atomically (`exists` if a run is already there).
+pub(crate) fn run_config<T: Serialize + DeserializeOwned + Clone>(
+    path: &Path,
+    resume: bool,
+    given: &T,
+    missing: impl FnOnce() -> String,
+    exists: impl FnOnce() -> String,
+) -> Result<T, RunError> {
+    if resume {
+        let text = std::fs::read_to_string(path).map_err(|_| RunError::RunExists(missing()))?;
+        return parse_toml(path, &text);
+    }
+    if path.exists() {
+        return Err(RunError::RunExists(exists()));
+    }
+    let text = toml::to_string_pretty(given).map_err(|e| RunError::Config(e.to_string()))?;
+    write_atomic(path, text.as_bytes())?;
+    Ok(given.clone())
+}
+
+/// Where a training loop starts: fresh, or from the run's latest checkpoint when resuming (the
+/// model file `model_file` and `optim.bpk` of that checkpoint; `metrics.jsonl` is cut back to it).
+/// Returns the model, the optimiser, and the checkpoint's epoch, step and wall seconds.
+pub(crate) fn restore<M: Module>(
+    run: &RunDir,
+    resume: bool,
+    model_file: &str,
+    model: M,
+    optim: ModuleOptimizer,
+) -> Result<(M, ModuleOptimizer, usize, usize, f64), RunError> {
+    if !resume {
+        return Ok((model, optim, 0, 0, 0.0));
+    }
+    let Some(info) = run.checkpoint()? else {
+        run.truncate_metrics(0)?;
+        return Ok((model, optim, 0, 0, 0.0));
+    };
+    let folder = run.path(&info.folder);
+    let model = load_weights(model, &folder.join(model_file))?;
+    let optim_path = folder.join("optim.bpk");
+    let record = burn::optim::OptimizerRecord::load(&optim_path).map_err(record_err(&optim_path))?;
+    run.truncate_metrics(info.epoch)?;
+    Ok((model, optim.load_record(record), info.epoch, info.step, info.wall_seconds))
+}
+
+/// Writes a checkpoint (`model_file` + `optim.bpk` in its own folder) and makes it current.
+pub(crate) fn save_checkpoint<M: Module>(
+    run: &RunDir,
+    model_file: &str,
+    model: M,
+    optim: &ModuleOptimizer,
+    (epoch, step, wall_seconds): (usize, usize, f64),
+) -> Result<(), RunError> {
+    let (folder, path) = run.new_checkpoint_folder(epoch)?;
+    let model_path = path.join(model_file);
+    model.into_record().save(&model_path).map_err(record_err(&model_path))?;
+    let optim_path = path.join("optim.bpk");
+    optim.to_record().save(&optim_path).map_err(record_err(&optim_path))?;
+    run.commit_checkpoint(&CheckpointInfo { epoch, step, wall_seconds, folder })?;
+    Ok(())
+}
+
+/// Loads weights saved by [`save_weights`] (or a checkpoint) into `model`.
+pub(crate) fn load_weights<M: Module>(model: M, path: &Path) -> Result<M, RunError> {
+    let record = ModuleRecord::load(path).map_err(record_err(path))?;
+    model.try_load_record(record).map_err(record_err(path))
+}
+
+/// Saves a module's weights atomically (a temporary file in the same folder, then a rename).
+pub(crate) fn save_weights<M: Module>(model: M, path: &Path) -> Result<(), RunError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("weights");
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    model.into_record().save(&tmp).map_err(record_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(|source| RunDirError::Io { path: path.to_path_buf(), source })?;
+    Ok(())
+}
+
 /// Options of one invocation (not part of the run's identity).
 #[derive(Debug, Clone, Default)]
 pub struct Stage1Options {
@@ -376,36 +466,23 @@ pub struct Stage1Options {
 /// and writes `stage1.json`.
 pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage1Options) -> Result<Stage1Summary, Stage1Error> {
     config.validate()?;
-    let config_path = out.join("config.toml");
-    let config = if options.resume {
-        let text = std::fs::read_to_string(&config_path)
-            .map_err(|_| Stage1Error::RunExists(format!("{}: no run to resume (config.toml missing)", out.display())))?;
-        let stored = toml::from_str::<Stage1Config>(&text)
-            .map_err(|e| Stage1Error::Config(format!("{}: {}", config_path.display(), e.to_string().replace('\n', " "))))?;
-        stored.validate()?;
-        stored
-    } else {
-        if config_path.exists() {
-            return Err(Stage1Error::RunExists(format!(
-                "{}: already holds a run; pass --resume to continue it or choose another --out",
-                out.display()
-            )));
-        }
-        config.clone()
-    };
+    let config: Stage1Config = run_config(
+        &out.join("config.toml"),
+        options.resume,
+        config,
+        || format!("{}: no run to resume (config.toml missing)", out.display()),
+        || format!("{}: already holds a run; pass --resume to continue it or choose another --out", out.display()),
+    )?;
+    config.validate()?;
     let run = RunDir::create(out)?;
-    if !options.resume {
-        let text = toml::to_string_pretty(&config).map_err(|e| Stage1Error::Config(e.to_string()))?;
-        write_atomic(&config_path, text.as_bytes())?;
-    }
 
     let source = Resolver::new(config.data_dir.clone()).resolve(&config.dataset)?;
     let data = UcrDataset::load(&source)?;
     let train_device = device.clone().autodiff();
     train_device.seed(config.seed);
-    let mut model = Stage1Model::new(&config, data.length(), &train_device)
+    let model = Stage1Model::new(&config, data.length(), &train_device)
         .map_err(|source| Stage1Error::Model { dataset: data.name.clone(), source })?;
-    let mut optim = AdamWConfig::new()
+    let optim = AdamWConfig::new()
         .with_beta_1(config.beta1 as f32)
         .with_beta_2(config.beta2 as f32)
         .with_epsilon(config.epsilon as f32)
@@ -414,20 +491,7 @@ pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage
 
     let steps_per_epoch = epoch_batches(data.train.n(), config.batch_size, false, 0, 0)?.len();
     let t_max = config.epochs * (steps_per_epoch + 1);
-    let (mut start_epoch, mut step, mut wall) = (0, 0, 0.0);
-    if options.resume && let Some(info) = run.checkpoint()? {
-        let folder = run.path(&info.folder);
-        let model_path = folder.join("model.bpk");
-        let record = ModuleRecord::load(&model_path).map_err(record_err(&model_path))?;
-        model = model.try_load_record(record).map_err(record_err(&model_path))?;
-        let optim_path = folder.join("optim.bpk");
-        let record = burn::optim::OptimizerRecord::load(&optim_path).map_err(record_err(&optim_path))?;
-        optim = optim.load_record(record);
-        (start_epoch, step, wall) = (info.epoch, info.step, info.wall_seconds);
-        run.truncate_metrics(info.epoch)?;
-    } else if options.resume {
-        run.truncate_metrics(0)?;
-    }
+    let (mut model, mut optim, start_epoch, mut step, mut wall) = restore(&run, options.resume, "model.bpk", model, optim)?;
 
     let augmenter = augment::Augmenter::new(config.aug.into()).with_faithful_stft_zeros(config.faithful_aug_zeros);
     let length = data.length();
@@ -482,26 +546,18 @@ pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage
         if (epoch + 1) % config.checkpoint_every == 0 || done {
             wall += segment_start.elapsed().as_secs_f64();
             segment_start = Instant::now();
-            let (folder, path) = run.new_checkpoint_folder(epoch + 1)?;
-            let model_path = path.join("model.bpk");
             // Burn's RunningState (BatchNorm statistics, the EMA codebook) keeps its latest update
             // pending until it is synced, and recording reads the synced value: `valid()` syncs
             // every running state in place, so the checkpoint holds the current buffers.
             let _ = model.valid();
-            model.clone().into_record().save(&model_path).map_err(record_err(&model_path))?;
-            let optim_path = path.join("optim.bpk");
-            optim.to_record().save(&optim_path).map_err(record_err(&optim_path))?;
-            run.commit_checkpoint(&CheckpointInfo { epoch: epoch + 1, step, wall_seconds: wall, folder })?;
+            save_checkpoint(&run, "model.bpk", model.clone(), &optim, (epoch + 1, step, wall))?;
         }
     }
     bar.finish_and_clear();
 
     let final_model = model.valid();
     let eval = evaluate(final_model.vqvae(), &data, device)?;
-    let model_path = run.path("model.bpk");
-    let tmp = run.path(".model.bpk.tmp");
-    final_model.into_record().save(&tmp).map_err(record_err(&tmp))?;
-    std::fs::rename(&tmp, &model_path).map_err(|source| RunDirError::Io { path: model_path.clone(), source })?;
+    save_weights(final_model, &run.path("model.bpk"))?;
     wall += segment_start.elapsed().as_secs_f64(); // the final evaluation
     let summary = Stage1Summary {
         recon_mse_time: eval.recon_time,
@@ -531,16 +587,11 @@ pub fn load_finished(run: &Path, device: &Device) -> Result<(Stage1Config, UcrDa
             run.display()
         )));
     }
-    let config_path = run.join("config.toml");
-    let text = std::fs::read_to_string(&config_path).map_err(|source| RunDirError::Io { path: config_path.clone(), source })?;
-    let config = toml::from_str::<Stage1Config>(&text)
-        .map_err(|e| RunError::Config(format!("{}: {}", config_path.display(), e.to_string().replace('\n', " "))))?;
+    let config: Stage1Config = read_toml(&run.join("config.toml"))?;
     let source = Resolver::new(config.data_dir.clone()).resolve(&config.dataset)?;
     let data = UcrDataset::load(&source)?;
     let model = Stage1Model::new(&config, data.length(), device).map_err(|source| RunError::Model { dataset: data.name.clone(), source })?;
-    let record = ModuleRecord::load(&model_path).map_err(record_err(&model_path))?;
-    let model = model.try_load_record(record).map_err(record_err(&model_path))?;
-    Ok((config, data, model))
+    Ok((config, data, load_weights(model, &model_path)?))
 }
 
 pub(crate) fn progress_bar(show: bool, total: u64, done: u64) -> indicatif::ProgressBar {

@@ -16,17 +16,19 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
-use burn::store::ModuleRecord;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use maskgit::{MaskGit, MaskGitConfig, MaskMode, SamplerConfig, Variant, draw_codes, draw_mask, drop_classes, int_tensor};
+use maskgit::{MaskGit, MaskGitConfig, MaskMode, SamplerConfig, TrunkConfig, Variant, draw_codes, draw_mask, drop_classes, int_tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use ucr_data::{Split, UcrDataset, epoch_batches};
 use vqvae::VqVae;
 
-use crate::run_dir::{CheckpointInfo, RunDir, RunDirError, write_atomic, write_json};
-use crate::stage1::{RunError, SslChoice, Stage1Config, cosine_lr, load_finished, mix, progress_bar, read, record_err};
+use crate::run_dir::{RunDir, write_atomic, write_json};
+use crate::stage1::{
+    RunError, SslChoice, Stage1Config, cosine_lr, load_finished, load_weights, mix, progress_bar, read, read_toml, restore, run_config,
+    save_checkpoint, save_weights,
+};
 
 /// Which prior to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -251,25 +253,14 @@ pub fn train(config: &Stage2Config, run: &Path, device: &Device, options: &Stage
     config.validate()?;
     let (stage1, data, tokenizer) = load_finished(run, device)?;
     let folder = RunDir::create(&run.join("stage2"))?;
-    let config_path = folder.path("config.toml");
-    let config = if options.resume {
-        let text = std::fs::read_to_string(&config_path)
-            .map_err(|_| RunError::RunExists(format!("{}: no stage-2 run to resume (config.toml missing)", folder.root().display())))?;
-        let stored = toml::from_str::<Stage2Config>(&text)
-            .map_err(|e| RunError::Config(format!("{}: {}", config_path.display(), e.to_string().replace('\n', " "))))?;
-        stored.validate()?;
-        stored
-    } else {
-        if config_path.exists() {
-            return Err(RunError::RunExists(format!(
-                "{}: already holds a stage-2 run; pass --resume to continue it",
-                folder.root().display()
-            )));
-        }
-        let text = toml::to_string_pretty(config).map_err(|e| RunError::Config(e.to_string()))?;
-        write_atomic(&config_path, text.as_bytes())?;
-        config.clone()
-    };
+    let config: Stage2Config = run_config(
+        &folder.path("config.toml"),
+        options.resume,
+        config,
+        || format!("{}: no stage-2 run to resume (config.toml missing)", folder.root().display()),
+        || format!("{}: already holds a stage-2 run; pass --resume to continue it", folder.root().display()),
+    )?;
+    config.validate()?;
 
     let vq = tokenizer.vqvae();
     let train_tokens = TokenSource::encode(vq, &data.train, device)?;
@@ -277,8 +268,8 @@ pub fn train(config: &Stage2Config, run: &Path, device: &Device, options: &Stage
     let variant = config.variant(stage1.ssl);
     let train_device = device.clone().autodiff();
     train_device.seed(config.seed);
-    let mut prior = MaskGitConfig::new(train_tokens.n_tokens, data.num_classes(), variant).init(vq.quantizer().codebook(), &train_device)?;
-    let mut optim = AdamWConfig::new()
+    let prior = MaskGitConfig::new(TrunkConfig::new(train_tokens.n_tokens, data.num_classes()), variant).init(vq.quantizer().codebook(), &train_device)?;
+    let optim = AdamWConfig::new()
         .with_beta_1(config.beta1 as f32)
         .with_beta_2(config.beta2 as f32)
         .with_epsilon(config.epsilon as f32)
@@ -286,20 +277,7 @@ pub fn train(config: &Stage2Config, run: &Path, device: &Device, options: &Stage
         .init();
     let steps_per_epoch = epoch_batches(data.train.n(), config.batch_size, false, 0, 0)?.len();
     let t_max = config.epochs * (steps_per_epoch + 1);
-    let (mut start_epoch, mut step, mut wall) = (0, 0, 0.0);
-    if options.resume && let Some(info) = folder.checkpoint()? {
-        let dir = folder.path(&info.folder);
-        let model_path = dir.join("prior.bpk");
-        let record = ModuleRecord::load(&model_path).map_err(record_err(&model_path))?;
-        prior = prior.try_load_record(record).map_err(record_err(&model_path))?;
-        let optim_path = dir.join("optim.bpk");
-        let record = burn::optim::OptimizerRecord::load(&optim_path).map_err(record_err(&optim_path))?;
-        optim = optim.load_record(record);
-        (start_epoch, step, wall) = (info.epoch, info.step, info.wall_seconds);
-        folder.truncate_metrics(info.epoch)?;
-    } else if options.resume {
-        folder.truncate_metrics(0)?;
-    }
+    let (mut prior, mut optim, start_epoch, mut step, mut wall) = restore(&folder, options.resume, "prior.bpk", prior, optim)?;
 
     let mode = if variant == Variant::Token && config.inverted_masking { MaskMode::Inverted } else { MaskMode::Standard };
     let null = data.num_classes();
@@ -352,22 +330,14 @@ pub fn train(config: &Stage2Config, run: &Path, device: &Device, options: &Stage
         if (epoch + 1) % config.checkpoint_every == 0 || done {
             wall += segment_start.elapsed().as_secs_f64();
             segment_start = Instant::now();
-            let (name, path) = folder.new_checkpoint_folder(epoch + 1)?;
-            let model_path = path.join("prior.bpk");
-            prior.clone().into_record().save(&model_path).map_err(record_err(&model_path))?;
-            let optim_path = path.join("optim.bpk");
-            optim.to_record().save(&optim_path).map_err(record_err(&optim_path))?;
-            folder.commit_checkpoint(&CheckpointInfo { epoch: epoch + 1, step, wall_seconds: wall, folder: name })?;
+            save_checkpoint(&folder, "prior.bpk", prior.clone(), &optim, (epoch + 1, step, wall))?;
         }
     }
     bar.finish_and_clear();
 
     let prior = prior.valid();
     let (loss, loss_all) = evaluate(&prior, &test_tokens, &config, device)?;
-    let model_path = folder.path("prior.bpk");
-    let tmp = folder.path(".prior.bpk.tmp");
-    prior.into_record().save(&tmp).map_err(record_err(&tmp))?;
-    std::fs::rename(&tmp, &model_path).map_err(|source| RunDirError::Io { path: model_path.clone(), source })?;
+    save_weights(prior, &folder.path("prior.bpk"))?;
     wall += segment_start.elapsed().as_secs_f64();
     let summary = Stage2Summary {
         loss,
@@ -409,14 +379,11 @@ impl Generator {
                 run.display()
             )));
         }
-        let text = std::fs::read_to_string(&config_path).map_err(|source| RunDirError::Io { path: config_path.clone(), source })?;
-        let config = toml::from_str::<Stage2Config>(&text)
-            .map_err(|e| RunError::Config(format!("{}: {}", config_path.display(), e.to_string().replace('\n', " "))))?;
+        let config: Stage2Config = read_toml(&config_path)?;
         let vq = tokenizer.vqvae();
         let n_tokens = 5 * latent_width(vq, device);
-        let prior = MaskGitConfig::new(n_tokens, data.num_classes(), config.variant(stage1.ssl)).init(vq.quantizer().codebook(), device)?;
-        let record = ModuleRecord::load(&prior_path).map_err(record_err(&prior_path))?;
-        let prior = prior.try_load_record(record).map_err(record_err(&prior_path))?;
+        let prior = MaskGitConfig::new(TrunkConfig::new(n_tokens, data.num_classes()), config.variant(stage1.ssl)).init(vq.quantizer().codebook(), device)?;
+        let prior = load_weights(prior, &prior_path)?;
         Ok(Self { stage1, data, tokenizer, prior })
     }
 

@@ -24,30 +24,14 @@ pub enum Variant {
 /// Settings of [`MaskGit`]; defaults are the reference's (spec §9).
 #[derive(Config, Debug)]
 pub struct MaskGitConfig {
-    /// Token positions N (`5 · W'` of the stage-1 latent).
-    pub n_tokens: usize,
-    /// Real classes; the null class (unconditional) is index `n_classes`.
-    pub n_classes: usize,
+    /// The transformer trunk: token positions N (`5 · W'` of the stage-1 latent), classes (the
+    /// null class is index `n_classes`), token-stream width (= codebook dimension) and block sizes.
+    pub trunk: TrunkConfig,
     /// The prior variant.
     pub variant: Variant,
     /// Codebook size K; the mask id is `K`. Reference: 32.
     #[config(default = 32)]
     pub codebook_size: usize,
-    /// Width of the token stream (= codebook dimension). Reference: 64.
-    #[config(default = 64)]
-    pub embed_dim: usize,
-    /// Block width. Reference: 256.
-    #[config(default = 256)]
-    pub width: usize,
-    /// Blocks. Reference: 4.
-    #[config(default = 4)]
-    pub depth: usize,
-    /// Attention heads. Reference: 2.
-    #[config(default = 2)]
-    pub heads: usize,
-    /// Dimension per head. Reference: 64.
-    #[config(default = 64)]
-    pub head_dim: usize,
 }
 
 /// Variant A's embedding table and output bias.
@@ -95,11 +79,12 @@ impl MaskGitConfig {
     /// Builds the prior; `codebook` is the stage-1 codebook `(K, E)` the embeddings start from.
     pub fn init(&self, codebook: Tensor<2>, device: &Device) -> Result<MaskGit, Error> {
         let [k, e] = codebook.dims();
-        if k != self.codebook_size || e != self.embed_dim {
-            return Err(Error::Codebook { expected: [self.codebook_size, self.embed_dim], got: [k, e] });
+        let (n_tokens, n_classes) = (self.trunk.n_tokens, self.trunk.n_classes);
+        if k != self.codebook_size || e != self.trunk.embed_dim {
+            return Err(Error::Codebook { expected: [self.codebook_size, self.trunk.embed_dim], got: [k, e] });
         }
-        if self.n_tokens == 0 || self.n_classes == 0 {
-            return Err(Error::Config(format!("n_tokens ({}) and n_classes ({}) must be positive", self.n_tokens, self.n_classes)));
+        if n_tokens == 0 || n_classes == 0 {
+            return Err(Error::Config(format!("n_tokens ({n_tokens}) and n_classes ({n_classes}) must be positive")));
         }
         // Move the codebook onto `device` through host memory (it may live on another device).
         let codebook: Tensor<2> = Tensor::from_data(codebook.into_data(), device);
@@ -108,7 +93,7 @@ impl MaskGitConfig {
                 let mask_row = Tensor::<2>::random([1, e], Distribution::Normal(0.0, 1.0), device);
                 Embedder::Token(TokenEmbedding {
                     table: Param::from_tensor(Tensor::cat(vec![codebook, mask_row], 0)),
-                    bias: Param::from_tensor(Tensor::zeros([self.n_tokens, k + 1], device)),
+                    bias: Param::from_tensor(Tensor::zeros([n_tokens, k + 1], device)),
                 })
             }
             Variant::Embedding => Embedder::Embedding(CodebookEmbedding {
@@ -118,19 +103,13 @@ impl MaskGitConfig {
             }),
         };
         Ok(MaskGit {
-            trunk: TrunkConfig::new(self.n_tokens, self.n_classes)
-                .with_embed_dim(self.embed_dim)
-                .with_width(self.width)
-                .with_depth(self.depth)
-                .with_heads(self.heads)
-                .with_head_dim(self.head_dim)
-                .init(device),
+            trunk: self.trunk.init(device),
             head_dense: LinearConfig::new(e, e).init(device),
             head_norm: LayerNormConfig::new(e).with_epsilon(1e-12).init(device),
             embedder,
             codebook_size: k,
-            n_classes: self.n_classes,
-            n_tokens: self.n_tokens,
+            n_classes,
+            n_tokens,
         })
     }
 }
@@ -213,31 +192,16 @@ mod tests {
         Tensor::random([32, 64], Distribution::Normal(0.0, 1.0), device)
     }
 
-    /// Trainable parameter values (tensors that require a gradient on an autodiff device).
-    fn trainable<M: Module>(m: &M) -> usize {
-        struct Count(usize);
-        impl burn::module::ModuleVisitor for Count {
-            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                if p.val().is_require_grad() {
-                    self.0 += p.val().shape().num_elements();
-                }
-            }
-        }
-        let mut c = Count(0);
-        m.visit(&mut c);
-        c.0
-    }
-
     #[test]
     fn parameter_counts_match_the_reference_for_forda() {
         // Spec §9.3 / §9.4: FordA (N = 75, 2 classes): variant A 1,119,211; variant B 1,118,816.
         let device = Device::flex().autodiff();
-        let a = MaskGitConfig::new(75, 2, Variant::Token).init(codebook(&device), &device).unwrap();
-        assert_eq!(trainable(&a), 1_119_211);
-        let b = MaskGitConfig::new(75, 2, Variant::Embedding).init(codebook(&device), &device).unwrap();
-        assert_eq!(trainable(&b), 1_118_816);
+        let a = MaskGitConfig::new(TrunkConfig::new(75, 2), Variant::Token).init(codebook(&device), &device).unwrap();
+        assert_eq!(vqvae::trainable_params(&a), 1_119_211);
+        let b = MaskGitConfig::new(TrunkConfig::new(75, 2), Variant::Embedding).init(codebook(&device), &device).unwrap();
+        assert_eq!(vqvae::trainable_params(&b), 1_118_816);
         // Trunk: 1,052,672 (blocks) + 256 + 2·16,384 + 256·(N+1), spec §9.2.
-        assert_eq!(trainable(&a.trunk), 1_052_672 + 256 + 2 * 16_384 + 256 * 76 + 76 * 64 + 128 + 3 * 64);
+        assert_eq!(vqvae::trainable_params(&a.trunk), 1_052_672 + 256 + 2 * 16_384 + 256 * 76 + 76 * 64 + 128 + 3 * 64);
     }
 
     #[test]
@@ -245,7 +209,7 @@ mod tests {
         let device = Device::flex();
         device.seed(5);
         for variant in [Variant::Token, Variant::Embedding] {
-            let prior = MaskGitConfig::new(40, 5, variant).init(codebook(&device), &device).unwrap();
+            let prior = MaskGitConfig::new(TrunkConfig::new(40, 5), variant).init(codebook(&device), &device).unwrap();
             let ids = int_tensor((0..3 * 40).map(|i| (i % 33) as i64).collect(), [3, 40], &device);
             let c0 = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 0, 0], [3]), &device);
             let c1 = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 1, 1], [3]), &device);
@@ -262,7 +226,7 @@ mod tests {
         let device = Device::flex();
         for n in [40, 45, 60, 70, 75] {
             for variant in [Variant::Token, Variant::Embedding] {
-                let prior = MaskGitConfig::new(n, 2, variant).with_depth(1).init(codebook(&device), &device).unwrap();
+                let prior = MaskGitConfig::new(TrunkConfig::new(n, 2).with_depth(1), variant).init(codebook(&device), &device).unwrap();
                 let ids = int_tensor(vec![32; 2 * n], [2, n], &device);
                 let classes = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
                 assert_eq!(prior.logits(ids, classes).dims(), [2, n, 32], "N = {n}, {variant:?}");
@@ -273,7 +237,7 @@ mod tests {
     #[test]
     fn wrong_codebook_shape_is_an_error() {
         let device = Device::flex();
-        let err = MaskGitConfig::new(40, 2, Variant::Token).init(Tensor::zeros([16, 64], &device), &device).unwrap_err();
+        let err = MaskGitConfig::new(TrunkConfig::new(40, 2), Variant::Token).init(Tensor::zeros([16, 64], &device), &device).unwrap_err();
         assert!(err.to_string().contains("codebook"), "{err}");
     }
 
@@ -281,7 +245,7 @@ mod tests {
     fn loss_counts_exactly_the_weighted_positions() {
         let device = Device::flex();
         device.seed(2);
-        let prior = MaskGitConfig::new(8, 2, Variant::Embedding).init(codebook(&device), &device).unwrap();
+        let prior = MaskGitConfig::new(TrunkConfig::new(8, 2), Variant::Embedding).init(codebook(&device), &device).unwrap();
         let ids = int_tensor(vec![32, 1, 2, 32, 4, 5, 32, 7], [1, 8], &device);
         let targets = int_tensor(vec![0, 1, 2, 3, 4, 5, 6, 7], [1, 8], &device);
         let classes = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64], [1]), &device);
@@ -299,7 +263,7 @@ mod tests {
         // the mask vector instead.
         let device = Device::flex().autodiff();
         device.seed(4);
-        let prior = MaskGitConfig::new(4, 2, Variant::Embedding).init(codebook(&device), &device).unwrap();
+        let prior = MaskGitConfig::new(TrunkConfig::new(4, 2), Variant::Embedding).init(codebook(&device), &device).unwrap();
         let ids = int_tensor(vec![3, 32, 32, 32], [1, 4], &device);
         let targets = int_tensor(vec![3, 1, 2, 0], [1, 4], &device);
         let classes = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64], [1]), &device);

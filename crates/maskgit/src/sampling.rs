@@ -98,7 +98,7 @@ pub fn sample<R: rand::Rng + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{MaskGitConfig, Variant};
+    use crate::{MaskGitConfig, TrunkConfig, Variant};
     use burn::tensor::Distribution;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
@@ -106,7 +106,7 @@ mod tests {
     fn prior(variant: Variant, device: &Device) -> MaskGit {
         device.seed(9);
         let codebook = Tensor::<2>::random([32, 64], Distribution::Normal(0.0, 1.0), device);
-        MaskGitConfig::new(40, 3, variant).with_depth(1).init(codebook, device).unwrap()
+        MaskGitConfig::new(TrunkConfig::new(40, 3).with_depth(1), variant).init(codebook, device).unwrap()
     }
 
     #[test]

@@ -95,28 +95,13 @@ impl Fcn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::module::Param;
     use burn::tensor::{Distribution, Int, TensorData};
-
-    fn trainable<M: Module>(m: &M) -> usize {
-        struct Count(usize);
-        impl burn::module::ModuleVisitor for Count {
-            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                if p.val().is_require_grad() {
-                    self.0 += p.val().shape().num_elements();
-                }
-            }
-        }
-        let mut c = Count(0);
-        m.visit(&mut c);
-        c.0
-    }
 
     #[test]
     fn parameter_count_and_shapes_for_any_length() {
         let device = Device::flex().autodiff();
         for k in [2, 5, 60] {
-            assert_eq!(trainable(&FcnConfig::new(k).init(&device)), 264_704 + 129 * k, "K = {k}");
+            assert_eq!(vqvae::trainable_params(&FcnConfig::new(k).init(&device)), 264_704 + 129 * k, "K = {k}");
         }
         let model = FcnConfig::new(3).init(&device).valid();
         for length in [7, 65, 140, 501] {
