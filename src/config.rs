@@ -1,7 +1,8 @@
 //! Layered run configuration: the thesis defaults, then `--config FILE.toml`, then every
 //! `--set section.key=value`, then the flags given explicitly on the command line.
 //!
-//! A config file holds one table per command: `[stage1]`, `[stage2]`, `[fcn]`, whose keys are the
+//! A config file holds one table per command: `[stage1]`, `[stage2]`, `[fcn]` (and `[run]` for
+//! `nc-vqvae run`), whose keys are the
 //! fields of the matching config (`config.toml` of a run folder shows them all). Unknown keys are
 //! errors. A `--set` value is read as a TOML value (`1e-4`, `true`, `"text"`) or, if it is not one,
 //! as a string (`--set stage1.ssl=barlow-twins`).
@@ -12,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The tables a config file may hold.
-pub const SECTIONS: [&str; 3] = ["stage1", "stage2", "fcn"];
+pub const SECTIONS: [&str; 4] = ["run", "stage1", "stage2", "fcn"];
 
 /// A bad config file or `--set` (always the user's input).
 #[derive(Debug, thiserror::Error)]
@@ -59,20 +60,36 @@ fn parse_value(raw: &str) -> toml::Value {
 /// of `base`. `--set` arguments for another known section are ignored (one list of settings can
 /// feed several commands); an unknown section is an error.
 pub fn layer<T: Serialize + DeserializeOwned>(base: &T, section: &str, file: Option<&Path>, sets: &[String]) -> Result<T, ConfigError> {
+    let doc = match file {
+        Some(path) => {
+            let doc = read_file(path)?;
+            if let Some(name) = doc.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
+                return Err(ConfigError::File { path: path.into(), message: format!("unknown table [{name}] (known: {})", SECTIONS.join(", ")) });
+            }
+            Some((doc, path.display().to_string()))
+        }
+        None => None,
+    };
+    layer_table(base, section, doc.as_ref().map(|(d, o)| (d, o.as_str())), sets)
+}
+
+/// Reads a TOML config file into a table.
+pub fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File { path: path.into(), message: one_line(e) })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File { path: path.into(), message: one_line(e) })
+}
+
+/// [`layer`] with the file already read: `doc` is its table and the name used in messages.
+pub fn layer_table<T: Serialize + DeserializeOwned>(base: &T, section: &str, doc: Option<(&toml::Table, &str)>, sets: &[String]) -> Result<T, ConfigError> {
     let mut table = toml::Table::try_from(base).map_err(|e| ConfigError::Invalid { source_name: section.into(), message: one_line(e) })?;
     let mut origin = String::from("defaults");
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File { path: path.into(), message: one_line(e) })?;
-        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::File { path: path.into(), message: one_line(e) })?;
-        if let Some(name) = doc.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
-            return Err(ConfigError::File { path: path.into(), message: format!("unknown table [{name}] (known: {})", SECTIONS.join(", ")) });
-        }
-        match doc.remove(section) {
-            Some(toml::Value::Table(values)) => table.extend(values),
-            Some(_) => return Err(ConfigError::File { path: path.into(), message: format!("`{section}` must be a table") }),
+    if let Some((doc, name)) = doc {
+        match doc.get(section) {
+            Some(toml::Value::Table(values)) => table.extend(values.clone()),
+            Some(_) => return Err(ConfigError::File { path: name.into(), message: format!("`{section}` must be a table") }),
             None => {}
         }
-        origin = path.display().to_string();
+        origin = name.to_string();
     }
     for arg in sets {
         let (key, raw) = arg.split_once('=').ok_or_else(|| ConfigError::Set { arg: arg.clone(), message: "expected section.key=value".into() })?;

@@ -38,11 +38,17 @@ pub struct EvaluateOptions {
     pub seed: u64,
     /// Show progress bars.
     pub progress: bool,
+    /// At most this many generated (and real test) series for FID / IS; 0: all `N_test` as the
+    /// reference. Fewer samples make FID biased upwards: compare only equal settings.
+    pub max_fid_samples: usize,
+    /// Synthetic training series for CAS; 0: the reference's count (≈ 1000, in proportion to
+    /// the train-set class counts).
+    pub cas_samples: usize,
 }
 
 impl Default for EvaluateOptions {
     fn default() -> Self {
-        Self { fcn: None, fcn_epochs: 1000, cas_epochs: 1000, seed: 1, progress: false }
+        Self { fcn: None, fcn_epochs: 1000, cas_epochs: 1000, seed: 1, progress: false, max_fid_samples: 0, cas_samples: 0 }
     }
 }
 
@@ -133,7 +139,12 @@ pub fn evaluate(run: &Path, opts: &EvaluateOptions, device: &Device) -> Result<E
         length = back.dims()[2];
         real.extend(read::<f32, 3, _>(back)?);
     }
-    let n_test = data.test.n();
+    let mut n_test = data.test.n();
+    if opts.max_fid_samples > 0 && opts.max_fid_samples < n_test {
+        // The first `max_fid_samples` test series (UCR test files are not sorted by class).
+        n_test = opts.max_fid_samples;
+        real.truncate(n_test * length);
+    }
     let sampler = SamplerConfig::new();
     let generated = generator.generate(n_test.max(256), None, &sampler, opts.seed, false, device)?;
     let generated: Vec<f32> = generated.into_iter().take(n_test).flatten().collect();
@@ -147,7 +158,13 @@ pub fn evaluate(run: &Path, opts: &EvaluateOptions, device: &Device) -> Result<E
     for &c in &data.train.labels {
         counts[c] += 1;
     }
-    let counts = metrics::cas_sample_counts(&counts);
+    let counts = if opts.cas_samples > 0 {
+        // Proportional to the class frequencies, at least one per class.
+        let total: usize = counts.iter().sum();
+        counts.iter().map(|&c| (c * opts.cas_samples).div_ceil(total).max(1)).collect()
+    } else {
+        metrics::cas_sample_counts(&counts)
+    };
     let labels: Vec<usize> = counts.iter().enumerate().flat_map(|(c, &n)| std::iter::repeat_n(c, n)).collect();
     let synthetic = generator.generate(labels.len(), Some(&labels), &sampler, opts.seed.wrapping_add(1), false, device)?;
     let n_cas = synthetic.len();

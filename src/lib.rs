@@ -24,10 +24,14 @@ pub mod config;
 pub mod evaluate;
 pub mod fcn;
 pub mod inspect;
+pub mod pipeline;
 pub mod plot;
+pub mod report;
 pub mod run_dir;
 pub mod stage1;
 pub mod stage2;
+pub mod sweep;
+pub mod thesis;
 
 pub use augment;
 pub use maskgit;

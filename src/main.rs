@@ -46,11 +46,73 @@ enum Command {
     Sample(SampleArgs),
     /// FID, IS and CAS of a finished stage-2 run (and its probes): writes DIR/eval.json.
     Evaluate(EvaluateArgs),
+    /// The main job: baseline and NC-VQVAE stage 1, stage 2, evaluation, report.md with plots.
+    Run(RunArgs),
+    /// Grids of runs: expand a SPEC into point folders, run one point (a Slurm array task), collect tables.
+    Sweep {
+        #[command(subcommand)]
+        command: SweepCommand,
+    },
     /// The supervised FCN classifier behind FID, IS and CAS.
     Fcn {
         #[command(subcommand)]
         command: FcnCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SweepCommand {
+    /// Write one folder per grid point of SPEC (datasets × configs × seeds) into DIR; prints the count.
+    Expand {
+        /// The sweep spec: a [grid] table plus [run] / [stage1] / [stage2] / [fcn] settings.
+        spec: PathBuf,
+        /// Sweep folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Run point I (a finished point is skipped, an interrupted one resumes).
+    Run {
+        /// Sweep folder written by `sweep expand`.
+        dir: PathBuf,
+        /// Point index (e.g. $SLURM_ARRAY_TASK_ID).
+        #[arg(long)]
+        index: usize,
+        /// Print the point's results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the thesis-style tables of the finished points; writes DIR/points.csv and DIR/tables.csv.
+    Collect {
+        /// Sweep folder.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// A UCR name or a path to a *_TRAIN.tsv[.gz] file. Default: the bundled TwoPatterns.
+    dataset: Option<String>,
+    /// Job folder (created; rerunning the same command finishes an interrupted job). Default: runs/DATASET.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Epochs of stage 1 and of stage 2 (quick default: 10; thesis: 1000, see configs/thesis.toml).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// SSL branch of the NC-VQVAE model.
+    #[arg(long, value_enum)]
+    ssl: Option<SslChoice>,
+    /// Augmentation of the NC-VQVAE model.
+    #[arg(long, value_enum)]
+    aug: Option<AugChoice>,
+    /// Seed of every stage.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A directory holding <Name>/<Name>_TRAIN.tsv[.gz] and <Name>/<Name>_TEST.tsv[.gz].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print summary.json on stdout when done.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +132,12 @@ struct EvaluateArgs {
     /// Seed of the sampling, the IS shuffle and the CAS classifier.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// At most N generated and N real test series for FID / IS (0: all test series, as the reference; fewer bias FID upwards).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    max_fid_samples: usize,
+    /// Synthetic series the CAS classifier is trained on (0: the reference's ≈ 1000).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    cas_samples: usize,
     /// Print eval.json on stdout when done.
     #[arg(long)]
     json: bool,
@@ -330,6 +398,75 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                 )
             })?;
         }
+        Command::Run(args) => {
+            use nc_vqvae::pipeline::{DEFAULT_DATASET, JobConfig};
+            let dataset = args.dataset.clone().unwrap_or_else(|| DEFAULT_DATASET.to_string());
+            let base = JobConfig::quick(&dataset);
+            let mut job = JobConfig::layered(&base, config_file.as_deref(), &sets)?.with_dataset(&dataset, args.data_dir.clone());
+            if let Some(epochs) = args.epochs {
+                job.stage1.epochs = epochs;
+                job.stage2.epochs = epochs;
+            }
+            if let Some(seed) = args.seed {
+                job = job.with_seed(seed);
+            }
+            job.run.ssl = args.ssl.unwrap_or(job.run.ssl);
+            job.run.aug = args.aug.unwrap_or(job.run.aug);
+            let name = std::path::Path::new(&dataset).file_name().and_then(|n| n.to_str()).unwrap_or("run").replace("_TRAIN.tsv.gz", "").replace("_TRAIN.tsv", "");
+            let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(name));
+            let device = cli.backend.device()?;
+            let (summary, base, nc) = nc_vqvae::pipeline::run_job(&job, &out, &device, true)?;
+            report(args.json, &summary, |s| {
+                format!(
+                    "{}: SVM probe {:.3} -> {:.3}, KNN probe {:.3} -> {:.3}, recon MSE {:.3} -> {:.3}, FID {:.2} -> {:.2}, CAS {:.3} -> {:.3} (baseline -> NC-VQVAE) in {:.0}s\nreport: {}",
+                    s.dataset,
+                    base.stage1.probe_svm_acc,
+                    nc.stage1.probe_svm_acc,
+                    base.stage1.probe_knn_acc,
+                    nc.stage1.probe_knn_acc,
+                    base.stage1.recon_mse_time,
+                    nc.stage1.recon_mse_time,
+                    base.eval.fid,
+                    nc.eval.fid,
+                    base.eval.cas_final_acc,
+                    nc.eval.cas_final_acc,
+                    s.wall_seconds,
+                    out.join("report.md").display()
+                )
+            })?;
+        }
+        Command::Sweep { command } => match command {
+            SweepCommand::Expand { spec, out } => {
+                let n = nc_vqvae::sweep::expand(&spec, &out)?;
+                println!("{n} points in {} (indices 0..{}; Slurm: --array=0-{})", out.display(), n - 1, n - 1);
+            }
+            SweepCommand::Run { dir, index, json } => {
+                let device = cli.backend.device()?;
+                let r = nc_vqvae::sweep::run(&dir, index, true, &device)?;
+                let flat = r.flat();
+                report(json, &flat, |_| {
+                    format!(
+                        "point {index}: {} {:?}/{:?} seed {}: SVM {:.3} KNN {:.3} recon {:.4}, prior loss {:.3}, FID {:.3} IS {:.3} CAS {:.3}",
+                        r.stage1.dataset,
+                        r.stage1.ssl,
+                        r.stage1.aug,
+                        r.stage1.seed,
+                        r.stage1.probe_svm_acc,
+                        r.stage1.probe_knn_acc,
+                        r.stage1.recon_mse_time,
+                        r.stage2.loss,
+                        r.eval.fid,
+                        r.eval.is_mean,
+                        r.eval.cas_final_acc
+                    )
+                })?;
+            }
+            SweepCommand::Collect { dir } => {
+                let c = nc_vqvae::sweep::collect(&dir)?;
+                print!("{}", c.markdown);
+                eprintln!("{} of {} points finished -> {}, {}", c.finished, c.total, dir.join("points.csv").display(), dir.join("tables.csv").display());
+            }
+        },
         Command::Evaluate(args) => {
             let device = cli.backend.device()?;
             let opts = nc_vqvae::evaluate::EvaluateOptions {
@@ -338,6 +475,8 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                 cas_epochs: args.cas_epochs,
                 seed: args.seed,
                 progress: true,
+                max_fid_samples: args.max_fid_samples,
+                cas_samples: args.cas_samples,
             };
             let summary = nc_vqvae::evaluate::evaluate(&args.run, &opts, &device)?;
             report(args.json, &summary, |s| {

@@ -9,11 +9,18 @@ pub const DATA_ENV: &str = "NC_VQVAE_DATA";
 
 /// Datasets compiled into this crate, so that tests and the default run need no download:
 /// `(name, TRAIN.tsv.gz bytes, TEST.tsv.gz bytes)`. Unmodified files of the UCR 2018 archive.
-const BUNDLED: &[(&str, &[u8], &[u8])] = &[(
-    "SonyAIBORobotSurface1",
-    include_bytes!("../data/SonyAIBORobotSurface1/SonyAIBORobotSurface1_TRAIN.tsv.gz"),
-    include_bytes!("../data/SonyAIBORobotSurface1/SonyAIBORobotSurface1_TEST.tsv.gz"),
-)];
+const BUNDLED: &[(&str, &[u8], &[u8])] = &[
+    (
+        "SonyAIBORobotSurface1",
+        include_bytes!("../data/SonyAIBORobotSurface1/SonyAIBORobotSurface1_TRAIN.tsv.gz"),
+        include_bytes!("../data/SonyAIBORobotSurface1/SonyAIBORobotSurface1_TEST.tsv.gz"),
+    ),
+    (
+        "TwoPatterns",
+        include_bytes!("../data/TwoPatterns/TwoPatterns_TRAIN.tsv.gz"),
+        include_bytes!("../data/TwoPatterns/TwoPatterns_TEST.tsv.gz"),
+    ),
+];
 
 /// Names of the datasets bundled with the crate.
 pub fn bundled_names() -> Vec<&'static str> {

@@ -1,0 +1,374 @@
+//! `nc-vqvae run`: the main job. The baseline VQ-VAE and NC-VQVAE are trained on the same data
+//! (stage 1), each gets its MaskGIT prior (stage 2) and is evaluated (probes, FID, IS, CAS) with
+//! one shared FCN, and a report with plots compares the two.
+//!
+//! Layout of `--out DIR`:
+//! - `config.toml`: the resolved job config (`[run]`, `[stage1]`, `[stage2]`, `[fcn]`),
+//! - `baseline/` and `nc_vqvae/`: complete stage-1 run folders, each with `stage2/`,
+//!   `stage2.json` and `eval.json`,
+//! - `fcn.bpk` (+ `.json`, `.metrics.jsonl`): the FCN behind FID / IS,
+//! - `summary.json`, `report.md`, `plots/*.png`.
+//!
+//! Every step is idempotent: a finished step (its summary file exists) is skipped, an interrupted
+//! training resumes from its last checkpoint. Running the same command again therefore finishes
+//! an interrupted job; a folder holding a job with a different config is refused.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, layer};
+use crate::evaluate::{EvalSummary, EvaluateOptions};
+use crate::fcn::FcnTrainConfig;
+use crate::run_dir::{read_json, write_atomic, write_json};
+use crate::stage1::{AugChoice, RunError, SslChoice, Stage1Config, Stage1Options, Stage1Summary, read_toml};
+use crate::stage2::{Stage2Config, Stage2Options, Stage2Summary};
+
+/// The dataset `run` uses when none is named (bundled with the project).
+pub const DEFAULT_DATASET: &str = "TwoPatterns";
+
+/// The `[run]` table: what the job compares and how it is evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    /// Dataset name or path.
+    pub dataset: String,
+    /// `--data-dir`, if given.
+    pub data_dir: Option<PathBuf>,
+    /// The SSL branch of the NC-VQVAE model (the other model is always the baseline).
+    pub ssl: SslChoice,
+    /// Its augmentation.
+    pub aug: AugChoice,
+    /// Epochs of the CAS classifier trained on synthetic series. Reference: 1000.
+    pub cas_epochs: usize,
+    /// Synthetic series for CAS (0: the reference's ≈ 1000).
+    pub cas_samples: usize,
+    /// At most this many generated and real test series for FID / IS (0: the whole test split,
+    /// as the reference).
+    pub fid_samples: usize,
+    /// Series per class drawn for the report's sample plots.
+    pub plot_samples: usize,
+}
+
+/// Everything that defines a job; written to `DIR/config.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    /// The comparison.
+    pub run: JobSettings,
+    /// Stage-1 settings shared by both models (`ssl` and `aug` come from `[run]`).
+    pub stage1: Stage1Config,
+    /// Stage-2 settings of both priors.
+    pub stage2: Stage2Config,
+    /// The FCN behind FID / IS.
+    pub fcn: FcnTrainConfig,
+}
+
+impl JobConfig {
+    /// The thesis' settings (spec §8, §9, §10: 1000 epochs everywhere, projector 4096) for
+    /// `dataset`, comparing the baseline with Barlow Twins + slice-and-shuffle.
+    pub fn thesis(dataset: &str) -> Self {
+        let mut stage1 = Stage1Config::new(dataset);
+        stage1.probe_every = 50;
+        Self {
+            run: JobSettings {
+                dataset: dataset.into(),
+                data_dir: None,
+                ssl: SslChoice::BarlowTwins,
+                aug: AugChoice::Slice,
+                cas_epochs: 1000,
+                cas_samples: 0,
+                fid_samples: 0,
+                plot_samples: 10,
+            },
+            stage1,
+            stage2: Stage2Config::default(),
+            fcn: FcnTrainConfig::new(dataset),
+        }
+    }
+
+    /// The quick default of `nc-vqvae run` (`configs/quick.toml` spells it out): the thesis models
+    /// with short schedules and a 1024-wide projector, so the whole job fits in minutes on a
+    /// 2-core CPU. See docs/results.md for what it shows and what it does not.
+    pub fn quick(dataset: &str) -> Self {
+        let mut job = Self::thesis(dataset);
+        job.run.aug = AugChoice::Warp;
+        job.run.cas_epochs = 10;
+        job.run.cas_samples = 500;
+        job.run.fid_samples = 500;
+        job.stage1.epochs = 10;
+        job.stage1.probe_every = 0;
+        job.stage1.checkpoint_every = 2;
+        job.stage1.projector_dim = 1024;
+        job.stage2.epochs = 10;
+        job.stage2.eval_every = 0;
+        job.stage2.checkpoint_every = 5;
+        job.fcn.epochs = 10;
+        job.fcn.eval_every = 0;
+        job
+    }
+
+    /// `base` with the config file's tables and the `--set` arguments applied, section by section.
+    pub fn layered(base: &Self, file: Option<&Path>, sets: &[String]) -> Result<Self, ConfigError> {
+        Ok(Self {
+            run: layer(&base.run, "run", file, sets)?,
+            stage1: layer(&base.stage1, "stage1", file, sets)?,
+            stage2: layer(&base.stage2, "stage2", file, sets)?,
+            fcn: layer(&base.fcn, "fcn", file, sets)?,
+        })
+    }
+
+    /// Sets the dataset (and its directory) everywhere it appears.
+    pub fn with_dataset(mut self, dataset: &str, data_dir: Option<PathBuf>) -> Self {
+        self.run.dataset = dataset.into();
+        self.stage1.dataset = dataset.into();
+        self.fcn.dataset = dataset.into();
+        if data_dir.is_some() {
+            self.run.data_dir = data_dir;
+        }
+        self.stage1.data_dir = self.run.data_dir.clone();
+        self.fcn.data_dir = self.run.data_dir.clone();
+        self
+    }
+
+    /// Sets the seed of every stage.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.stage1.seed = seed;
+        self.stage2.seed = seed;
+        self.fcn.seed = seed;
+        self
+    }
+
+    /// The stage-1 config of one of the two models.
+    pub fn stage1_for(&self, ssl: SslChoice) -> Stage1Config {
+        let mut c = self.stage1.clone();
+        c.dataset = self.run.dataset.clone();
+        c.data_dir = self.run.data_dir.clone();
+        c.ssl = ssl;
+        c.aug = self.run.aug;
+        c
+    }
+
+    /// Checks what would otherwise fail late.
+    pub fn validate(&self) -> Result<(), RunError> {
+        self.stage1.validate()?;
+        self.stage2.validate()?;
+        if self.run.ssl == SslChoice::None {
+            return Err(RunError::Config("run.ssl must be barlow-twins or vibcreg: the job compares NC-VQVAE with the baseline".into()));
+        }
+        if self.run.cas_epochs == 0 || self.fcn.epochs == 0 {
+            return Err(RunError::Config("run.cas_epochs and fcn.epochs must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The results of one model: stage 1, stage 2 and evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelResult {
+    /// `stage1.json`.
+    pub stage1: Stage1Summary,
+    /// `stage2.json`.
+    pub stage2: Stage2Summary,
+    /// `eval.json`.
+    pub eval: EvalSummary,
+}
+
+impl ModelResult {
+    /// One flat JSON object: the `stage1.json` and `eval.json` keys, plus `stage2_loss` and
+    /// `stage2_epochs`.
+    pub fn flat(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for part in [serde_json::to_value(&self.stage1), serde_json::to_value(&self.eval)] {
+            if let Ok(serde_json::Value::Object(map)) = part {
+                out.extend(map);
+            }
+        }
+        out.remove("fcn");
+        out.remove("wall_seconds");
+        out.insert("stage1_wall_seconds".into(), self.stage1.wall_seconds.into());
+        out.insert("stage2_loss".into(), self.stage2.loss.into());
+        out.insert("stage2_epochs".into(), self.stage2.epochs.into());
+        out.insert("stage2_wall_seconds".into(), self.stage2.wall_seconds.into());
+        out.insert("eval_wall_seconds".into(), self.eval.wall_seconds.into());
+        serde_json::Value::Object(out)
+    }
+}
+
+/// Runs (or finishes) one model in `dir`: stage 1, stage 2, evaluation; each finished step is
+/// read back instead of rerun. `eval.fcn` must name the FCN to use.
+pub fn run_model(
+    dir: &Path,
+    stage1: &Stage1Config,
+    stage2: &Stage2Config,
+    eval: &EvaluateOptions,
+    progress: bool,
+    device: &Device,
+) -> Result<ModelResult, RunError> {
+    let stage1 = match dir.join("stage1.json").exists() {
+        true => read_json(&dir.join("stage1.json"))?,
+        false => {
+            let resume = dir.join("config.toml").exists();
+            crate::stage1::train(stage1, dir, device, &Stage1Options { resume, progress })?
+        }
+    };
+    let stage2 = match dir.join("stage2.json").exists() {
+        true => read_json(&dir.join("stage2.json"))?,
+        false => {
+            let resume = dir.join("stage2").join("config.toml").exists();
+            crate::stage2::train(stage2, dir, device, &Stage2Options { resume, progress })?
+        }
+    };
+    let eval = match dir.join("eval.json").exists() {
+        true => read_json(&dir.join("eval.json"))?,
+        false => crate::evaluate::evaluate(dir, eval, device)?,
+    };
+    Ok(ModelResult { stage1, stage2, eval })
+}
+
+/// Writes `config` to `path`, or checks that the job already there has the same config.
+pub fn claim_folder(path: &Path, config: &JobConfig) -> Result<(), RunError> {
+    if path.exists() {
+        let stored: JobConfig = read_toml(path)?;
+        if &stored != config {
+            return Err(RunError::RunExists(format!(
+                "{}: holds a job with a different config; choose another --out, or delete the folder to start over",
+                path.display()
+            )));
+        }
+        return Ok(());
+    }
+    let text = toml::to_string_pretty(config).map_err(|e| RunError::Config(e.to_string()))?;
+    write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Writes `text` to `path`, or checks that the same text is already there (a sweep point's
+/// `point.toml`).
+pub fn claim_point(path: &Path, text: &str) -> Result<(), RunError> {
+    if path.exists() {
+        let old = std::fs::read_to_string(path).map_err(|source| crate::run_dir::RunDirError::Io { path: path.to_path_buf(), source })?;
+        if old != text {
+            return Err(RunError::RunExists(format!("{}: holds a different point; expand into another folder", path.display())));
+        }
+        return Ok(());
+    }
+    write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// `DIR/summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobSummary {
+    /// Dataset name.
+    pub dataset: String,
+    /// The baseline VQ-VAE.
+    pub baseline: serde_json::Value,
+    /// NC-VQVAE.
+    pub nc_vqvae: serde_json::Value,
+    /// Test accuracy of the FCN behind FID / IS.
+    pub fcn_test_acc: f64,
+    /// Wall time of this invocation, seconds.
+    pub wall_seconds: f64,
+}
+
+/// Prints a step header on stderr.
+fn step(progress: bool, text: &str) {
+    if progress {
+        eprintln!("== {text}");
+    }
+}
+
+/// Runs (or finishes) the job of `config` in `out` and writes `summary.json`, `report.md` and the
+/// plots.
+pub fn run_job(config: &JobConfig, out: &Path, device: &Device, progress: bool) -> Result<(JobSummary, ModelResult, ModelResult), RunError> {
+    let start = Instant::now();
+    config.validate()?;
+    std::fs::create_dir_all(out).map_err(|source| crate::run_dir::RunDirError::Io { path: out.to_path_buf(), source })?;
+    claim_folder(&out.join("config.toml"), config)?;
+
+    let fcn_path = out.join("fcn.bpk");
+    if !fcn_path.exists() {
+        step(progress, &format!("FCN classifier for FID / IS / CAS ({} epochs)", config.fcn.epochs));
+        let mut fcn = config.fcn.clone();
+        fcn.dataset = config.run.dataset.clone();
+        fcn.data_dir = config.run.data_dir.clone();
+        crate::fcn::train(&fcn, &fcn_path, device, progress)?;
+    }
+    let eval = EvaluateOptions {
+        fcn: Some(fcn_path.clone()),
+        fcn_epochs: config.fcn.epochs,
+        cas_epochs: config.run.cas_epochs,
+        seed: config.stage2.seed,
+        progress,
+        max_fid_samples: config.run.fid_samples,
+        cas_samples: config.run.cas_samples,
+    };
+    let mut results = Vec::new();
+    for (name, ssl) in [("baseline", SslChoice::None), ("nc_vqvae", config.run.ssl)] {
+        let label = if ssl == SslChoice::None { "baseline VQ-VAE".to_string() } else { format!("NC-VQVAE ({:?} + {:?})", ssl, config.run.aug) };
+        step(progress, &format!("{label}: stage 1 ({} epochs), stage 2 ({} epochs), evaluation", config.stage1.epochs, config.stage2.epochs));
+        results.push(run_model(&out.join(name), &config.stage1_for(ssl), &config.stage2, &eval, progress, device)?);
+    }
+    let nc = results.pop().expect("two results");
+    let base = results.pop().expect("two results");
+    step(progress, "report and plots");
+    crate::report::write(out, config, &base, &nc, device)?;
+    let summary = JobSummary {
+        dataset: base.stage1.dataset.clone(),
+        baseline: base.flat(),
+        nc_vqvae: nc.flat(),
+        fcn_test_acc: base.eval.fcn_test_acc,
+        wall_seconds: start.elapsed().as_secs_f64(),
+    };
+    write_json(&out.join("summary.json"), &summary)?;
+    Ok((summary, base, nc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_preset_matches_the_shipped_config_file() {
+        // configs/quick.toml documents the default of `nc-vqvae run`; it must not drift.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.toml");
+        let from_file = JobConfig::layered(&JobConfig::thesis(DEFAULT_DATASET), Some(&path), &[]).unwrap();
+        assert_eq!(from_file, JobConfig::quick(DEFAULT_DATASET));
+    }
+
+    #[test]
+    fn thesis_config_file_matches_the_thesis_settings() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/thesis.toml");
+        let from_file = JobConfig::layered(&JobConfig::quick(DEFAULT_DATASET), Some(&path), &[]).unwrap();
+        assert_eq!(from_file, JobConfig::thesis(DEFAULT_DATASET));
+        assert_eq!(from_file.stage1.epochs, 1000);
+        assert_eq!(from_file.stage1.projector_dim, 4096);
+    }
+
+    #[test]
+    fn models_share_stage1_settings_but_not_the_branch() {
+        let job = JobConfig::quick("ECG5000").with_seed(7);
+        let (a, b) = (job.stage1_for(SslChoice::None), job.stage1_for(SslChoice::BarlowTwins));
+        assert_eq!((a.ssl, b.ssl), (SslChoice::None, SslChoice::BarlowTwins));
+        assert_eq!((a.epochs, a.seed, a.projector_dim), (b.epochs, b.seed, b.projector_dim));
+        assert_eq!((job.stage2.seed, job.fcn.seed), (7, 7));
+        let mut bad = job.clone();
+        bad.run.ssl = SslChoice::None;
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn a_folder_with_another_job_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("config.toml");
+        let job = JobConfig::quick("ECG5000");
+        claim_folder(&path, &job).unwrap();
+        claim_folder(&path, &job).unwrap();
+        let other = job.with_seed(2);
+        let e = claim_folder(&path, &other).unwrap_err();
+        assert!(e.is_input_error() && e.to_string().contains("different config"), "{e}");
+    }
+}

@@ -1,0 +1,304 @@
+//! The report of `nc-vqvae run`: `report.md` and the PNG plots in `plots/` that compare the
+//! baseline VQ-VAE with NC-VQVAE on one dataset.
+//!
+//! Plots (all with labelled axes and legends):
+//! - `curves.png`: stage-1 training losses per epoch (reconstruction, and the SSL loss), the probe
+//!   accuracies where they were computed during training, and the stage-2 prior's loss;
+//! - `reconstructions.png`: test series (one per class) with both models' reconstructions;
+//! - `samples_baseline.png`, `samples_nc_vqvae.png`: real test vs generated series per class;
+//! - `token_usage.png`: how often each codebook entry is used on the test set, by rank;
+//! - `scores.png`: probe accuracies, CAS, FID and IS of both models side by side.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use burn::tensor::{Device, Int};
+use maskgit::SamplerConfig;
+use ucr_data::epoch_batches;
+
+use crate::pipeline::{JobConfig, ModelResult};
+use crate::plot::{BLUE, BarPanel, Curve, CurvePanel, GREY, ORANGE, bar_row, curve_grid, panel_grid};
+use crate::run_dir::write_atomic;
+use crate::stage1::{RunError, SslChoice, load_finished, read};
+use crate::stage2::Generator;
+
+fn plot_err(e: crate::plot::PlotError) -> RunError {
+    RunError::Device(e.to_string())
+}
+
+/// One numeric column of a `metrics.jsonl` file as `(epoch, value)` points (missing file or key:
+/// no points).
+pub fn metric_curve(path: &Path, key: &str) -> Vec<(f64, f64)> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v.get("epoch")?.as_f64()?, v.get(key)?.as_f64()?)))
+        .collect()
+}
+
+/// Sum of two metric columns, matched by epoch.
+fn summed(path: &Path, a: &str, b: &str) -> Vec<(f64, f64)> {
+    let second = metric_curve(path, b);
+    metric_curve(path, a).into_iter().zip(second).map(|((e, x), (_, y))| (e, x + y)).collect()
+}
+
+/// Codebook usage counts of a tokenizer on the test split.
+fn token_usage(run: &Path, device: &Device) -> Result<Vec<usize>, RunError> {
+    let (_, data, model) = load_finished(run, device)?;
+    let vq = model.vqvae();
+    let mut usage = vec![0usize; vq.quantizer().codebook_size()];
+    for idx in epoch_batches(data.test.n(), 256, false, 0, 0)? {
+        let tokens = vq.tokens(data.test.batch(&idx, device).x);
+        for t in read::<i64, 2, Int>(tokens)? {
+            usage[t as usize] += 1;
+        }
+    }
+    Ok(usage)
+}
+
+/// Test series (the first of each class, at most `max`) and both models' reconstructions, in the
+/// data's original scale.
+fn reconstruction_panels(base: &Path, nc: &Path, max: usize, device: &Device) -> Result<Vec<CurvePanel>, RunError> {
+    let (_, data, base_model) = load_finished(base, device)?;
+    let (_, _, nc_model) = load_finished(nc, device)?;
+    let picks: Vec<usize> = (0..data.num_classes()).filter_map(|c| data.test.labels.iter().position(|&l| l == c)).take(max).collect();
+    let batch = data.test.batch(&picks, device);
+    let length = data.length();
+    let mut rows = Vec::new();
+    for model in [&base_model, &nc_model] {
+        let mut values = read::<f32, 3, _>(model.vqvae().forward(batch.x.clone()).x_hat)?;
+        data.normalizer.invert(&mut values);
+        rows.push(values);
+    }
+    let points = |v: &[f32]| v.iter().enumerate().map(|(i, &y)| (i as f64, y as f64)).collect::<Vec<_>>();
+    Ok(picks
+        .iter()
+        .enumerate()
+        .map(|(j, &i)| {
+            let mut real = data.test.series(i).to_vec();
+            data.normalizer.invert(&mut real);
+            CurvePanel {
+                title: format!("test series {i} (class {})", data.classes[data.test.labels[i]]),
+                x_label: "time step".into(),
+                y_label: "value".into(),
+                curves: vec![
+                    Curve { name: "real".into(), color: GREY, points: points(&real) },
+                    Curve { name: "baseline".into(), color: BLUE, points: points(&rows[0][j * length..(j + 1) * length]) },
+                    Curve { name: "NC-VQVAE".into(), color: ORANGE, points: points(&rows[1][j * length..(j + 1) * length]) },
+                ],
+            }
+        })
+        .collect())
+}
+
+/// Writes the per-class sample plot of one model.
+fn sample_plot(run: &Path, path: &Path, title: &str, per_class: usize, seed: u64, device: &Device) -> Result<(), RunError> {
+    let generator = Generator::load(run, device)?;
+    let groups: Vec<(i64, Option<usize>)> = generator.data.classes.iter().enumerate().map(|(i, &l)| (l, Some(i))).collect();
+    let labels: Vec<i64> = groups.iter().flat_map(|&(l, _)| std::iter::repeat_n(l, per_class)).collect();
+    let classes: Vec<usize> = groups.iter().flat_map(|&(_, c)| std::iter::repeat_n(c.unwrap_or(0), per_class)).collect();
+    let series = generator.generate(labels.len(), Some(&classes), &SamplerConfig::new(), seed, true, device)?;
+    let panels = generator.comparison_panels(&groups, &labels, &series, per_class);
+    panel_grid(path, title, 2, &panels).map_err(plot_err)
+}
+
+fn model_name(config: &JobConfig) -> String {
+    let ssl = match config.run.ssl {
+        SslChoice::BarlowTwins => "Barlow Twins",
+        SslChoice::Vibcreg => "VIbCReg",
+        SslChoice::None => "none",
+    };
+    format!("NC-VQVAE ({ssl} + {:?})", config.run.aug).replace("Warp", "warp").replace("Slice", "slice").replace("Gauss", "gauss")
+}
+
+/// Draws the plots and writes `report.md` for a finished job in `out`.
+pub fn write(out: &Path, config: &JobConfig, base: &ModelResult, nc: &ModelResult, device: &Device) -> Result<(), RunError> {
+    let plots = out.join("plots");
+    std::fs::create_dir_all(&plots).map_err(|source| crate::run_dir::RunDirError::Io { path: plots.clone(), source })?;
+    let (base_dir, nc_dir) = (out.join("baseline"), out.join("nc_vqvae"));
+    let nc_name = model_name(config);
+    let dataset = &base.stage1.dataset;
+
+    // Curves.
+    let pair = |key_a: &str, key_b: Option<&str>, file: &str| {
+        let curve = |dir: &Path| match key_b {
+            Some(b) => summed(&dir.join(file), key_a, b),
+            None => metric_curve(&dir.join(file), key_a),
+        };
+        vec![
+            Curve { name: "baseline".into(), color: BLUE, points: curve(&base_dir) },
+            Curve { name: nc_name.clone(), color: ORANGE, points: curve(&nc_dir) },
+        ]
+    };
+    let mut panels = vec![
+        CurvePanel {
+            title: "stage 1: training reconstruction loss".into(),
+            x_label: "epoch".into(),
+            y_label: "MSE time + time-freq".into(),
+            curves: pair("recon_time", Some("recon_timefreq"), "metrics.jsonl"),
+        },
+        CurvePanel {
+            title: "stage 1: SSL loss (NC-VQVAE)".into(),
+            x_label: "epoch".into(),
+            y_label: "SSL loss".into(),
+            curves: vec![Curve { name: nc_name.clone(), color: ORANGE, points: metric_curve(&nc_dir.join("metrics.jsonl"), "ssl") }],
+        },
+        CurvePanel {
+            title: "stage 2: prior training loss".into(),
+            x_label: "epoch".into(),
+            y_label: "cross-entropy (nats / token)".into(),
+            curves: pair("loss", None, "stage2/metrics.jsonl"),
+        },
+    ];
+    let probes = pair("probe_svm_acc", None, "metrics.jsonl");
+    if probes.iter().any(|c| c.points.len() > 1) {
+        panels.push(CurvePanel {
+            title: "stage 1: SVM probe during training".into(),
+            x_label: "epoch".into(),
+            y_label: "test accuracy".into(),
+            curves: probes,
+        });
+    }
+    curve_grid(&plots.join("curves.png"), &format!("{dataset}: training curves"), 2, &panels).map_err(plot_err)?;
+
+    curve_grid(
+        &plots.join("reconstructions.png"),
+        &format!("{dataset}: test series and their reconstructions"),
+        2,
+        &reconstruction_panels(&base_dir, &nc_dir, 6, device)?,
+    )
+    .map_err(plot_err)?;
+
+    let seed = config.stage2.seed;
+    sample_plot(&base_dir, &plots.join("samples_baseline.png"), &format!("{dataset}, baseline: real test (blue) vs generated (orange)"), config.run.plot_samples, seed, device)?;
+    sample_plot(&nc_dir, &plots.join("samples_nc_vqvae.png"), &format!("{dataset}, {nc_name}: real test (blue) vs generated (orange)"), config.run.plot_samples, seed, device)?;
+
+    let mut usage = Vec::new();
+    for dir in [&base_dir, &nc_dir] {
+        let mut u = token_usage(dir, device)?;
+        let total = u.iter().sum::<usize>().max(1) as f64;
+        u.sort_unstable_by(|a, b| b.cmp(a));
+        usage.push(u.into_iter().map(|c| c as f64 / total).collect::<Vec<f64>>());
+    }
+    let ranks = (1..=usage[0].len()).map(|r| r.to_string()).collect();
+    bar_row(
+        &plots.join("token_usage.png"),
+        &format!("{dataset}: codebook usage on the test set"),
+        &[BarPanel {
+            title: format!("share of tokens by code rank (perplexity: baseline {:.1}, NC-VQVAE {:.1})", base.stage1.codebook_perplexity, nc.stage1.codebook_perplexity),
+            x_label: "code rank (most used first)".into(),
+            y_label: "share of test tokens".into(),
+            categories: ranks,
+            groups: vec![("baseline".into(), BLUE, usage[0].clone()), (nc_name.clone(), ORANGE, usage[1].clone())],
+        }],
+    )
+    .map_err(plot_err)?;
+
+    let groups = |f: &dyn Fn(&ModelResult) -> Vec<f64>| vec![("baseline".to_string(), BLUE, f(base)), (nc_name.clone(), ORANGE, f(nc))];
+    bar_row(
+        &plots.join("scores.png"),
+        &format!("{dataset}: baseline vs {nc_name}"),
+        &[
+            BarPanel {
+                title: "accuracy (higher is better)".into(),
+                x_label: "score".into(),
+                y_label: "test accuracy".into(),
+                categories: vec!["KNN probe".into(), "SVM probe".into(), "CAS".into()],
+                groups: groups(&|r| vec![r.stage1.probe_knn_acc, r.stage1.probe_svm_acc, r.eval.cas_final_acc]),
+            },
+            BarPanel {
+                title: "FID (lower is better)".into(),
+                x_label: "".into(),
+                y_label: "FID".into(),
+                categories: vec!["FID".into()],
+                groups: groups(&|r| vec![r.eval.fid]),
+            },
+            BarPanel {
+                title: "IS (higher is better)".into(),
+                x_label: "".into(),
+                y_label: "IS".into(),
+                categories: vec!["IS".into()],
+                groups: groups(&|r| vec![r.eval.is_mean]),
+            },
+        ],
+    )
+    .map_err(plot_err)?;
+
+    let text = markdown(config, base, nc, &nc_name);
+    write_atomic(&out.join("report.md"), text.as_bytes())?;
+    Ok(())
+}
+
+/// The text of `report.md`.
+fn markdown(config: &JobConfig, base: &ModelResult, nc: &ModelResult, nc_name: &str) -> String {
+    let s1 = &config.stage1;
+    let mut t = String::new();
+    let dataset = &base.stage1.dataset;
+    let _ = writeln!(t, "# {dataset}: baseline VQ-VAE vs {nc_name}\n");
+    let _ = writeln!(
+        t,
+        "Stage 1: {} epochs, batch {}, AdamW lr {} (cosine), projector width {}; stage 2: {} epochs of the MaskGIT prior \
+         ({} for the baseline, {} for NC-VQVAE); FCN for FID / IS: {} epochs (test accuracy {:.3}); CAS classifier: {} epochs. \
+         Seed {}. The thesis trains 1000 epochs per stage with a 4096-wide projector (`configs/thesis.toml`); \
+         short runs are not the thesis' numbers. The full settings are in `config.toml`.\n",
+        s1.epochs,
+        s1.batch_size,
+        s1.lr,
+        s1.projector_dim,
+        config.stage2.epochs,
+        base.stage2.variant,
+        nc.stage2.variant,
+        config.fcn.epochs,
+        base.eval.fcn_test_acc,
+        config.run.cas_epochs,
+        s1.seed,
+    );
+    let _ = writeln!(
+        t,
+        "FID / IS: {} unconditional samples against {} real test series{}; CAS: a classifier trained on {} class-conditional samples, tested on the real test split.\n",
+        base.eval.n_generated,
+        base.eval.n_generated,
+        if config.run.fid_samples > 0 { " (capped by `run.fid_samples`; fewer samples bias FID upwards, so compare only runs with equal caps)" } else { "" },
+        base.eval.n_cas_samples,
+    );
+    let _ = writeln!(t, "| | baseline | {nc_name} | thesis baseline (1000 ep.) | thesis NC-VQVAE (1000 ep.) |");
+    let _ = writeln!(t, "|---|---|---|---|---|");
+    let thesis = crate::thesis::probes(dataset, config.run.ssl, config.run.aug);
+    let fmt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
+    let rows: [(&str, fn(&ModelResult) -> f64, Option<(f64, f64)>); 10] = [
+        ("KNN probe accuracy (k = 5) ↑", |r| r.stage1.probe_knn_acc, thesis.map(|t| (t.base_knn, t.knn))),
+        ("linear SVM probe accuracy ↑", |r| r.stage1.probe_svm_acc, thesis.map(|t| (t.base_svm, t.svm))),
+        ("test reconstruction MSE (time) ↓", |r| r.stage1.recon_mse_time, None),
+        ("test reconstruction MSE (time-freq) ↓", |r| r.stage1.recon_mse_timefreq, None),
+        ("codebook perplexity", |r| r.stage1.codebook_perplexity, None),
+        ("prior test loss (nats / masked token) ↓", |r| r.stage2.loss, None),
+        ("FID ↓", |r| r.eval.fid, None),
+        ("IS ↑", |r| r.eval.is_mean, None),
+        ("CAS, final test accuracy ↑", |r| r.eval.cas_final_acc, None),
+        ("CAS, running (as the reference) ↑", |r| r.eval.cas, None),
+    ];
+    for (name, get, published) in rows {
+        let _ = writeln!(t, "| {name} | {:.3} | {:.3} | {} | {} |", get(base), get(nc), fmt(published.map(|p| p.0)), fmt(published.map(|p| p.1)));
+    }
+    let _ = writeln!(
+        t,
+        "\nWall time: stage 1 {:.0} s + {:.0} s, stage 2 {:.0} s + {:.0} s, evaluation {:.0} s + {:.0} s (baseline + NC-VQVAE).\n",
+        base.stage1.wall_seconds, nc.stage1.wall_seconds, base.stage2.wall_seconds, nc.stage2.wall_seconds, base.eval.wall_seconds, nc.eval.wall_seconds
+    );
+    let (dk, ds) = (nc.stage1.probe_knn_acc - base.stage1.probe_knn_acc, nc.stage1.probe_svm_acc - base.stage1.probe_svm_acc);
+    let _ = writeln!(
+        t,
+        "Probe gain of NC-VQVAE over the baseline: KNN {dk:+.3}, SVM {ds:+.3} (one seed; probes on mean-pooled tokens in eval mode, spec §10.1 with quirk Q2 sane).\n"
+    );
+    for (title, file) in [
+        ("Scores", "scores.png"),
+        ("Training curves", "curves.png"),
+        ("Reconstructions", "reconstructions.png"),
+        ("Samples: baseline", "samples_baseline.png"),
+        ("Samples: NC-VQVAE", "samples_nc_vqvae.png"),
+        ("Codebook usage", "token_usage.png"),
+    ] {
+        let _ = writeln!(t, "## {title}\n\n![{title}](plots/{file})\n");
+    }
+    t
+}

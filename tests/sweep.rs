@@ -1,0 +1,114 @@
+//! `nc-vqvae sweep` and `nc-vqvae run` end to end on the bundled SonyAIBORobotSurface1 with tiny
+//! settings (configs/sweeps/tiny.toml): a 2 × 2 × 1 grid expands, runs with one point killed
+//! with SIGKILL and rerun, and collects into tables; the main job writes its report, plots and
+//! summary, and finishes an interrupted job when run again.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+mod common;
+
+fn nc_vqvae(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nc-vqvae"));
+    cmd.args(args).env_remove("NC_VQVAE_DATA").stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd
+}
+
+fn ok(out: Output) -> Output {
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn input_error(out: Output, want: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(want) && stderr.lines().count() == 1, "want {want:?} in one line: {stderr}");
+}
+
+fn tiny_spec() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/sweeps/tiny.toml").display().to_string()
+}
+
+#[test]
+fn tiny_sweep_expands_runs_with_a_killed_point_and_collects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sweep");
+    let d = dir.to_str().unwrap();
+    let out = ok(nc_vqvae(&["sweep", "expand", &tiny_spec(), "--out", d]).output().unwrap());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("4 points"), "{}", String::from_utf8_lossy(&out.stdout));
+    ok(nc_vqvae(&["sweep", "expand", &tiny_spec(), "--out", d]).output().unwrap()); // idempotent
+    input_error(nc_vqvae(&["sweep", "run", d, "--index", "4"]).output().unwrap(), "no point 4");
+
+    // Point 1 (baseline, seed 2) is killed after its first stage-1 checkpoint, then rerun.
+    let point = dir.join("points/0001/run");
+    common::kill_after_checkpoint(nc_vqvae(&["sweep", "run", d, "--index", "1"]).spawn().unwrap(), &point.join("checkpoint.json"), 1);
+    assert!(!point.join("eval.json").exists());
+    for i in 0..4 {
+        ok(nc_vqvae(&["sweep", "run", d, "--index", &i.to_string()]).output().unwrap());
+    }
+    let lines = std::fs::read_to_string(point.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 2, "the resumed stage 1 logged each epoch once");
+    // A finished point is skipped: its results are not touched.
+    let before = std::fs::read(point.join("eval.json")).unwrap();
+    let out = ok(nc_vqvae(&["sweep", "run", d, "--index", "1", "--json"]).output().unwrap());
+    assert_eq!(std::fs::read(point.join("eval.json")).unwrap(), before);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["seed"].as_u64(), v["ssl"].as_str()), (Some(2), Some("none")));
+
+    let out = ok(nc_vqvae(&["sweep", "collect", d]).output().unwrap());
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(md.starts_with("4 of 4 points finished"), "{md}");
+    assert!(md.contains("| dataset | baseline | barlow-twins/slice |") && md.contains("### SVM probe accuracy"), "{md}");
+    let svm_row = md.split("### SVM probe accuracy").nth(1).unwrap().lines().find(|l| l.starts_with("| SonyAIBORobotSurface1")).unwrap();
+    assert_eq!(svm_row.matches("(2)").count(), 2, "two seeds per cell: {svm_row}");
+    // The CSV holds every point, and the table's mean is the mean of its rows.
+    let csv = std::fs::read_to_string(dir.join("points.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5);
+    let svm: Vec<f64> = csv.lines().skip(1).filter(|l| l.contains(",baseline,")).map(|l| l.split(',').nth(9).unwrap().parse().unwrap()).collect();
+    let tables = std::fs::read_to_string(dir.join("tables.csv")).unwrap();
+    let row = tables.lines().find(|l| l.starts_with("svm,SonyAIBORobotSurface1,baseline,")).unwrap();
+    let mean: f64 = row.split(',').nth(4).unwrap().parse().unwrap();
+    assert!((mean - (svm[0] + svm[1]) / 2.0).abs() < 1e-9, "{row} vs {svm:?}");
+}
+
+#[test]
+fn main_job_writes_report_plots_and_summary_and_finishes_when_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("job");
+    let o = out.to_str().unwrap();
+    let cfg = tiny_spec();
+    // The tiny spec's settings tables double as a job config; its [grid] table is not one.
+    let config = tmp.path().join("tiny.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let settings: String = text.split("[stage1]").nth(1).map(|rest| format!("[stage1]{rest}")).unwrap();
+    std::fs::write(&config, settings).unwrap();
+    let args = ["run", "SonyAIBORobotSurface1", "--out", o, "--config", config.to_str().unwrap()];
+
+    // Killed during the NC-VQVAE model's stage 1, then the same command finishes the job.
+    common::kill_after_checkpoint(nc_vqvae(&args).spawn().unwrap(), &out.join("nc_vqvae/checkpoint.json"), 1);
+    assert!(out.join("baseline/eval.json").exists() && !out.join("summary.json").exists());
+    let baseline_eval = std::fs::read(out.join("baseline/eval.json")).unwrap();
+    ok(nc_vqvae(&args).output().unwrap());
+    assert_eq!(std::fs::read(out.join("baseline/eval.json")).unwrap(), baseline_eval, "the finished model was not redone");
+
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    for model in ["baseline", "nc_vqvae"] {
+        for key in ["recon_mse_time", "recon_mse_timefreq", "probe_knn_acc", "probe_svm_acc", "codebook_perplexity", "epochs", "fid", "is_mean", "is_std", "cas"] {
+            assert!(summary[model][key].is_number(), "{model}.{key} in {summary}");
+        }
+    }
+    assert_eq!(summary["nc_vqvae"]["ssl"], "barlow-twins");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for png in ["scores", "curves", "reconstructions", "samples_baseline", "samples_nc_vqvae", "token_usage"] {
+        assert!(report.contains(&format!("plots/{png}.png")), "{png} linked");
+        let bytes = std::fs::read(out.join("plots").join(format!("{png}.png"))).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "{png}: {} bytes", bytes.len());
+    }
+    let svm = summary["baseline"]["probe_svm_acc"].as_f64().unwrap();
+    assert!(report.contains(&format!("{svm:.3}")), "the report shows the summary's numbers");
+
+    // Another config in the same folder is refused.
+    let mut other = args.to_vec();
+    other.extend(["--seed", "9"]);
+    input_error(nc_vqvae(&other).output().unwrap(), "different config");
+}
