@@ -236,7 +236,8 @@ pub fn bar_row(path: &Path, title: &str, panels: &[BarPanel]) -> Result<(), Plot
             };
             let n = panel.categories.len().max(1);
             let top = panel.groups.iter().flat_map(|g| g.2.iter()).copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max);
-            let top = if top > 0.0 { top * 1.15 } else { 1.0 };
+            // Headroom above the tallest bar for its value and the legend.
+            let top = if top > 0.0 { top * 1.5 } else { 1.0 };
             let categories = panel.categories.clone();
             let mut chart = ChartBuilder::on(&area)
                 .caption(&panel.title, ("sans-serif", 15))
@@ -248,7 +249,7 @@ pub fn bar_row(path: &Path, title: &str, panels: &[BarPanel]) -> Result<(), Plot
             chart
                 .configure_mesh()
                 .disable_x_mesh()
-                .light_line_style(RGBColor(235, 235, 235))
+                .light_line_style(WHITE)
                 .x_desc(&panel.x_label)
                 .y_desc(&panel.y_label)
                 .x_labels(n.min(40) * 2 + 1)
