@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int};
 use metrics::{Fcn, FcnConfig};
@@ -116,12 +116,7 @@ pub fn fit(
     let train_device = device.clone().autodiff();
     train_device.seed(opts.seed);
     let mut model = FcnConfig::new(n_classes).init(&train_device);
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.999)
-        .with_epsilon(1e-8)
-        .with_weight_decay(opts.weight_decay as f32)
-        .init();
+    let mut optim = crate::stage1::adamw(0.9, 0.999, 1e-8, opts.weight_decay);
     let steps = epoch_batches(train.n(), opts.batch_size, false, 0, 0)?.len();
     let t_max = opts.epochs * (steps + 1);
     let bar = progress_bar(progress, (opts.epochs * steps) as u64, 0);

@@ -167,6 +167,18 @@ fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// The legend of a chart's labelled series, upper right on a translucent white box.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .label_font(("sans-serif", 12))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 /// Draws curve panels in a grid of `cols` columns, each with labelled axes and a legend.
 pub fn curve_grid(path: &Path, title: &str, cols: usize, panels: &[CurvePanel]) -> Result<(), PlotError> {
     let cols = cols.max(1);
@@ -205,14 +217,7 @@ pub fn curve_grid(path: &Path, title: &str, cols: usize, panels: &[CurvePanel]) 
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
             }
             if panel.curves.iter().any(|c| !c.name.is_empty()) {
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(180, 180, 180))
-                    .label_font(("sans-serif", 12))
-                    .position(SeriesLabelPosition::UpperRight)
-                    .draw()
-                    .map_err(|e| e.to_string())?;
+                draw_legend(&mut chart)?;
             }
         }
         Ok(())
@@ -222,9 +227,8 @@ pub fn curve_grid(path: &Path, title: &str, cols: usize, panels: &[CurvePanel]) 
 /// Draws grouped bar panels side by side (one row), each with labelled axes and a legend.
 pub fn bar_row(path: &Path, title: &str, panels: &[BarPanel]) -> Result<(), PlotError> {
     let cols = panels.len().max(1);
-    let width: u32 = panels.iter().map(|p| (120 + 40 * p.categories.len() * p.groups.len().max(1)).clamp(360, 1400) as u32).sum();
-    render(path, (width.max(400), 380), title, |root| {
-        let widths: Vec<u32> = panels.iter().map(|p| (120 + 40 * p.categories.len() * p.groups.len().max(1)).clamp(360, 1400) as u32).collect();
+    let widths: Vec<u32> = panels.iter().map(|p| (120 + 40 * p.categories.len() * p.groups.len().max(1)).clamp(360, 1400) as u32).collect();
+    render(path, (widths.iter().sum::<u32>().max(400), 380), title, |root| {
         let mut rest = root.clone();
         for (i, panel) in panels.iter().enumerate() {
             let area = if i + 1 < cols {
@@ -276,14 +280,7 @@ pub fn bar_row(path: &Path, title: &str, panels: &[BarPanel]) -> Result<(), Plot
                     .label(name.clone())
                     .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(180, 180, 180))
-                .label_font(("sans-serif", 12))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .map_err(|e| e.to_string())?;
+            draw_legend(&mut chart)?;
             // The value above each bar, so the figure can be read without the table.
             for (g, (_, _, values)) in panel.groups.iter().enumerate() {
                 for (c, &v) in values.iter().enumerate().filter(|(_, v)| v.is_finite()) {

@@ -19,7 +19,7 @@ use ucr_data::epoch_batches;
 use crate::pipeline::{JobConfig, ModelResult};
 use crate::plot::{BLUE, BarPanel, Curve, CurvePanel, GREY, ORANGE, bar_row, curve_grid, panel_grid};
 use crate::run_dir::write_atomic;
-use crate::stage1::{RunError, SslChoice, load_finished, read};
+use crate::stage1::{RunError, SslChoice, read};
 use crate::stage2::Generator;
 
 fn plot_err(e: crate::plot::PlotError) -> RunError {
@@ -42,10 +42,9 @@ fn summed(path: &Path, a: &str, b: &str) -> Vec<(f64, f64)> {
     metric_curve(path, a).into_iter().zip(second).map(|((e, x), (_, y))| (e, x + y)).collect()
 }
 
-/// Codebook usage counts of a tokenizer on the test split.
-fn token_usage(run: &Path, device: &Device) -> Result<Vec<usize>, RunError> {
-    let (_, data, model) = load_finished(run, device)?;
-    let vq = model.vqvae();
+/// Codebook usage counts of a run's tokenizer on the test split.
+fn token_usage(run: &Generator, device: &Device) -> Result<Vec<usize>, RunError> {
+    let (data, vq) = (&run.data, run.tokenizer());
     let mut usage = vec![0usize; vq.quantizer().codebook_size()];
     for idx in epoch_batches(data.test.n(), 256, false, 0, 0)? {
         let tokens = vq.tokens(data.test.batch(&idx, device).x);
@@ -58,15 +57,14 @@ fn token_usage(run: &Path, device: &Device) -> Result<Vec<usize>, RunError> {
 
 /// Test series (the first of each class, at most `max`) and both models' reconstructions, in the
 /// data's original scale.
-fn reconstruction_panels(base: &Path, nc: &Path, max: usize, device: &Device) -> Result<Vec<CurvePanel>, RunError> {
-    let (_, data, base_model) = load_finished(base, device)?;
-    let (_, _, nc_model) = load_finished(nc, device)?;
+fn reconstruction_panels(base: &Generator, nc: &Generator, max: usize, device: &Device) -> Result<Vec<CurvePanel>, RunError> {
+    let data = &base.data;
     let picks: Vec<usize> = (0..data.num_classes()).filter_map(|c| data.test.labels.iter().position(|&l| l == c)).take(max).collect();
     let batch = data.test.batch(&picks, device);
     let length = data.length();
     let mut rows = Vec::new();
-    for model in [&base_model, &nc_model] {
-        let mut values = read::<f32, 3, _>(model.vqvae().forward(batch.x.clone()).x_hat)?;
+    for run in [base, nc] {
+        let mut values = read::<f32, 3, _>(run.tokenizer().forward(batch.x.clone()).x_hat)?;
         data.normalizer.invert(&mut values);
         rows.push(values);
     }
@@ -92,8 +90,7 @@ fn reconstruction_panels(base: &Path, nc: &Path, max: usize, device: &Device) ->
 }
 
 /// Writes the per-class sample plot of one model.
-fn sample_plot(run: &Path, path: &Path, title: &str, per_class: usize, seed: u64, device: &Device) -> Result<(), RunError> {
-    let generator = Generator::load(run, device)?;
+fn sample_plot(generator: &Generator, path: &Path, title: &str, per_class: usize, seed: u64, device: &Device) -> Result<(), RunError> {
     let groups: Vec<(i64, Option<usize>)> = generator.data.classes.iter().enumerate().map(|(i, &l)| (l, Some(i))).collect();
     let labels: Vec<i64> = groups.iter().flat_map(|&(l, _)| std::iter::repeat_n(l, per_class)).collect();
     let classes: Vec<usize> = groups.iter().flat_map(|&(_, c)| std::iter::repeat_n(c.unwrap_or(0), per_class)).collect();
@@ -161,21 +158,24 @@ pub fn write(out: &Path, config: &JobConfig, base: &ModelResult, nc: &ModelResul
     }
     curve_grid(&plots.join("curves.png"), &format!("{dataset}: training curves"), 2, &panels).map_err(plot_err)?;
 
+    // Each run's tokenizer, prior and dataset, loaded once for the remaining plots.
+    let (base_run, nc_run) = (Generator::load(&base_dir, device)?, Generator::load(&nc_dir, device)?);
+
     curve_grid(
         &plots.join("reconstructions.png"),
         &format!("{dataset}: test series and their reconstructions"),
         2,
-        &reconstruction_panels(&base_dir, &nc_dir, 6, device)?,
+        &reconstruction_panels(&base_run, &nc_run, 6, device)?,
     )
     .map_err(plot_err)?;
 
     let seed = config.stage2.seed;
-    sample_plot(&base_dir, &plots.join("samples_baseline.png"), &format!("{dataset}, baseline: real test (blue) vs generated (orange)"), config.run.plot_samples, seed, device)?;
-    sample_plot(&nc_dir, &plots.join("samples_nc_vqvae.png"), &format!("{dataset}, {nc_name}: real test (blue) vs generated (orange)"), config.run.plot_samples, seed, device)?;
+    sample_plot(&base_run, &plots.join("samples_baseline.png"), &format!("{dataset}, baseline: real test (blue) vs generated (orange)"), config.run.plot_samples, seed, device)?;
+    sample_plot(&nc_run, &plots.join("samples_nc_vqvae.png"), &format!("{dataset}, {nc_name}: real test (blue) vs generated (orange)"), config.run.plot_samples, seed, device)?;
 
     let mut usage = Vec::new();
-    for dir in [&base_dir, &nc_dir] {
-        let mut u = token_usage(dir, device)?;
+    for run in [&base_run, &nc_run] {
+        let mut u = token_usage(run, device)?;
         let total = u.iter().sum::<usize>().max(1) as f64;
         u.sort_unstable_by(|a, b| b.cmp(a));
         usage.push(u.into_iter().map(|c| c as f64 / total).collect::<Vec<f64>>());

@@ -453,6 +453,17 @@ pub(crate) fn save_weights<M: Module>(model: M, path: &Path) -> Result<(), RunEr
     Ok(())
 }
 
+/// AdamW with every setting written out (Burn's defaults differ from PyTorch's, which the
+/// reference uses); the learning rate is given per step.
+pub(crate) fn adamw(beta1: f64, beta2: f64, epsilon: f64, weight_decay: f64) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_beta_1(beta1 as f32)
+        .with_beta_2(beta2 as f32)
+        .with_epsilon(epsilon as f32)
+        .with_weight_decay(weight_decay as f32)
+        .init()
+}
+
 /// Options of one invocation (not part of the run's identity).
 #[derive(Debug, Clone, Default)]
 pub struct Stage1Options {
@@ -482,12 +493,7 @@ pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage
     train_device.seed(config.seed);
     let model = Stage1Model::new(&config, data.length(), &train_device)
         .map_err(|source| Stage1Error::Model { dataset: data.name.clone(), source })?;
-    let optim = AdamWConfig::new()
-        .with_beta_1(config.beta1 as f32)
-        .with_beta_2(config.beta2 as f32)
-        .with_epsilon(config.epsilon as f32)
-        .with_weight_decay(config.weight_decay as f32)
-        .init();
+    let optim = adamw(config.beta1, config.beta2, config.epsilon, config.weight_decay);
 
     let steps_per_epoch = epoch_batches(data.train.n(), config.batch_size, false, 0, 0)?.len();
     let t_max = config.epochs * (steps_per_epoch + 1);

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use maskgit::{MaskGit, MaskGitConfig, MaskMode, SamplerConfig, TrunkConfig, Variant, draw_codes, draw_mask, drop_classes, int_tensor};
 use rand::SeedableRng;
@@ -269,12 +269,7 @@ pub fn train(config: &Stage2Config, run: &Path, device: &Device, options: &Stage
     let train_device = device.clone().autodiff();
     train_device.seed(config.seed);
     let prior = MaskGitConfig::new(TrunkConfig::new(train_tokens.n_tokens, data.num_classes()), variant).init(vq.quantizer().codebook(), &train_device)?;
-    let optim = AdamWConfig::new()
-        .with_beta_1(config.beta1 as f32)
-        .with_beta_2(config.beta2 as f32)
-        .with_epsilon(config.epsilon as f32)
-        .with_weight_decay(config.weight_decay as f32)
-        .init();
+    let optim = crate::stage1::adamw(config.beta1, config.beta2, config.epsilon, config.weight_decay);
     let steps_per_epoch = epoch_batches(data.train.n(), config.batch_size, false, 0, 0)?.len();
     let t_max = config.epochs * (steps_per_epoch + 1);
     let (mut prior, mut optim, start_epoch, mut step, mut wall) = restore(&folder, options.resume, "prior.bpk", prior, optim)?;

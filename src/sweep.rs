@@ -134,9 +134,9 @@ pub fn points(spec: &Path) -> Result<Vec<Point>, RunError> {
         for config in &grid.configs {
             let (ssl, aug) = parse_config(config).map_err(|m| spec_err(spec, m))?;
             for &seed in &grid.seeds {
-                let job = job.clone().with_dataset(dataset, grid.data_dir.clone()).with_seed(seed);
-                let mut stage1 = job.stage1_for(ssl);
-                stage1.aug = aug;
+                let mut job = job.clone().with_dataset(dataset, grid.data_dir.clone()).with_seed(seed);
+                job.run.aug = aug;
+                let stage1 = job.stage1_for(ssl);
                 stage1.validate()?;
                 job.stage2.validate()?;
                 let mut fcn_train = job.fcn.clone();

@@ -3,26 +3,10 @@
 //! and seeded, and missing prerequisites or bad flags exit with code 2 and one line.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 mod common;
 
-fn nc_vqvae(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nc-vqvae"));
-    cmd.args(args).env_remove("NC_VQVAE_DATA").stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd
-}
-
-fn ok(out: Output) -> Output {
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn input_error(out: Output, want: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(want) && stderr.lines().count() == 1, "want {want:?} in one line: {stderr}");
-}
+use common::{input_error, nc_vqvae, ok};
 
 /// A 2-epoch baseline stage-1 run on SonyAIBORobotSurface1, copied into `dirs`.
 fn stage1_runs(root: &Path, dirs: &[&Path]) {

@@ -45,3 +45,23 @@ pub(crate) fn kill_after_checkpoint(mut child: Child, checkpoint_json: &Path, ep
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 }
+
+/// The `nc-vqvae` binary with `args`, without `$NC_VQVAE_DATA`, capturing its output.
+pub(crate) fn nc_vqvae(args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nc-vqvae"));
+    cmd.args(args).env_remove("NC_VQVAE_DATA").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd
+}
+
+/// Asserts exit code 0 (showing stderr otherwise).
+pub(crate) fn ok(out: std::process::Output) -> std::process::Output {
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Asserts exit code 2 with one stderr line containing `want`.
+pub(crate) fn input_error(out: std::process::Output, want: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(want) && stderr.lines().count() == 1, "want {want:?} in one line: {stderr}");
+}
