@@ -20,6 +20,7 @@
 //! device; only the binary maps `--backend` to one.
 
 pub mod backend;
+pub mod bench;
 pub mod config;
 pub mod evaluate;
 pub mod fcn;

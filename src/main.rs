@@ -53,6 +53,8 @@ enum Command {
         #[command(subcommand)]
         command: SweepCommand,
     },
+    /// Time training and sampling steps on the chosen backend (median milliseconds per shape).
+    Bench(BenchArgs),
     /// The supervised FCN classifier behind FID, IS and CAS.
     Fcn {
         #[command(subcommand)]
@@ -86,6 +88,28 @@ enum SweepCommand {
         /// Sweep folder.
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Cases to time (comma-separated). Default: all.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    cases: Vec<nc_vqvae::bench::Case>,
+    /// Shapes BATCHxLENGTH (comma-separated). Default: the reference's 32x140,128x140,32x500,128x500.
+    #[arg(long, value_delimiter = ',')]
+    shapes: Vec<nc_vqvae::bench::Shape>,
+    /// Untimed steps before the timed ones.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Timed steps per case and shape (the median is reported; the reference's figures are medians of 6).
+    #[arg(long, default_value_t = 6)]
+    steps: usize,
+    /// Width of the Barlow Twins projector (thesis: 4096).
+    #[arg(long, default_value_t = 4096)]
+    projector_dim: usize,
+    /// Print the report as one JSON object (the format of bench/pytorch_reference.py).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -467,6 +491,30 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                 eprintln!("{} of {} points finished -> {}, {}", c.finished, c.total, dir.join("points.csv").display(), dir.join("tables.csv").display());
             }
         },
+        Command::Bench(args) => {
+            use nc_vqvae::bench::{BenchOptions, Case, THESIS_SHAPES};
+            let options = BenchOptions {
+                cases: if args.cases.is_empty() { Case::ALL.to_vec() } else { args.cases },
+                shapes: if args.shapes.is_empty() { THESIS_SHAPES.to_vec() } else { args.shapes },
+                warmup: args.warmup,
+                steps: args.steps,
+                projector_dim: args.projector_dim,
+                ..BenchOptions::default()
+            };
+            let device = cli.backend.device()?;
+            let report = nc_vqvae::bench::run(&options, cli.backend.name(), &device, |t| {
+                eprintln!("{:<16} {:>4} x {:<5} median {:>9.1} ms", t.case, t.batch, t.length, t.median_ms);
+            })
+            .map_err(|e| match e {
+                nc_vqvae::bench::BenchError::Config(_) | nc_vqvae::bench::BenchError::Model(_) => Failure::Input(e.into()),
+                _ => Failure::Internal(e.into()),
+            })?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report).map_err(|e| Failure::Internal(e.into()))?);
+            } else {
+                print!("{}", nc_vqvae::bench::table(&report));
+            }
+        }
         Command::Evaluate(args) => {
             let device = cli.backend.device()?;
             let opts = nc_vqvae::evaluate::EvaluateOptions {

@@ -1,0 +1,376 @@
+//! `nc-vqvae bench`: median wall time of one training or sampling step at given shapes on the
+//! selected backend, for comparison with the PyTorch reference (`bench/pytorch_reference.py`
+//! prints the same JSON; `bench/compare.sh` runs both).
+//!
+//! Cases (all on random inputs, standard normal series and uniform tokens; the data pipeline and
+//! augmentation are outside the timed step, as in the reference where data loader workers do them):
+//! - `stage1_baseline`: VQ-VAE losses, backward and the AdamW update (spec §6, §8.1).
+//! - `stage1_nc_vqvae`: the same plus the Barlow Twins branch on a second view, projector width
+//!   4096 by default (34 M parameters at the thesis setting).
+//! - `stage2_prior`: one MaskGIT prior step (variant A, masked positions, AdamW) on the `5 · W'`
+//!   tokens of a series of the given length.
+//! - `sampling`: iterative decoding of `batch` class-conditional token grids (10 steps) and their
+//!   decoding to series; the time is per batch.
+//!
+//! Every step ends with a device sync, so GPU timings are complete.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use maskgit::{MaskGitConfig, SamplerConfig, TrunkConfig, Variant, int_tensor};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+use ssl_losses::SslMethod;
+use vqvae::{NcVqVaeConfig, VqVaeConfig};
+
+use crate::stage1::Stage1Config;
+
+/// What one benchmark case times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[clap(rename_all = "snake_case")]
+pub enum Case {
+    /// Stage-1 step of the plain VQ-VAE, AdamW included.
+    Stage1Baseline,
+    /// Stage-1 step of NC-VQVAE with Barlow Twins, AdamW included.
+    Stage1NcVqvae,
+    /// Stage-2 prior step, AdamW included.
+    Stage2Prior,
+    /// Class-conditional sampling of one batch (10 decoding steps + the stage-1 decoder).
+    Sampling,
+}
+
+impl Case {
+    /// All cases, in report order.
+    pub const ALL: [Case; 4] = [Case::Stage1Baseline, Case::Stage1NcVqvae, Case::Stage2Prior, Case::Sampling];
+
+    /// The name used in JSON and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Case::Stage1Baseline => "stage1_baseline",
+            Case::Stage1NcVqvae => "stage1_nc_vqvae",
+            Case::Stage2Prior => "stage2_prior",
+            Case::Sampling => "sampling",
+        }
+    }
+}
+
+/// A batch × length shape, written `BxL` on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    /// Batch size.
+    pub batch: usize,
+    /// Series length.
+    pub length: usize,
+}
+
+impl std::str::FromStr for Shape {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("'{s}' is not a shape; write BATCHxLENGTH, e.g. 128x140");
+        let (b, l) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+        let batch: usize = b.trim().parse().map_err(|_| bad())?;
+        let length: usize = l.trim().parse().map_err(|_| bad())?;
+        if batch == 0 || length == 0 {
+            return Err(format!("'{s}': the batch and the length must be at least 1"));
+        }
+        Ok(Shape { batch, length })
+    }
+}
+
+/// The shapes of spec §12.4 (the reference's own timings): batch 32 and 128, lengths 140 and 500.
+pub const THESIS_SHAPES: [Shape; 4] = [
+    Shape { batch: 32, length: 140 },
+    Shape { batch: 128, length: 140 },
+    Shape { batch: 32, length: 500 },
+    Shape { batch: 128, length: 500 },
+];
+
+/// Settings of one benchmark invocation.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Cases to time.
+    pub cases: Vec<Case>,
+    /// Shapes to time each case at.
+    pub shapes: Vec<Shape>,
+    /// Untimed steps before the timed ones (allocation, kernel compilation on GPUs).
+    pub warmup: usize,
+    /// Timed steps; the median is reported. The reference's figures are medians of 6.
+    pub steps: usize,
+    /// Width of the Barlow Twins projector. Thesis: 4096.
+    pub projector_dim: usize,
+    /// Seed of the weights and inputs.
+    pub seed: u64,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self { cases: Case::ALL.to_vec(), shapes: THESIS_SHAPES.to_vec(), warmup: 1, steps: 6, projector_dim: 4096, seed: 0 }
+    }
+}
+
+/// The timing of one case at one shape.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Timing {
+    /// The case name (see [`Case::name`]).
+    pub case: String,
+    /// Batch size.
+    pub batch: usize,
+    /// Series length.
+    pub length: usize,
+    /// Median step time in milliseconds.
+    pub median_ms: f64,
+    /// Fastest step in milliseconds.
+    pub min_ms: f64,
+    /// Slowest step in milliseconds.
+    pub max_ms: f64,
+    /// Number of timed steps.
+    pub steps: usize,
+}
+
+/// The whole benchmark report (the `--json` output).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// Who produced it: `"nc-vqvae"` or `"pytorch"`.
+    pub implementation: String,
+    /// The backend (`cpu`, `wgpu`, `cuda`).
+    pub backend: String,
+    /// Worker threads the CPU backend may use (`RAYON_NUM_THREADS`, else the available cores).
+    pub threads: usize,
+    /// One entry per case and shape.
+    pub results: Vec<Timing>,
+}
+
+/// Errors of a benchmark run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Bad settings.
+    #[error("{0}")]
+    Config(String),
+    /// A model could not be built.
+    #[error(transparent)]
+    Model(#[from] vqvae::Error),
+    /// The prior or the sampler failed.
+    #[error(transparent)]
+    Prior(#[from] maskgit::Error),
+    /// The device failed.
+    #[error("device error: {0}")]
+    Device(String),
+}
+
+/// Worker threads of the CPU backend: `RAYON_NUM_THREADS` when set, else the available cores.
+pub fn cpu_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 { sorted[n / 2] } else { 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) }
+}
+
+fn sync(device: &Device) -> Result<(), BenchError> {
+    device.sync().map_err(|e| BenchError::Device(format!("{e:?}")))
+}
+
+/// Times `warmup + steps` calls of `step` (each followed by a device sync) and keeps the last
+/// `steps`.
+fn time_steps(options: &BenchOptions, device: &Device, mut step: impl FnMut() -> Result<(), BenchError>) -> Result<Vec<f64>, BenchError> {
+    let mut times = Vec::with_capacity(options.steps);
+    for i in 0..options.warmup + options.steps {
+        let start = Instant::now();
+        step()?;
+        sync(device)?;
+        if i >= options.warmup {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(times)
+}
+
+fn series(shape: Shape, device: &Device) -> Tensor<3> {
+    Tensor::random([shape.batch, 1, shape.length], Distribution::Normal(0.0, 1.0), device)
+}
+
+/// The AdamW of the thesis' stage 1 with its learning rate (the stage-1 defaults, spec §8.1).
+fn thesis_adamw() -> (burn::optim::ModuleOptimizer, f64) {
+    let c = Stage1Config::new("bench");
+    (crate::stage1::adamw(c.beta1, c.beta2, c.epsilon, c.weight_decay), c.lr)
+}
+
+fn time_case(case: Case, shape: Shape, options: &BenchOptions, device: &Device) -> Result<Vec<f64>, BenchError> {
+    let train = device.clone().autodiff();
+    train.seed(options.seed);
+    match case {
+        Case::Stage1Baseline => {
+            let mut model = Some(VqVaeConfig::new(shape.length).init(&train)?);
+            let (mut optim, lr) = thesis_adamw();
+            time_steps(options, device, || {
+                let m = model.take().expect("model is put back after every step");
+                let losses = m.losses(series(shape, &train));
+                let _ = losses.total.clone().into_scalar::<f32>();
+                let grads = GradientsParams::from_grads(losses.total.backward(), &m);
+                model = Some(optim.step(lr, m, grads));
+                Ok(())
+            })
+        }
+        Case::Stage1NcVqvae => {
+            let config = NcVqVaeConfig::new(VqVaeConfig::new(shape.length), SslMethod::BarlowTwins).with_projector_dim(options.projector_dim);
+            let mut model = Some(config.init(&train)?);
+            let (mut optim, lr) = thesis_adamw();
+            time_steps(options, device, || {
+                let m = model.take().expect("model is put back after every step");
+                let x = series(shape, &train);
+                let x_aug = x.clone() + series(shape, &train) * 0.1;
+                let losses = m.losses(x, x_aug);
+                let _ = losses.total.clone().into_scalar::<f32>();
+                let grads = GradientsParams::from_grads(losses.total.backward(), &m);
+                model = Some(optim.step(lr, m, grads));
+                Ok(())
+            })
+        }
+        Case::Stage2Prior => {
+            let tokenizer = VqVaeConfig::new(shape.length).init(device)?;
+            let n = 5 * latent_width(&tokenizer, device);
+            let k = tokenizer.quantizer().codebook_size();
+            let n_classes = 2;
+            let prior = MaskGitConfig::new(TrunkConfig::new(n, n_classes), Variant::Token).init(tokenizer.quantizer().codebook().to_device(&train), &train)?;
+            let mut prior = Some(prior);
+            let (mut optim, lr) = thesis_adamw();
+            let mut rng = StdRng::seed_from_u64(options.seed);
+            time_steps(options, device, || {
+                let p = prior.take().expect("prior is put back after every step");
+                let (b, k) = (shape.batch, k as i64);
+                let targets: Vec<i64> = (0..b * n).map(|_| rng.random_range(0..k)).collect();
+                let hidden: Vec<bool> = (0..b * n).map(|_| rng.random_bool(0.6)).collect();
+                let ids: Vec<i64> = targets.iter().zip(&hidden).map(|(&t, &h)| if h { k } else { t }).collect();
+                let weights: Vec<f32> = hidden.iter().map(|&h| if h { 1.0 } else { 0.0 }).collect();
+                let classes: Vec<i64> = (0..b).map(|_| rng.random_range(0..=n_classes as i64)).collect();
+                let loss = p.loss(
+                    int_tensor(ids, [b, n], &train),
+                    Tensor::<1, Int>::from_data(TensorData::new(classes, [b]), &train),
+                    int_tensor(targets, [b, n], &train),
+                    Tensor::from_data(TensorData::new(weights, [b, n]), &train),
+                );
+                let _ = loss.clone().into_scalar::<f32>();
+                let grads = GradientsParams::from_grads(loss.backward(), &p);
+                prior = Some(optim.step(lr, p, grads));
+                Ok(())
+            })
+        }
+        Case::Sampling => {
+            let tokenizer = VqVaeConfig::new(shape.length).init(&train)?.valid();
+            let n = 5 * latent_width(&tokenizer, device);
+            let n_classes = 2;
+            let prior = MaskGitConfig::new(TrunkConfig::new(n, n_classes), Variant::Token).init(tokenizer.quantizer().codebook(), device)?;
+            let sampler = SamplerConfig::new();
+            let mut rng = StdRng::seed_from_u64(options.seed);
+            let classes: Vec<usize> = (0..shape.batch).map(|i| i % n_classes).collect();
+            time_steps(options, device, || {
+                let tokens = maskgit::sample(&prior, shape.batch, Some(&classes), &sampler, device, &mut rng)?;
+                let z = tokenizer.quantizer().decode_tokens(int_tensor(tokens, [shape.batch, n], device), 5);
+                let (_, x_hat) = tokenizer.decode(z);
+                let _ = x_hat.into_data();
+                Ok(())
+            })
+        }
+    }
+}
+
+/// The latent width W' of a tokenizer (one forward pass of a zero series).
+fn latent_width(model: &vqvae::VqVae, device: &Device) -> usize {
+    let x = Tensor::<3>::zeros([1, 1, model.length()], device);
+    model.encode(x).1.dims()[3]
+}
+
+/// Runs every case at every shape; `progress` is called with each finished timing.
+pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress: impl FnMut(&Timing)) -> Result<BenchReport, BenchError> {
+    if options.steps == 0 {
+        return Err(BenchError::Config("--steps must be at least 1".into()));
+    }
+    if options.projector_dim == 0 {
+        return Err(BenchError::Config("--projector-dim must be at least 1".into()));
+    }
+    let mut results = Vec::new();
+    for &case in &options.cases {
+        for &shape in &options.shapes {
+            let mut times = time_case(case, shape, options, device)?;
+            times.sort_by(f64::total_cmp);
+            let timing = Timing {
+                case: case.name().into(),
+                batch: shape.batch,
+                length: shape.length,
+                median_ms: median(&times),
+                min_ms: times[0],
+                max_ms: times[times.len() - 1],
+                steps: times.len(),
+            };
+            progress(&timing);
+            results.push(timing);
+        }
+    }
+    Ok(BenchReport { implementation: "nc-vqvae".into(), backend: backend.into(), threads: cpu_threads(), results })
+}
+
+/// The report as a markdown table.
+pub fn table(report: &BenchReport) -> String {
+    let mut out = format!(
+        "{} on {} ({} threads)\n\n| case | batch × length | median ms | min ms | max ms | steps |\n|---|---|---|---|---|---|\n",
+        report.implementation, report.backend, report.threads
+    );
+    for t in &report.results {
+        out += &format!("| {} | {} × {} | {:.1} | {:.1} | {:.1} | {} |\n", t.case, t.batch, t.length, t.median_ms, t.min_ms, t.max_ms, t.steps);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_parse_and_bad_ones_are_named() {
+        assert_eq!("128x140".parse::<Shape>().unwrap(), Shape { batch: 128, length: 140 });
+        assert_eq!("4X65".parse::<Shape>().unwrap(), Shape { batch: 4, length: 65 });
+        for bad in ["128", "x140", "0x140", "12x0", "axb"] {
+            let e = bad.parse::<Shape>().unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[1.0, 2.0, 9.0]), 2.0);
+        assert_eq!(median(&[1.0, 2.0, 4.0, 9.0]), 3.0);
+    }
+
+    #[cfg(feature = "cpu")]
+    #[test]
+    fn every_case_times_a_tiny_shape() {
+        let options = BenchOptions {
+            shapes: vec![Shape { batch: 2, length: 65 }],
+            warmup: 0,
+            steps: 2,
+            projector_dim: 16,
+            ..BenchOptions::default()
+        };
+        let mut seen = 0;
+        let report = run(&options, "cpu", &Device::flex(), |_| seen += 1).unwrap();
+        assert_eq!(seen, 4);
+        assert_eq!(report.results.iter().map(|t| t.case.as_str()).collect::<Vec<_>>(), ["stage1_baseline", "stage1_nc_vqvae", "stage2_prior", "sampling"]);
+        for t in &report.results {
+            assert_eq!(t.steps, 2);
+            assert!(t.min_ms > 0.0 && t.min_ms <= t.median_ms && t.median_ms <= t.max_ms, "{t:?}");
+        }
+        let json = serde_json::to_string(&report).unwrap();
+        let back: BenchReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.results, report.results);
+        assert!(table(&report).contains("| stage2_prior | 2 × 65 |"));
+    }
+}
