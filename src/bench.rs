@@ -370,7 +370,10 @@ mod tests {
         }
         let json = serde_json::to_string(&report).unwrap();
         let back: BenchReport = serde_json::from_str(&json).unwrap();
-        assert_eq!(back.results, report.results);
+        for (a, b) in back.results.iter().zip(&report.results) {
+            assert_eq!((&a.case, a.batch, a.length, a.steps), (&b.case, b.batch, b.length, b.steps));
+            assert!((a.median_ms - b.median_ms).abs() < 1e-9 * b.median_ms, "{a:?} vs {b:?}");
+        }
         assert!(table(&report).contains("| stage2_prior | 2 × 65 |"));
     }
 }
