@@ -19,6 +19,7 @@
 //! sampling ([`stage2`]) and PNG plots ([`plot`]). Library crates never choose a
 //! device; only the binary maps `--backend` to one.
 
+pub mod alloc;
 pub mod backend;
 pub mod bench;
 pub mod config;

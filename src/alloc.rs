@@ -1,0 +1,191 @@
+//! A global allocator for the `nc-vqvae` binary that keeps freed large blocks for reuse.
+//!
+//! Burn's CPU backend allocates a fresh buffer for most tensor results. glibc serves blocks above
+//! its mmap threshold (at most 32 MiB) with a new `mmap` each time and unmaps them on free, so
+//! every 4096 × 4096 activation, gradient and AdamW moment of the NC-VQVAE projector (64 MiB
+//! each) costs 16,384 page faults and a kernel page clear on first touch. Profiles of the
+//! stage-1 NC-VQVAE step showed a quarter of the time in the kernel for that reason (see
+//! docs/benchmarks.md). [`LargeBlockCache`] wraps the system allocator and keeps up to
+//! [`SLOTS`] freed blocks of at least [`MIN_CACHED`] bytes (at most [`MAX_CACHED_BYTES`] in all),
+//! handing them back for requests of the same size and alignment. Smaller requests go straight
+//! to the system allocator. The cache holds no more than a training step's own peak, since only
+//! blocks the program just freed are kept.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Mutex;
+
+/// Blocks smaller than this go to the system allocator unchanged (16 MiB).
+pub const MIN_CACHED: usize = 16 << 20;
+/// The most bytes the cache keeps (2 GiB).
+pub const MAX_CACHED_BYTES: usize = 2 << 30;
+/// The most blocks the cache keeps.
+pub const SLOTS: usize = 48;
+
+/// One kept block: its address, size and alignment (`ptr == 0`: empty slot).
+#[derive(Clone, Copy)]
+struct Slot {
+    ptr: usize,
+    size: usize,
+    align: usize,
+}
+
+const EMPTY: Slot = Slot { ptr: 0, size: 0, align: 0 };
+
+struct Cache {
+    slots: [Slot; SLOTS],
+    bytes: usize,
+}
+
+/// The system allocator with a cache of freed large blocks (see the module docs). Never
+/// allocates inside its own lock.
+pub struct LargeBlockCache {
+    cache: Mutex<Cache>,
+}
+
+impl LargeBlockCache {
+    /// An empty cache.
+    pub const fn new() -> Self {
+        Self { cache: Mutex::new(Cache { slots: [EMPTY; SLOTS], bytes: 0 }) }
+    }
+
+    /// Takes a kept block of exactly `layout`'s size and alignment, if there is one.
+    fn take(&self, layout: Layout) -> Option<*mut u8> {
+        let mut cache = self.cache.lock().ok()?;
+        let slot = cache.slots.iter_mut().find(|s| s.ptr != 0 && s.size == layout.size() && s.align == layout.align())?;
+        let ptr = std::mem::replace(slot, EMPTY).ptr;
+        cache.bytes -= layout.size();
+        Some(ptr as *mut u8)
+    }
+
+    /// Keeps a freed block if there is room; returns whether it was kept.
+    fn keep(&self, ptr: *mut u8, layout: Layout) -> bool {
+        let Ok(mut cache) = self.cache.lock() else { return false };
+        if cache.bytes + layout.size() > MAX_CACHED_BYTES {
+            return false;
+        }
+        let Some(slot) = cache.slots.iter_mut().find(|s| s.ptr == 0) else { return false };
+        *slot = Slot { ptr: ptr as usize, size: layout.size(), align: layout.align() };
+        cache.bytes += layout.size();
+        true
+    }
+
+    /// Number of blocks and bytes kept now.
+    pub fn kept(&self) -> (usize, usize) {
+        self.cache.lock().map(|c| (c.slots.iter().filter(|s| s.ptr != 0).count(), c.bytes)).unwrap_or((0, 0))
+    }
+}
+
+impl Default for LargeBlockCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: every block handed out is either fresh from `System` or a block of exactly the same
+// size and alignment that was allocated by `System` through this allocator and since freed; kept
+// blocks are owned by the cache alone until handed out again.
+unsafe impl GlobalAlloc for LargeBlockCache {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.size() >= MIN_CACHED
+            && let Some(ptr) = self.take(layout)
+        {
+            return ptr;
+        }
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if layout.size() >= MIN_CACHED
+            && let Some(ptr) = self.take(layout)
+        {
+            // SAFETY: the block holds `layout.size()` writable bytes.
+            unsafe { ptr.write_bytes(0, layout.size()) };
+            return ptr;
+        }
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if layout.size() >= MIN_CACHED && self.keep(ptr, layout) {
+            return;
+        }
+        // SAFETY: `ptr` was allocated by `System` with `layout` (blocks from the cache came from
+        // `System` with the same layout).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if layout.size() < MIN_CACHED && new_size < MIN_CACHED {
+            // SAFETY: forwarded; neither the old nor the new block is ever cached.
+            return unsafe { System.realloc(ptr, layout, new_size) };
+        }
+        // SAFETY: `new_size` is non-zero and, rounded up to `layout.align()`, does not overflow
+        // (the caller's contract for `realloc`).
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: as in `alloc`.
+        let new = unsafe { self.alloc(new_layout) };
+        if !new.is_null() {
+            // SAFETY: both blocks are valid for the copied length and do not overlap.
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        new
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_freed_large_block_is_reused_and_small_ones_are_not_kept() {
+        let a = LargeBlockCache::new();
+        let big = Layout::from_size_align(MIN_CACHED + 4096, 64).unwrap();
+        unsafe {
+            let p = a.alloc(big);
+            assert!(!p.is_null());
+            p.write_bytes(7, big.size());
+            a.dealloc(p, big);
+            assert_eq!(a.kept(), (1, big.size()));
+            // Same size and alignment: the same block, zeroed on request.
+            let q = a.alloc_zeroed(big);
+            assert_eq!(q, p);
+            assert!(std::slice::from_raw_parts(q, big.size()).iter().all(|&b| b == 0));
+            assert_eq!(a.kept(), (0, 0));
+            // Another size is not served from the cache.
+            a.dealloc(q, big);
+            let other = Layout::from_size_align(MIN_CACHED + 8192, 64).unwrap();
+            let r = a.alloc(other);
+            assert_ne!(r, q);
+            assert_eq!(a.kept().0, 1);
+            // realloc keeps the contents.
+            r.write_bytes(3, other.size());
+            let s = a.realloc(r, other, other.size() * 2);
+            assert_eq!(*s, 3);
+            assert_eq!(*s.add(other.size() - 1), 3);
+            a.dealloc(s, Layout::from_size_align(other.size() * 2, 64).unwrap());
+            let small = Layout::from_size_align(1024, 8).unwrap();
+            let t = a.alloc(small);
+            a.dealloc(t, small);
+            assert_eq!(a.kept().0, 2, "small blocks are never kept");
+        }
+    }
+
+    #[test]
+    fn the_cache_stops_at_its_byte_limit() {
+        let a = LargeBlockCache::new();
+        let big = Layout::from_size_align(MAX_CACHED_BYTES / 2 + 1, 64).unwrap();
+        unsafe {
+            // Not touched, so the address space is reserved but no memory is used.
+            let p = a.alloc(big);
+            let q = a.alloc(big);
+            a.dealloc(p, big);
+            a.dealloc(q, big);
+        }
+        assert_eq!(a.kept(), (1, big.size()));
+    }
+}
