@@ -134,16 +134,16 @@ mod tests {
         let values = vec![-3.0f32, -0.5, 0.25, 2.0];
         let x = Tensor::<1>::from_data(TensorData::new(values.clone(), [4]), &device).require_grad();
         let y = leaky_relu(x.clone(), SLOPE);
-        let got: Vec<f32> = y.clone().into_data().to_vec().unwrap();
+        let got: Vec<f32> = y.clone().into_data().try_into_vec::<f32>().unwrap();
         let want: Vec<f32> = burn::tensor::activation::leaky_relu(Tensor::<1>::from_data(TensorData::new(values.clone(), [4]), &device), SLOPE)
             .into_data()
-            .to_vec()
+            .try_to_vec::<f32>()
             .unwrap();
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() < 1e-7, "{got:?} vs {want:?}");
         }
         let grads = y.sum().backward();
-        let dx: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        let dx: Vec<f32> = x.grad(&grads).unwrap().into_data().try_into_vec::<f32>().unwrap();
         for (d, v) in dx.iter().zip(&values) {
             let want = if *v > 0.0 { 1.0 } else { SLOPE as f32 };
             assert!((d - want).abs() < 1e-7, "{dx:?}");
