@@ -40,6 +40,7 @@ fn adamw() -> burn::optim::ModuleOptimizer {
 
 fn close(cpu: &[f32], gpu: &[f32], what: &str) {
     assert_eq!(cpu.len(), gpu.len());
+    eprintln!("{what}: cpu {cpu:?}, wgpu {gpu:?}");
     for (i, (c, g)) in cpu.iter().zip(gpu).enumerate() {
         assert!(c.is_finite() && g.is_finite(), "{what} step {i}: cpu {c}, wgpu {g}");
         let tol = 2e-3 * c.abs().max(1.0);
@@ -107,5 +108,6 @@ fn nc_vqvae_barlow_twins_losses_and_gradients_agree_with_the_cpu() {
     let scale = cpu_dx.iter().fold(0f32, |m, v| m.max(v.abs()));
     assert!(scale > 1e-3, "a real gradient: {scale}");
     let worst = cpu_dx.iter().zip(&gpu_dx).fold(0f32, |m, (c, g)| m.max((c - g).abs()));
+    eprintln!("gradient wrt the augmented view: largest difference {worst} of {scale}");
     assert!(worst <= 1e-3 * scale, "gradient wrt the augmented view: largest difference {worst} of {scale}");
 }
