@@ -124,7 +124,7 @@ struct RunArgs {
     /// Job folder (created; rerunning the same command finishes an interrupted job). Default: runs/DATASET.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Epochs of stage 1 and of stage 2 (quick default: 10; thesis: 1000, see configs/thesis.toml).
+    /// Epochs of stage 1 and of stage 2 (quick default: 8 and 3; thesis: 1000, see configs/thesis.toml).
     #[arg(long)]
     epochs: Option<usize>,
     /// SSL branch of the NC-VQVAE model.

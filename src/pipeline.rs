@@ -95,17 +95,17 @@ impl JobConfig {
     pub fn quick(dataset: &str) -> Self {
         let mut job = Self::thesis(dataset);
         job.run.aug = AugChoice::Warp;
-        job.run.cas_epochs = 10;
-        job.run.cas_samples = 500;
-        job.run.fid_samples = 500;
-        job.stage1.epochs = 10;
+        job.run.cas_epochs = 5;
+        job.run.cas_samples = 256;
+        job.run.fid_samples = 256;
+        job.stage1.epochs = 8;
         job.stage1.probe_every = 0;
         job.stage1.checkpoint_every = 2;
         job.stage1.projector_dim = 1024;
-        job.stage2.epochs = 10;
+        job.stage2.epochs = 3;
         job.stage2.eval_every = 0;
-        job.stage2.checkpoint_every = 5;
-        job.fcn.epochs = 10;
+        job.stage2.checkpoint_every = 1;
+        job.fcn.epochs = 6;
         job.fcn.eval_every = 0;
         job
     }

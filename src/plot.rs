@@ -38,6 +38,13 @@ pub struct Panel {
     pub color: (u8, u8, u8),
 }
 
+/// A title font size (at most 20 px) at which `title` fits in `width` pixels; the bundled font's
+/// glyphs are about 0.62 of the size wide.
+fn title_size(title: &str, width: u32) -> f64 {
+    let chars = title.chars().count().max(1) as f64;
+    (0.95 * width as f64 / (0.62 * chars)).clamp(10.0, 20.0)
+}
+
 /// Draws `panels` row by row in a grid of `cols` columns; panels in the same row share their y
 /// range, so real and generated series of a class can be compared by eye.
 pub fn panel_grid(path: &Path, title: &str, cols: usize, panels: &[Panel]) -> Result<(), PlotError> {
@@ -48,9 +55,10 @@ pub fn panel_grid(path: &Path, title: &str, cols: usize, panels: &[Panel]) -> Re
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("plot.png");
     let tmp = path.with_file_name(format!(".{name}.tmp.png"));
     {
-        let root = BitMapBackend::new(&tmp, (420 * cols as u32, 40 + 220 * rows as u32)).into_drawing_area();
+        let width = 420 * cols as u32;
+        let root = BitMapBackend::new(&tmp, (width, 40 + 220 * rows as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let root = root.titled(title, ("sans-serif", 20)).map_err(|e| err(&e))?;
+        let root = root.titled(title, ("sans-serif", title_size(title, width))).map_err(|e| err(&e))?;
         let areas = root.split_evenly((rows, cols));
         for (r, row) in panels.chunks(cols).enumerate() {
             let values = row.iter().flat_map(|p| p.series.iter().flatten()).copied().filter(|v| v.is_finite());
