@@ -371,6 +371,25 @@ fn report<T: serde::Serialize>(json: bool, summary: &T, text: impl FnOnce(&T) ->
     Ok(())
 }
 
+/// The thesis' FID / IS / CAS for the dataset and model of the stage-1 run `run`, as one line, if
+/// the thesis reports them.
+fn thesis_generation_line(run: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(run.join("stage1.json")).ok()?;
+    let s1: nc_vqvae::stage1::Stage1Summary = serde_json::from_str(&text).ok()?;
+    let t = nc_vqvae::thesis::generation(&s1.dataset, s1.ssl, s1.aug)?;
+    Some(format!(
+        "thesis, {} {}: FID {:.2}, IS {:.2}, CAS {:.3} (running) (1000 epochs per stage, mean of 4 seeds, the reference's own pretrained FCN: FID and IS are comparable only roughly)",
+        s1.dataset,
+        match s1.aug {
+            Some(aug) => format!("{:?} + {:?}", s1.ssl, aug),
+            None => "baseline".into(),
+        },
+        t.fid,
+        t.is,
+        t.cas
+    ))
+}
+
 /// Whether the flag `id` was given on the command line (not a default).
 fn explicit(matches: Option<&ArgMatches>, id: &str) -> bool {
     matches.is_some_and(|m| m.value_source(id) == Some(ValueSource::CommandLine))
@@ -546,6 +565,11 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                     args.run.join("eval.json").display()
                 )
             })?;
+            if !args.json
+                && let Some(line) = thesis_generation_line(&args.run)
+            {
+                println!("{line}");
+            }
         }
         Command::Fcn { command: FcnCommand::Train(args) } => {
             let m = matches.subcommand_matches("fcn").and_then(|m| m.subcommand_matches("train"));

@@ -50,6 +50,42 @@ pub fn probes(dataset: &str, ssl: SslChoice, aug: AugChoice) -> Option<ThesisPro
     Some(ThesisProbes { base_knn: knn[0], base_svm: svm[0], knn: knn[col], svm: svm[col] })
 }
 
+/// `(dataset, FID means, IS means, CAS means)` in the column order of [`CONFIGS`] (spec §12.1,
+/// "Stage 2 — FID and IS" and "Stage 2 — CAS", mean of 4 seeds; CAS is the reference's running
+/// `val_acc_ema`).
+const GENERATION: [(&str, [f64; 7], [f64; 7], [f64; 7]); 10] = [
+    ("FordA", [5.15, 2.59, 2.36, 2.28, 3.01, 2.90, 3.73], [1.16, 1.41, 1.45, 1.45, 1.34, 1.41, 1.29], [0.864, 0.884, 0.902, 0.878, 0.864, 0.895, 0.870]),
+    ("ElectricDevices", [13.48, 16.51, 10.20, 11.54, 13.99, 11.82, 15.20], [3.75, 3.95, 3.93, 3.75, 4.17, 3.85, 3.55], [0.614, 0.588, 0.607, 0.599, 0.618, 0.610, 0.594]),
+    ("StarLightCurves", [1.01, 1.29, 1.91, 1.08, 1.07, 1.19, 1.05], [1.93, 2.35, 2.32, 2.25, 2.35, 2.36, 2.22], [0.960, 0.953, 0.955, 0.965, 0.962, 0.954, 0.964]),
+    ("Wafer", [5.72, 3.70, 4.20, 2.85, 3.67, 3.86, 2.84], [1.33, 1.25, 1.24, 1.31, 1.26, 1.26, 1.31], [0.976, 0.977, 0.978, 0.968, 0.979, 0.976, 0.984]),
+    ("ECG5000", [1.62, 2.61, 2.56, 2.47, 2.60, 2.39, 1.76], [1.94, 2.00, 1.98, 2.00, 1.99, 2.00, 1.99], [0.866, 0.881, 0.863, 0.880, 0.877, 0.892, 0.910]),
+    ("TwoPatterns", [4.04, 4.00, 2.96, 2.44, 4.05, 3.15, 2.62], [2.41, 2.54, 2.66, 2.67, 2.56, 2.66, 2.67], [0.808, 0.770, 0.788, 0.847, 0.715, 0.781, 0.846]),
+    ("UWaveGestureLibraryAll", [8.48, 6.77, 6.64, 7.35, 6.80, 6.49, 7.34], [2.13, 2.86, 2.96, 2.73, 2.91, 2.99, 2.72], [0.333, 0.300, 0.367, 0.313, 0.360, 0.401, 0.383]),
+    ("FordB", [4.05, 2.66, 3.49, 2.88, 2.49, 3.07, 3.04], [1.28, 1.48, 1.50, 1.52, 1.48, 1.51, 1.31], [0.725, 0.748, 0.756, 0.741, 0.750, 0.738, 0.750]),
+    ("ShapesAll", [27.64, 38.22, 32.54, 32.25, 36.59, 35.79, 31.56], [4.22, 5.07, 5.04, 4.56, 4.72, 4.76, 4.71], [0.361, 0.344, 0.329, 0.420, 0.379, 0.367, 0.404]),
+    ("SonyAIBORobotSurface1", [23.71, 30.65, 31.97, 25.29, 26.11, 28.20, 18.61], [1.20, 1.22, 1.21, 1.28, 1.32, 1.32, 1.44], [0.975, 0.933, 0.957, 0.979, 0.982, 0.976, 0.985]),
+];
+
+/// The thesis' generation scores (mean of 4 seeds, 1000 epochs per stage, the reference's own
+/// pretrained FCN) of one model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThesisGeneration {
+    /// FID.
+    pub fid: f64,
+    /// IS.
+    pub is: f64,
+    /// CAS as the reference reports it (running average).
+    pub cas: f64,
+}
+
+/// The thesis' FID / IS / CAS means for `dataset` and the model `ssl` (+ `aug` when `ssl` is not
+/// `None`), if the thesis reports them.
+pub fn generation(dataset: &str, ssl: SslChoice, aug: Option<AugChoice>) -> Option<ThesisGeneration> {
+    let (_, fid, is, cas) = GENERATION.iter().find(|(name, ..)| *name == dataset)?;
+    let col = CONFIGS.iter().position(|&(s, a)| s == ssl && (s == SslChoice::None || a == aug))?;
+    Some(ThesisGeneration { fid: fid[col], is: is[col], cas: cas[col] })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +100,18 @@ mod tests {
         let b = probes("Wafer", SslChoice::None, AugChoice::Gauss).unwrap();
         assert_eq!((b.knn, b.svm), (0.933, 0.892));
         assert!(probes("Mallat", SslChoice::BarlowTwins, AugChoice::Slice).is_none(), "held out in the thesis");
+    }
+
+    #[test]
+    fn generation_lookup_follows_the_column_order() {
+        // Spot checks against the spec's tables.
+        let e = generation("ECG5000", SslChoice::None, None).unwrap();
+        assert_eq!((e.fid, e.is, e.cas), (1.62, 1.94, 0.866));
+        let s = generation("ECG5000", SslChoice::BarlowTwins, Some(AugChoice::Slice)).unwrap();
+        assert_eq!((s.fid, s.is, s.cas), (2.56, 1.98, 0.863));
+        let v = generation("SonyAIBORobotSurface1", SslChoice::Vibcreg, Some(AugChoice::Gauss)).unwrap();
+        assert_eq!((v.fid, v.is, v.cas), (18.61, 1.44, 0.985));
+        assert!(generation("ECG5000", SslChoice::BarlowTwins, None).is_none(), "an SSL model needs its augmentation");
+        assert!(generation("Mallat", SslChoice::None, None).is_none());
     }
 }
