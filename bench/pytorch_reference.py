@@ -284,47 +284,41 @@ def latent_width(model, length):
     return w
 
 
+def training_step(model, loss_fn):
+    """One training step: the loss (read back once, as a training loop logs it), backward, AdamW."""
+    opt = adamw(model.parameters())
+
+    def step():
+        loss = loss_fn()
+        loss.item()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
 def make_step(case, batch, length, projector_dim):
     if case == "stage1_baseline":
         model = VqVae(length).train()
-        opt = adamw(model.parameters())
-
-        def step():
-            loss, _ = model.losses(torch.randn(batch, 1, length))
-            loss.item()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return step
+        return training_step(model, lambda: model.losses(torch.randn(batch, 1, length))[0])
     if case == "stage1_nc_vqvae":
         model = NcVqVae(length, projector_dim).train()
-        opt = adamw(model.parameters())
 
-        def step():
+        def loss():
             x = torch.randn(batch, 1, length)
-            loss = model.losses(x, x + 0.1 * torch.randn(batch, 1, length))
-            loss.item()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return step
+            return model.losses(x, x + 0.1 * torch.randn(batch, 1, length))
+        return training_step(model, loss)
     tokenizer = VqVae(length)
     n = 5 * latent_width(tokenizer, length)
     tokenizer.eval()
     prior = MaskGitA(n, 2, tokenizer.vq.codebook)
     if case == "stage2_prior":
-        opt = adamw(prior.parameters())
-
-        def step():
+        def loss():
             targets = torch.randint(0, K, (batch, n))
             hidden = torch.rand(batch, n) < 0.6
             ids = torch.where(hidden, torch.full_like(targets, K), targets)
-            loss = prior.loss(ids, torch.randint(0, 3, (batch,)), targets, hidden.float())
-            loss.item()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return step
+            return prior.loss(ids, torch.randint(0, 3, (batch,)), targets, hidden.float())
+        return training_step(prior, loss)
     if case == "sampling":
         prior.eval()
         classes = torch.arange(batch) % 2

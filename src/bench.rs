@@ -27,6 +27,7 @@ use ssl_losses::SslMethod;
 use vqvae::{NcVqVaeConfig, VqVaeConfig};
 
 use crate::stage1::Stage1Config;
+use crate::stage2::latent_width;
 
 /// What one benchmark case times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -198,10 +199,21 @@ fn series(shape: Shape, device: &Device) -> Tensor<3> {
     Tensor::random([shape.batch, 1, shape.length], Distribution::Normal(0.0, 1.0), device)
 }
 
-/// The AdamW of the thesis' stage 1 with its learning rate (the stage-1 defaults, spec §8.1).
-fn thesis_adamw() -> (burn::optim::ModuleOptimizer, f64) {
+/// Times training steps of `model`: `loss` builds the step's loss (read back once, as a training
+/// loop logs it), then backward and the thesis' stage-1 AdamW update (spec §8.1, from the
+/// `Stage1Config` defaults).
+fn time_training<M: Module>(options: &BenchOptions, device: &Device, model: M, mut loss: impl FnMut(&M) -> Tensor<1>) -> Result<Vec<f64>, BenchError> {
     let c = Stage1Config::new("bench");
-    (crate::stage1::adamw(c.beta1, c.beta2, c.epsilon, c.weight_decay), c.lr)
+    let mut optim = crate::stage1::adamw(c.beta1, c.beta2, c.epsilon, c.weight_decay);
+    let mut model = Some(model);
+    time_steps(options, device, || {
+        let m = model.take().expect("model is put back after every step");
+        let l = loss(&m);
+        let _ = l.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(l.backward(), &m);
+        model = Some(optim.step(c.lr, m, grads));
+        Ok(())
+    })
 }
 
 fn time_case(case: Case, shape: Shape, options: &BenchOptions, device: &Device) -> Result<Vec<f64>, BenchError> {
@@ -209,30 +221,15 @@ fn time_case(case: Case, shape: Shape, options: &BenchOptions, device: &Device) 
     train.seed(options.seed);
     match case {
         Case::Stage1Baseline => {
-            let mut model = Some(VqVaeConfig::new(shape.length).init(&train)?);
-            let (mut optim, lr) = thesis_adamw();
-            time_steps(options, device, || {
-                let m = model.take().expect("model is put back after every step");
-                let losses = m.losses(series(shape, &train));
-                let _ = losses.total.clone().into_scalar::<f32>();
-                let grads = GradientsParams::from_grads(losses.total.backward(), &m);
-                model = Some(optim.step(lr, m, grads));
-                Ok(())
-            })
+            let model = VqVaeConfig::new(shape.length).init(&train)?;
+            time_training(options, device, model, |m| m.losses(series(shape, &train)).total)
         }
         Case::Stage1NcVqvae => {
             let config = NcVqVaeConfig::new(VqVaeConfig::new(shape.length), SslMethod::BarlowTwins).with_projector_dim(options.projector_dim);
-            let mut model = Some(config.init(&train)?);
-            let (mut optim, lr) = thesis_adamw();
-            time_steps(options, device, || {
-                let m = model.take().expect("model is put back after every step");
+            time_training(options, device, config.init(&train)?, |m| {
                 let x = series(shape, &train);
                 let x_aug = x.clone() + series(shape, &train) * 0.1;
-                let losses = m.losses(x, x_aug);
-                let _ = losses.total.clone().into_scalar::<f32>();
-                let grads = GradientsParams::from_grads(losses.total.backward(), &m);
-                model = Some(optim.step(lr, m, grads));
-                Ok(())
+                m.losses(x, x_aug).total
             })
         }
         Case::Stage2Prior => {
@@ -241,27 +238,20 @@ fn time_case(case: Case, shape: Shape, options: &BenchOptions, device: &Device) 
             let k = tokenizer.quantizer().codebook_size();
             let n_classes = 2;
             let prior = MaskGitConfig::new(TrunkConfig::new(n, n_classes), Variant::Token).init(tokenizer.quantizer().codebook().to_device(&train), &train)?;
-            let mut prior = Some(prior);
-            let (mut optim, lr) = thesis_adamw();
             let mut rng = StdRng::seed_from_u64(options.seed);
-            time_steps(options, device, || {
-                let p = prior.take().expect("prior is put back after every step");
+            time_training(options, device, prior, |p| {
                 let (b, k) = (shape.batch, k as i64);
                 let targets: Vec<i64> = (0..b * n).map(|_| rng.random_range(0..k)).collect();
                 let hidden: Vec<bool> = (0..b * n).map(|_| rng.random_bool(0.6)).collect();
                 let ids: Vec<i64> = targets.iter().zip(&hidden).map(|(&t, &h)| if h { k } else { t }).collect();
                 let weights: Vec<f32> = hidden.iter().map(|&h| if h { 1.0 } else { 0.0 }).collect();
                 let classes: Vec<i64> = (0..b).map(|_| rng.random_range(0..=n_classes as i64)).collect();
-                let loss = p.loss(
+                p.loss(
                     int_tensor(ids, [b, n], &train),
                     Tensor::<1, Int>::from_data(TensorData::new(classes, [b]), &train),
                     int_tensor(targets, [b, n], &train),
                     Tensor::from_data(TensorData::new(weights, [b, n]), &train),
-                );
-                let _ = loss.clone().into_scalar::<f32>();
-                let grads = GradientsParams::from_grads(loss.backward(), &p);
-                prior = Some(optim.step(lr, p, grads));
-                Ok(())
+                )
             })
         }
         Case::Sampling => {
@@ -281,12 +271,6 @@ fn time_case(case: Case, shape: Shape, options: &BenchOptions, device: &Device) 
             })
         }
     }
-}
-
-/// The latent width W' of a tokenizer (one forward pass of a zero series).
-fn latent_width(model: &vqvae::VqVae, device: &Device) -> usize {
-    let x = Tensor::<3>::zeros([1, 1, model.length()], device);
-    model.encode(x).1.dims()[3]
 }
 
 /// Runs every case at every shape; `progress` is called with each finished timing.

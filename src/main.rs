@@ -374,8 +374,7 @@ fn report<T: serde::Serialize>(json: bool, summary: &T, text: impl FnOnce(&T) ->
 /// The thesis' FID / IS / CAS for the dataset and model of the stage-1 run `run`, as one line, if
 /// the thesis reports them.
 fn thesis_generation_line(run: &std::path::Path) -> Option<String> {
-    let text = std::fs::read_to_string(run.join("stage1.json")).ok()?;
-    let s1: nc_vqvae::stage1::Stage1Summary = serde_json::from_str(&text).ok()?;
+    let s1: nc_vqvae::stage1::Stage1Summary = nc_vqvae::run_dir::read_json(&run.join("stage1.json")).ok()?;
     let t = nc_vqvae::thesis::generation(&s1.dataset, s1.ssl, s1.aug)?;
     Some(format!(
         "thesis, {} {}: FID {:.2}, IS {:.2}, CAS {:.3} (running) (1000 epochs per stage, mean of 4 seeds, the reference's own pretrained FCN: FID and IS are comparable only roughly)",

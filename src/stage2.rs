@@ -454,7 +454,7 @@ impl Generator {
 }
 
 /// The latent width W' of a tokenizer (one forward pass of a zero series).
-fn latent_width(model: &VqVae, device: &Device) -> usize {
+pub(crate) fn latent_width(model: &VqVae, device: &Device) -> usize {
     let x = Tensor::<3>::zeros([1, 1, model.length()], device);
     model.encode(x).1.dims()[3]
 }

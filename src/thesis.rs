@@ -14,6 +14,11 @@ const CONFIGS: [(SslChoice, Option<AugChoice>); 7] = [
     (SslChoice::Vibcreg, Some(AugChoice::Gauss)),
 ];
 
+/// The column of `ssl` + `aug` in the thesis tables (the baseline ignores `aug`).
+fn column(ssl: SslChoice, aug: Option<AugChoice>) -> Option<usize> {
+    CONFIGS.iter().position(|&(s, a)| s == ssl && (s == SslChoice::None || a == aug))
+}
+
 /// `(dataset, KNN means, SVM means)` in the column order of [`CONFIGS`] (spec §12.1, "KNN probe
 /// accuracy (k=5), mean of 4 seeds" and "Linear-SVM probe accuracy, mean of 4 seeds").
 const PROBES: [(&str, [f64; 7], [f64; 7]); 10] = [
@@ -46,7 +51,7 @@ pub struct ThesisProbes {
 /// (`ssl = None` gives the baseline twice), if the thesis reports that dataset.
 pub fn probes(dataset: &str, ssl: SslChoice, aug: AugChoice) -> Option<ThesisProbes> {
     let (_, knn, svm) = PROBES.iter().find(|(name, _, _)| *name == dataset)?;
-    let col = CONFIGS.iter().position(|&(s, a)| s == ssl && (s == SslChoice::None || a == Some(aug)))?;
+    let col = column(ssl, Some(aug))?;
     Some(ThesisProbes { base_knn: knn[0], base_svm: svm[0], knn: knn[col], svm: svm[col] })
 }
 
@@ -82,7 +87,7 @@ pub struct ThesisGeneration {
 /// `None`), if the thesis reports them.
 pub fn generation(dataset: &str, ssl: SslChoice, aug: Option<AugChoice>) -> Option<ThesisGeneration> {
     let (_, fid, is, cas) = GENERATION.iter().find(|(name, ..)| *name == dataset)?;
-    let col = CONFIGS.iter().position(|&(s, a)| s == ssl && (s == SslChoice::None || a == aug))?;
+    let col = column(ssl, aug)?;
     Some(ThesisGeneration { fid: fid[col], is: is[col], cas: cas[col] })
 }
 
