@@ -301,6 +301,10 @@ struct Stage1Args {
     /// Continue the run in --out from its last checkpoint (with the run's own config.toml).
     #[arg(long)]
     resume: bool,
+    /// Reproduce the reference's quirks: probes in training mode, updating BatchNorm statistics and the
+    /// EMA codebook on train and test series (Q2), and augmented views with their last L mod 8 samples zeroed (Q3).
+    #[arg(long)]
+    faithful: bool,
     /// A directory holding <Name>/<Name>_TRAIN.tsv[.gz] and <Name>/<Name>_TEST.tsv[.gz].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -631,6 +635,10 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                 config.data_dir = args.data_dir;
             }
             explicit_flags!(m, config, args: ssl, aug, epochs, batch_size, seed, checkpoint_every, probe_every);
+            if args.faithful {
+                config.faithful_probes = true;
+                config.faithful_aug_zeros = true;
+            }
             let device = cli.backend.device()?;
             let options = Stage1Options { resume: args.resume, progress: true };
             let summary = nc_vqvae::stage1::train(&config, &args.out, &device, &options)?;

@@ -4,7 +4,8 @@
 //! defaults differ from PyTorch's), a cosine learning rate stepped before every optimiser step and
 //! once more at the end of every epoch (spec §8.1, quirk Q13), shuffled batches with the last partial
 //! batch kept, a fresh augmented view per series per epoch for NC-VQVAE. Evaluation is on the full
-//! test split in eval mode (BatchNorm running statistics, no EMA, quirks Q1/Q2 sane).
+//! test split in eval mode (BatchNorm running statistics, no EMA, quirks Q1/Q2 sane); with
+//! `faithful_probes` the probes run in training mode as the reference's do (quirk Q2 faithful).
 //!
 //! Reproducibility: the shuffle order depends only on (seed, epoch), the augmented views only on
 //! (seed, epoch, batch), and the device is seeded once; so on the CPU backend a run resumed from a
@@ -93,6 +94,12 @@ pub struct Stage1Config {
     pub probe_every: usize,
     /// Reproduce quirk Q3 (zero the last `L mod 8` samples of every augmented view).
     pub faithful_aug_zeros: bool,
+    /// Reproduce quirk Q2: probe with the tokenizer in training mode (BatchNorm batch statistics
+    /// and running-stat updates, EMA codebook updates on the train *and test* encodings), before
+    /// the first epoch, at every probe epoch and before saving, so the probes change the model.
+    /// Default: eval-mode probes that leave the model untouched.
+    #[serde(default)]
+    pub faithful_probes: bool,
     /// Projector width. Thesis: 4096.
     pub projector_dim: usize,
 }
@@ -116,6 +123,7 @@ impl Stage1Config {
             checkpoint_every: 10,
             probe_every: 0,
             faithful_aug_zeros: false,
+            faithful_probes: false,
             projector_dim: 4096,
         }
     }
@@ -335,6 +343,21 @@ fn features(model: &VqVae, split: &Split, device: &Device) -> Result<Vec<f32>, S
 /// Reconstruction errors, token perplexity and probes of a tokenizer in eval mode (spec §10.1 with
 /// quirk Q2 sane: BatchNorm running statistics, no EMA update).
 pub fn evaluate(model: &VqVae, data: &UcrDataset, device: &Device) -> Result<Evaluation, Stage1Error> {
+    let mut eval = reconstruction(model, data, device)?;
+    let dim = model.quantizer().codebook().dims()[1];
+    let probe = metrics::probe_accuracy(
+        &features(model, &data.train, device)?,
+        &data.train.labels,
+        &features(model, &data.test, device)?,
+        &data.test.labels,
+        dim,
+    )?;
+    (eval.knn, eval.svm) = (probe.knn, probe.svm);
+    Ok(eval)
+}
+
+/// Test reconstruction errors and token perplexity in eval mode; the probe fields are NaN.
+fn reconstruction(model: &VqVae, data: &UcrDataset, device: &Device) -> Result<Evaluation, Stage1Error> {
     let (mut time, mut tf) = (0.0, 0.0);
     let mut usage = vec![0usize; model.quantizer().codebook_size()];
     for idx in epoch_batches(data.test.n(), 128, false, 0, 0)? {
@@ -349,15 +372,29 @@ pub fn evaluate(model: &VqVae, data: &UcrDataset, device: &Device) -> Result<Eva
     let n = data.test.n() as f64;
     let total: usize = usage.iter().sum();
     let entropy: f64 = usage.iter().filter(|&&c| c > 0).map(|&c| c as f64 / total as f64).map(|p| -p * p.ln()).sum();
+    Ok(Evaluation { recon_time: time / n, recon_timefreq: tf / n, perplexity: entropy.exp(), knn: f64::NAN, svm: f64::NAN })
+}
+
+/// The probes as the reference runs them (quirk Q2, faithful): `model` lives on the training
+/// (autodiff) device, so every forward pass is a training one. The train split is encoded first,
+/// shuffled in batches of `batch_size` like a training epoch, then the test split in order in
+/// batches of 128; BatchNorm normalises with each batch's statistics and updates its running
+/// statistics, and the EMA codebook moves towards every batch, test batches included. The model
+/// keeps those updates.
+pub fn train_mode_probes(model: &VqVae, data: &UcrDataset, batch_size: usize, seed: u64, device: &Device) -> Result<metrics::ProbeAccuracy, Stage1Error> {
+    let (mut train, mut train_y) = (Vec::new(), Vec::new());
+    for idx in epoch_batches(data.train.n(), batch_size, true, seed, 0)? {
+        let batch = data.train.batch(&idx, device);
+        train.extend(read::<f32, 2, _>(model.pooled_features(batch.x).detach())?);
+        train_y.extend(idx.iter().map(|&i| data.train.labels[i]));
+    }
+    let mut test = Vec::new();
+    for idx in epoch_batches(data.test.n(), 128, false, 0, 0)? {
+        let batch = data.test.batch(&idx, device);
+        test.extend(read::<f32, 2, _>(model.pooled_features(batch.x).detach())?);
+    }
     let dim = model.quantizer().codebook().dims()[1];
-    let probe = metrics::probe_accuracy(
-        &features(model, &data.train, device)?,
-        &data.train.labels,
-        &features(model, &data.test, device)?,
-        &data.test.labels,
-        dim,
-    )?;
-    Ok(Evaluation { recon_time: time / n, recon_timefreq: tf / n, perplexity: entropy.exp(), knn: probe.knn, svm: probe.svm })
+    Ok(metrics::probe_accuracy(&train, &train_y, &test, &data.test.labels, dim)?)
 }
 
 pub(crate) fn record_err(path: &Path) -> impl FnOnce(burn::store::RecordError) -> Stage1Error + '_ {
@@ -503,6 +540,12 @@ pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage
     let length = data.length();
     let bar = progress_bar(options.progress, (config.epochs * steps_per_epoch) as u64, (start_epoch * steps_per_epoch) as u64);
     let mut segment_start = Instant::now();
+    // Quirk Q2 faithful: the reference probes once before training, which moves the EMA codebook
+    // and the BatchNorm statistics towards the data (a data-dependent initialisation).
+    let mut initial_probe = None;
+    if config.faithful_probes && start_epoch == 0 {
+        initial_probe = Some(train_mode_probes(model.vqvae(), &data, config.batch_size, probe_seed(&config, 0), &train_device)?);
+    }
     for epoch in start_epoch..config.epochs {
         let epoch_start = Instant::now();
         let mut log = EpochLog::default();
@@ -541,8 +584,12 @@ pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage
         }
         line.insert("lr".into(), cosine_lr(config.lr, step, t_max).into());
         let done = epoch + 1 == config.epochs;
+        if let Some(p) = initial_probe.take() {
+            line.insert("initial_probe_knn_acc".into(), p.knn.into());
+            line.insert("initial_probe_svm_acc".into(), p.svm.into());
+        }
         if config.probe_every > 0 && (epoch + 1) % config.probe_every == 0 && !done {
-            let eval = evaluate(model.valid().vqvae(), &data, device)?;
+            let eval = evaluate_run(&model, &config, &data, epoch + 1, device, &train_device)?;
             line.insert("probe_knn_acc".into(), eval.knn.into());
             line.insert("probe_svm_acc".into(), eval.svm.into());
             line.insert("test_recon_time".into(), eval.recon_time.into());
@@ -561,9 +608,8 @@ pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage
     }
     bar.finish_and_clear();
 
-    let final_model = model.valid();
-    let eval = evaluate(final_model.vqvae(), &data, device)?;
-    save_weights(final_model, &run.path("model.bpk"))?;
+    let eval = evaluate_run(&model, &config, &data, config.epochs, device, &train_device)?;
+    save_weights(model.valid(), &run.path("model.bpk"))?;
     wall += segment_start.elapsed().as_secs_f64(); // the final evaluation
     let summary = Stage1Summary {
         recon_mse_time: eval.recon_time,
@@ -580,6 +626,24 @@ pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage
     };
     write_json(&run.path("stage1.json"), &summary)?;
     Ok(summary)
+}
+
+/// The shuffling seed of the faithful probe pass after `epoch` epochs.
+fn probe_seed(config: &Stage1Config, epoch: usize) -> u64 {
+    mix(config.seed, 0x5052_4f42_45, epoch as u64)
+}
+
+/// The evaluation of the training model after `epoch` epochs: reconstruction and perplexity in
+/// eval mode, then the probes in eval mode or, with `faithful_probes`, in training mode on
+/// `train_device` (which updates the model, quirk Q2).
+fn evaluate_run(model: &Stage1Model, config: &Stage1Config, data: &UcrDataset, epoch: usize, device: &Device, train_device: &Device) -> Result<Evaluation, Stage1Error> {
+    if !config.faithful_probes {
+        return evaluate(model.valid().vqvae(), data, device);
+    }
+    let mut eval = reconstruction(model.valid().vqvae(), data, device)?;
+    let probe = train_mode_probes(model.vqvae(), data, config.batch_size, probe_seed(config, epoch), train_device)?;
+    (eval.knn, eval.svm) = (probe.knn, probe.svm);
+    Ok(eval)
 }
 
 /// A finished stage-1 run loaded back: its config, its dataset and the tokenizer in eval mode on
@@ -622,6 +686,62 @@ mod tests {
         assert_eq!(cosine_lr(1e-3, 0, 100), 1e-3);
         assert!((cosine_lr(1e-3, 50, 100) - 5e-4).abs() < 1e-12);
         assert!(cosine_lr(1e-3, 100, 100).abs() < 1e-15);
+    }
+
+    /// A toy two-class dataset of length 65: sines (class 1) and ramps (class 2); `test_gain`
+    /// scales the test series.
+    fn toy(test_gain: f32) -> UcrDataset {
+        let split = |n: usize, gain: f32| {
+            let mut text = String::new();
+            for i in 0..n {
+                let class = 1 + i % 2;
+                text.push_str(&class.to_string());
+                for t in 0..65 {
+                    let v = if class == 1 { (t as f32 * 0.3 + i as f32).sin() } else { t as f32 / 65.0 - 0.5 + 0.05 * i as f32 };
+                    text.push_str(&format!("\t{}", gain * v));
+                }
+                text.push('\n');
+            }
+            ucr_data::parse(&text, "toy").unwrap()
+        };
+        UcrDataset::from_raw("toy", split(12, 1.0), split(10, test_gain)).unwrap()
+    }
+
+    fn codebook(model: &Stage1Model) -> Vec<f32> {
+        model.valid().vqvae().quantizer().codebook().try_into_vec_as::<f32>().unwrap()
+    }
+
+    #[test]
+    fn faithful_probes_update_the_tokenizer_with_train_and_test_batches() {
+        let device = Device::flex();
+        let train_device = device.clone().autodiff();
+        let fresh = || {
+            train_device.seed(5);
+            Stage1Model::new(&Stage1Config::new("toy"), 65, &train_device).unwrap()
+        };
+        let data = toy(1.0);
+
+        // Eval-mode probes (quirk Q2 sane) leave the model as it was.
+        let model = fresh();
+        let before = codebook(&model);
+        let eval = evaluate(model.valid().vqvae(), &data, &device).unwrap();
+        assert!((0.0..=1.0).contains(&eval.knn) && (0.0..=1.0).contains(&eval.svm));
+        assert_eq!(codebook(&model), before);
+
+        // Train-mode probes (faithful) move the EMA codebook, deterministically.
+        let probe = train_mode_probes(model.vqvae(), &data, 4, 9, &train_device).unwrap();
+        assert!((0.0..=1.0).contains(&probe.knn) && (0.0..=1.0).contains(&probe.svm));
+        let after = codebook(&model);
+        assert_ne!(after, before, "the EMA codebook moved");
+        let again = fresh();
+        assert_eq!(codebook(&again), before, "same seed, same initial model");
+        assert_eq!(train_mode_probes(again.vqvae(), &data, 4, 9, &train_device).unwrap(), probe);
+        assert_eq!(codebook(&again), after);
+
+        // The test split enters the codebook too (the reference's leak).
+        let other = fresh();
+        train_mode_probes(other.vqvae(), &toy(3.0), 4, 9, &train_device).unwrap();
+        assert_ne!(codebook(&other), after, "test series changed the codebook");
     }
 
     #[test]

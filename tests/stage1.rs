@@ -120,3 +120,33 @@ fn config_file_set_and_flags_layer_in_order() {
     let bad = stage1(&tmp.path().join("bad2"), &["--set", "stage1.lr"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn faithful_probes_run_before_training_and_resume_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (full, killed, sane) = (tmp.path().join("full"), tmp.path().join("killed"), tmp.path().join("sane"));
+    let args = ["--epochs", "8", "--checkpoint-every", "2", "--probe-every", "2", "--faithful"];
+
+    let out = stage1(&full, &args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stored: toml::Table = toml::from_str(&std::fs::read_to_string(full.join("config.toml")).unwrap()).unwrap();
+    assert_eq!(stored["faithful_probes"].as_bool(), Some(true));
+    assert_eq!(stored["faithful_aug_zeros"].as_bool(), Some(true));
+    let lines = metrics_without_seconds(&full);
+    for key in ["initial_probe_knn_acc", "initial_probe_svm_acc"] {
+        assert!(lines[0][key].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)), "{key} in {}", lines[0]);
+        assert!(lines[1].get(key).is_none(), "only the first line holds the initial probe");
+    }
+
+    common::kill_after_checkpoint(stage1(&killed, &args).spawn().unwrap(), &killed.join("checkpoint.json"), 4);
+    let resumed = stage1(&killed, &["--resume"]).output().unwrap();
+    assert_eq!(resumed.status.code(), Some(0), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(summary_without_wall(&killed), summary_without_wall(&full));
+    assert_eq!(metrics_without_seconds(&killed), lines);
+
+    // The train-mode probe passes change the model: the same run without them ends elsewhere.
+    let out = stage1(&sane, &["--epochs", "8", "--checkpoint-every", "2", "--probe-every", "2", "--set", "stage1.faithful_aug_zeros=true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(metrics_without_seconds(&sane)[0].get("initial_probe_knn_acc").is_none());
+    assert_ne!(summary_without_wall(&sane)["recon_mse_time"], summary_without_wall(&full)["recon_mse_time"]);
+}
