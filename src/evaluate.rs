@@ -172,7 +172,7 @@ pub fn evaluate(run: &Path, opts: &EvaluateOptions, device: &Device) -> Result<E
     let mut cas_config = FcnTrainConfig::new(&generator.stage1.dataset);
     cas_config.epochs = opts.cas_epochs;
     cas_config.seed = opts.seed;
-    let cas = fit(&split, &data.test, k, &cas_config, true, opts.progress, device)?;
+    let cas = fit(&split, &data.test, k, &cas_config, true, opts.progress, device, None)?;
 
     let summary = EvalSummary {
         fid,

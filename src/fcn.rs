@@ -4,6 +4,10 @@
 //!
 //! Files: the weights at `FILE` (Burn record), `FILE.json` (`test_acc`, `epochs`, `wall_seconds`,
 //! plus identification) and `FILE.metrics.jsonl` (one line per epoch). All written atomically.
+//! While training, `FILE.run/` holds the run's `config.toml`, `metrics.jsonl` and checkpoints (every
+//! `checkpoint_every` epochs); training the same FILE again with the same settings continues from
+//! the last checkpoint (same result as an uninterrupted run on the CPU backend), and the folder is
+//! removed once FILE is written.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,8 +20,8 @@ use metrics::{Fcn, FcnConfig};
 use serde::{Deserialize, Serialize};
 use ucr_data::{Resolver, Split, UcrDataset, epoch_batches};
 
-use crate::run_dir::{write_atomic, write_json};
-use crate::stage1::{RunError, cosine_lr, load_weights, progress_bar, read, save_weights};
+use crate::run_dir::{RunDir, write_atomic, write_json};
+use crate::stage1::{RunError, cosine_lr, load_weights, progress_bar, read, read_toml, restore, save_checkpoint, save_weights};
 
 /// Settings of an FCN training run; defaults are the reference's recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,12 +43,29 @@ pub struct FcnTrainConfig {
     pub weight_decay: f64,
     /// Test accuracy every this many epochs (0: only at the end).
     pub eval_every: usize,
+    /// Checkpoint every this many epochs (`fcn train` and the FCN of `evaluate`; not the CAS classifier).
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: usize,
+}
+
+fn default_checkpoint_every() -> usize {
+    10
 }
 
 impl FcnTrainConfig {
     /// Reference defaults for `dataset`.
     pub fn new(dataset: &str) -> Self {
-        Self { dataset: dataset.into(), data_dir: None, epochs: 1000, batch_size: 256, seed: 1, lr: 1e-3, weight_decay: 1e-5, eval_every: 50 }
+        Self {
+            dataset: dataset.into(),
+            data_dir: None,
+            epochs: 1000,
+            batch_size: 256,
+            seed: 1,
+            lr: 1e-3,
+            weight_decay: 1e-5,
+            eval_every: 50,
+            checkpoint_every: default_checkpoint_every(),
+        }
     }
 }
 
@@ -78,7 +99,8 @@ pub fn accuracy(model: &Fcn, split: &Split, device: &Device) -> Result<f64, RunE
     Ok(correct as f64 / split.n().max(1) as f64)
 }
 
-pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+/// `path` with `suffix` appended to its file name (`fcn.bpk` → `fcn.bpk.json`).
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_os_string();
     name.push(suffix);
     PathBuf::from(name)
@@ -94,13 +116,18 @@ pub struct Fitted {
     pub running_acc: Option<f64>,
     /// One JSON line per epoch.
     pub log: String,
+    /// Training seconds, earlier segments of a resumed run included.
+    pub seconds: f64,
 }
 
 /// Trains an FCN for `n_classes` classes on `train` with the optimisation settings of `opts`
 /// (its dataset fields are not used), monitoring on `test` (reference recipe: cross-entropy,
 /// AdamW, cosine schedule with the stage-1 step counter). With `running_accuracy` it validates on
 /// `test` after every epoch and keeps the reference's running accuracy (CAS, quirk Q21) instead of
-/// the `eval_every` checks.
+/// the `eval_every` checks. With `run`, the epochs' lines go to its `metrics.jsonl`, a checkpoint
+/// is written there every `checkpoint_every` epochs, and training starts from its last checkpoint
+/// if it has one.
+#[allow(clippy::too_many_arguments)]
 pub fn fit(
     train: &Split,
     test: &Split,
@@ -109,21 +136,26 @@ pub fn fit(
     running_accuracy: bool,
     progress: bool,
     device: &Device,
+    run: Option<&RunDir>,
 ) -> Result<Fitted, RunError> {
     if opts.epochs == 0 || opts.batch_size < 2 {
         return Err(RunError::Config(format!("epochs must be ≥ 1 and batch_size ≥ 2, got {} and {}", opts.epochs, opts.batch_size)));
     }
     let train_device = device.clone().autodiff();
     train_device.seed(opts.seed);
-    let mut model = FcnConfig::new(n_classes).init(&train_device);
-    let mut optim = crate::stage1::adamw(0.9, 0.999, 1e-8, opts.weight_decay);
+    let model = FcnConfig::new(n_classes).init(&train_device);
+    let optim = crate::stage1::adamw(0.9, 0.999, 1e-8, opts.weight_decay);
+    let (mut model, mut optim, start_epoch, mut step, mut wall) = match run {
+        Some(run) => restore(run, true, "model.bpk", model, optim)?,
+        None => (model, optim, 0, 0, 0.0),
+    };
     let steps = epoch_batches(train.n(), opts.batch_size, false, 0, 0)?.len();
     let t_max = opts.epochs * (steps + 1);
-    let bar = progress_bar(progress, (opts.epochs * steps) as u64, 0);
-    let mut step = 0;
+    let bar = progress_bar(progress, (opts.epochs * steps) as u64, (start_epoch * steps) as u64);
+    let mut segment_start = Instant::now();
     let mut log = String::new();
     let mut running = metrics::RunningAccuracy::default();
-    for epoch in 0..opts.epochs {
+    for epoch in start_epoch..opts.epochs {
         let epoch_start = Instant::now();
         let (mut loss_sum, mut batches) = (0.0, 0);
         for idx in epoch_batches(train.n(), opts.batch_size, true, opts.seed, epoch as u64)? {
@@ -156,12 +188,28 @@ pub fn fit(
             line["test_acc"] = accuracy(&model.valid(), test, device)?.into();
         }
         line["seconds"] = epoch_start.elapsed().as_secs_f64().into();
-        log.push_str(&format!("{line}\n"));
+        match run {
+            Some(run) => {
+                run.append_metrics(&line)?;
+                if (epoch + 1) % opts.checkpoint_every.max(1) == 0 && epoch + 1 < opts.epochs {
+                    wall += segment_start.elapsed().as_secs_f64();
+                    segment_start = Instant::now();
+                    let _ = model.valid(); // syncs the BatchNorm running statistics before recording
+                    save_checkpoint(run, "model.bpk", model.clone(), &optim, (epoch + 1, step, wall))?;
+                }
+            }
+            None => log.push_str(&format!("{line}\n")),
+        }
     }
     bar.finish_and_clear();
+    if let Some(run) = run {
+        let path = run.path("metrics.jsonl");
+        log = std::fs::read_to_string(&path).map_err(|source| crate::run_dir::RunDirError::Io { path, source })?;
+    }
     let model = model.valid();
     let test_acc = accuracy(&model, test, device)?;
-    Ok(Fitted { model, test_acc, running_acc: running_accuracy.then_some(running.value()), log })
+    let seconds = wall + segment_start.elapsed().as_secs_f64();
+    Ok(Fitted { model, test_acc, running_acc: running_accuracy.then_some(running.value()), log, seconds })
 }
 
 /// Accuracy of every test batch of 256 (in order).
@@ -184,21 +232,40 @@ pub fn train(config: &FcnTrainConfig, out: &Path, device: &Device, progress: boo
 }
 
 /// [`train`] on an already loaded dataset.
+/// An interrupted run of the same `config` at `out` (in `FILE.run/`) is continued; one with other
+/// settings is refused.
 pub fn train_on(config: &FcnTrainConfig, data: &UcrDataset, out: &Path, device: &Device, progress: bool) -> Result<FcnSummary, RunError> {
-    let start = Instant::now();
-    let fitted = fit(&data.train, &data.test, data.num_classes(), config, false, progress, device)?;
+    if config.checkpoint_every == 0 {
+        return Err(RunError::Config("fcn checkpoint_every must be at least 1".into()));
+    }
+    let run_path = with_suffix(out, ".run");
+    let stored = run_path.join("config.toml");
+    if stored.exists() {
+        let previous: FcnTrainConfig = read_toml(&stored)?;
+        if previous != *config {
+            return Err(RunError::RunExists(format!(
+                "{}: holds an interrupted FCN run with other settings; rerun with those settings to finish it, or delete the folder",
+                run_path.display()
+            )));
+        }
+    }
+    let run = RunDir::create(&run_path)?;
+    let text = toml::to_string_pretty(config).map_err(|e| RunError::Config(e.to_string()))?;
+    write_atomic(&stored, text.as_bytes())?;
+    let fitted = fit(&data.train, &data.test, data.num_classes(), config, false, progress, device, Some(&run))?;
     write_atomic(&with_suffix(out, ".metrics.jsonl"), fitted.log.as_bytes())?;
     save_weights(fitted.model, out)?;
     let summary = FcnSummary {
         test_acc: fitted.test_acc,
         epochs: config.epochs,
-        wall_seconds: start.elapsed().as_secs_f64(),
+        wall_seconds: fitted.seconds,
         dataset: data.name.clone(),
         n_classes: data.num_classes(),
         length: data.length(),
         seed: config.seed,
     };
     write_json(&with_suffix(out, ".json"), &summary)?;
+    std::fs::remove_dir_all(&run_path).map_err(|source| crate::run_dir::RunDirError::Io { path: run_path.clone(), source })?;
     Ok(summary)
 }
 

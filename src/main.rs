@@ -197,6 +197,9 @@ struct FcnTrainArgs {
     /// Test accuracy every N epochs in FILE.metrics.jsonl (0: at the end only).
     #[arg(long, default_value_t = 50, value_name = "N")]
     eval_every: usize,
+    /// Checkpoint every N epochs in FILE.run/; running the same command again continues from the last one.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    checkpoint_every: usize,
     /// A directory holding <Name>/<Name>_TRAIN.tsv[.gz] and <Name>/<Name>_TEST.tsv[.gz].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -581,7 +584,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             if args.data_dir.is_some() {
                 config.data_dir = args.data_dir;
             }
-            explicit_flags!(m, config, args: epochs, batch_size, seed, eval_every);
+            explicit_flags!(m, config, args: epochs, batch_size, seed, eval_every, checkpoint_every);
             let device = cli.backend.device()?;
             let summary = nc_vqvae::fcn::train(&config, &args.out, &device, true)?;
             report(args.json, &summary, |s| {
