@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use ucr_data::{Resolver, Split, UcrDataset, epoch_batches};
 
 use crate::run_dir::{RunDir, write_atomic, write_json};
-use crate::stage1::{RunError, cosine_lr, load_weights, progress_bar, read, read_toml, restore, save_checkpoint, save_weights};
+use crate::run_dir::io;
+use crate::stage1::{RunError, claim_config, cosine_lr, load_weights, progress_bar, read, restore, save_checkpoint, save_weights};
 
 /// Settings of an FCN training run; defaults are the reference's recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,7 +205,7 @@ pub fn fit(
     bar.finish_and_clear();
     if let Some(run) = run {
         let path = run.path("metrics.jsonl");
-        log = std::fs::read_to_string(&path).map_err(|source| crate::run_dir::RunDirError::Io { path, source })?;
+        log = std::fs::read_to_string(&path).map_err(io(&path))?;
     }
     let model = model.valid();
     let test_acc = accuracy(&model, test, device)?;
@@ -239,19 +240,10 @@ pub fn train_on(config: &FcnTrainConfig, data: &UcrDataset, out: &Path, device: 
         return Err(RunError::Config("fcn checkpoint_every must be at least 1".into()));
     }
     let run_path = with_suffix(out, ".run");
-    let stored = run_path.join("config.toml");
-    if stored.exists() {
-        let previous: FcnTrainConfig = read_toml(&stored)?;
-        if previous != *config {
-            return Err(RunError::RunExists(format!(
-                "{}: holds an interrupted FCN run with other settings; rerun with those settings to finish it, or delete the folder",
-                run_path.display()
-            )));
-        }
-    }
     let run = RunDir::create(&run_path)?;
-    let text = toml::to_string_pretty(config).map_err(|e| RunError::Config(e.to_string()))?;
-    write_atomic(&stored, text.as_bytes())?;
+    claim_config(&run.path("config.toml"), config, || {
+        format!("{}: holds an interrupted FCN run with other settings; rerun with those settings to finish it, or delete the folder", run_path.display())
+    })?;
     let fitted = fit(&data.train, &data.test, data.num_classes(), config, false, progress, device, Some(&run))?;
     write_atomic(&with_suffix(out, ".metrics.jsonl"), fitted.log.as_bytes())?;
     save_weights(fitted.model, out)?;
@@ -265,7 +257,7 @@ pub fn train_on(config: &FcnTrainConfig, data: &UcrDataset, out: &Path, device: 
         seed: config.seed,
     };
     write_json(&with_suffix(out, ".json"), &summary)?;
-    std::fs::remove_dir_all(&run_path).map_err(|source| crate::run_dir::RunDirError::Io { path: run_path.clone(), source })?;
+    std::fs::remove_dir_all(&run_path).map_err(io(&run_path))?;
     Ok(summary)
 }
 

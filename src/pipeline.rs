@@ -23,7 +23,7 @@ use crate::config::{ConfigError, layer};
 use crate::evaluate::{EvalSummary, EvaluateOptions};
 use crate::fcn::FcnTrainConfig;
 use crate::run_dir::{read_json, write_atomic, write_json};
-use crate::stage1::{AugChoice, RunError, SslChoice, Stage1Config, Stage1Options, Stage1Summary, read_toml};
+use crate::stage1::{AugChoice, RunError, SslChoice, Stage1Config, Stage1Options, Stage1Summary};
 use crate::stage2::{Stage2Config, Stage2Options, Stage2Summary};
 
 /// The dataset `run` uses when none is named (bundled with the project).
@@ -230,19 +230,9 @@ pub fn run_model(
 
 /// Writes `config` to `path`, or checks that the job already there has the same config.
 pub fn claim_folder(path: &Path, config: &JobConfig) -> Result<(), RunError> {
-    if path.exists() {
-        let stored: JobConfig = read_toml(path)?;
-        if &stored != config {
-            return Err(RunError::RunExists(format!(
-                "{}: holds a job with a different config; choose another --out, or delete the folder to start over",
-                path.display()
-            )));
-        }
-        return Ok(());
-    }
-    let text = toml::to_string_pretty(config).map_err(|e| RunError::Config(e.to_string()))?;
-    write_atomic(path, text.as_bytes())?;
-    Ok(())
+    crate::stage1::claim_config(path, config, || {
+        format!("{}: holds a job with a different config; choose another --out, or delete the folder to start over", path.display())
+    })
 }
 
 /// Writes `text` to `path`, or checks that the same text is already there (a sweep point's

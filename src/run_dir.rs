@@ -37,7 +37,8 @@ pub enum RunDirError {
     },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
+/// Maps an I/O error on `path` to [`RunDirError::Io`].
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
     move |source| RunDirError::Io { path: path.to_path_buf(), source }
 }
 

@@ -388,11 +388,7 @@ pub fn train_mode_probes(model: &VqVae, data: &UcrDataset, batch_size: usize, se
         train.extend(read::<f32, 2, _>(model.pooled_features(batch.x).detach())?);
         train_y.extend(idx.iter().map(|&i| data.train.labels[i]));
     }
-    let mut test = Vec::new();
-    for idx in epoch_batches(data.test.n(), 128, false, 0, 0)? {
-        let batch = data.test.batch(&idx, device);
-        test.extend(read::<f32, 2, _>(model.pooled_features(batch.x).detach())?);
-    }
+    let test = features(model, &data.test, device)?;
     let dim = model.quantizer().codebook().dims()[1];
     Ok(metrics::probe_accuracy(&train, &train_y, &test, &data.test.labels, dim)?)
 }
@@ -431,6 +427,21 @@ pub(crate) fn run_config<T: Serialize + DeserializeOwned + Clone>(
     let text = toml::to_string_pretty(given).map_err(|e| RunError::Config(e.to_string()))?;
     write_atomic(path, text.as_bytes())?;
     Ok(given.clone())
+}
+
+/// Writes `config` to `path`, or checks that the run already there has the same config; a
+/// different one is refused with the message `differs`.
+pub(crate) fn claim_config<T: Serialize + DeserializeOwned + PartialEq>(path: &Path, config: &T, differs: impl FnOnce() -> String) -> Result<(), RunError> {
+    if path.exists() {
+        let stored: T = read_toml(path)?;
+        if &stored != config {
+            return Err(RunError::RunExists(differs()));
+        }
+        return Ok(());
+    }
+    let text = toml::to_string_pretty(config).map_err(|e| RunError::Config(e.to_string()))?;
+    write_atomic(path, text.as_bytes())?;
+    Ok(())
 }
 
 /// Where a training loop starts: fresh, or from the run's latest checkpoint when resuming (the
@@ -630,7 +641,7 @@ pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage
 
 /// The shuffling seed of the faithful probe pass after `epoch` epochs.
 fn probe_seed(config: &Stage1Config, epoch: usize) -> u64 {
-    mix(config.seed, 0x5052_4f42_45, epoch as u64)
+    mix(config.seed, 0x0050_524f_4245, epoch as u64)
 }
 
 /// The evaluation of the training model after `epoch` epochs: reconstruction and perplexity in
