@@ -55,12 +55,21 @@ fn twin<M: Module>(model: &M, fresh: M, device: &Device) -> M {
     fresh.load_record(model.clone().into_record()).fork(device)
 }
 
+/// The CPU backend's random generator is global: tests that seed it and draw initial weights take
+/// this lock, so that a test running alongside cannot draw from the same stream and change the
+/// weights. Fixed weights matter for the NC-VQVAE test: in 2 of 40 seeds scanned, the max over the
+/// augmented view's latent has a near-tie that float rounding resolves differently per backend,
+/// which moved about ten input gradients by up to 1.7 % of the largest one (seen in CI when the
+/// two tests drew from one stream). Seed 5 has no such tie.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn wgpu() -> Device {
     Backend::Wgpu.device().expect("built with --features wgpu").autodiff()
 }
 
 #[test]
 fn baseline_stage1_steps_agree_with_the_cpu() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let cpu = Device::flex().autodiff();
     cpu.seed(3);
     let model = VqVaeConfig::new(L).init(&cpu).unwrap();
@@ -84,6 +93,7 @@ fn baseline_stage1_steps_agree_with_the_cpu() {
 
 #[test]
 fn nc_vqvae_barlow_twins_losses_and_gradients_agree_with_the_cpu() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let cpu = Device::flex().autodiff();
     cpu.seed(5);
     let config = NcVqVaeConfig::new(VqVaeConfig::new(L), SslMethod::BarlowTwins).with_projector_dim(32);
@@ -111,3 +121,4 @@ fn nc_vqvae_barlow_twins_losses_and_gradients_agree_with_the_cpu() {
     eprintln!("gradient wrt the augmented view: largest difference {worst} of {scale}");
     assert!(worst <= 1e-3 * scale, "gradient wrt the augmented view: largest difference {worst} of {scale}");
 }
+
