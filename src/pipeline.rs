@@ -238,10 +238,16 @@ pub fn claim_folder(path: &Path, config: &JobConfig) -> Result<(), RunError> {
 /// Writes `text` to `path`, or checks that the same text is already there (a sweep point's
 /// `point.toml`).
 pub fn claim_point(path: &Path, text: &str) -> Result<(), RunError> {
+    claim_text(path, text, || format!("{}: holds a different point; expand into another folder", path.display()))
+}
+
+/// Writes `text` to `path` atomically, or checks that the same text is already there (`differs`
+/// gives the error's message when it is not).
+pub(crate) fn claim_text(path: &Path, text: &str, differs: impl FnOnce() -> String) -> Result<(), RunError> {
     if path.exists() {
-        let old = std::fs::read_to_string(path).map_err(|source| crate::run_dir::RunDirError::Io { path: path.to_path_buf(), source })?;
+        let old = std::fs::read_to_string(path).map_err(crate::run_dir::io(path))?;
         if old != text {
-            return Err(RunError::RunExists(format!("{}: holds a different point; expand into another folder", path.display())));
+            return Err(RunError::RunExists(differs()));
         }
         return Ok(());
     }
@@ -276,7 +282,7 @@ fn step(progress: bool, text: &str) {
 pub fn run_job(config: &JobConfig, out: &Path, device: &Device, progress: bool) -> Result<(JobSummary, ModelResult, ModelResult), RunError> {
     let start = Instant::now();
     config.validate()?;
-    std::fs::create_dir_all(out).map_err(|source| crate::run_dir::RunDirError::Io { path: out.to_path_buf(), source })?;
+    std::fs::create_dir_all(out).map_err(crate::run_dir::io(out))?;
     claim_folder(&out.join("config.toml"), config)?;
 
     let fcn_path = out.join("fcn.bpk");

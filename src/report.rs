@@ -111,7 +111,7 @@ fn model_name(config: &JobConfig) -> String {
 /// Draws the plots and writes `report.md` for a finished job in `out`.
 pub fn write(out: &Path, config: &JobConfig, base: &ModelResult, nc: &ModelResult, device: &Device) -> Result<(), RunError> {
     let plots = out.join("plots");
-    std::fs::create_dir_all(&plots).map_err(|source| crate::run_dir::RunDirError::Io { path: plots.clone(), source })?;
+    std::fs::create_dir_all(&plots).map_err(crate::run_dir::io(&plots))?;
     let (base_dir, nc_dir) = (out.join("baseline"), out.join("nc_vqvae"));
     let nc_name = model_name(config);
     let dataset = &base.stage1.dataset;

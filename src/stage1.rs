@@ -404,7 +404,7 @@ fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, RunErro
 
 /// Reads a run's TOML config file.
 pub(crate) fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, RunError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RunDirError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(crate::run_dir::io(path))?;
     parse_toml(path, &text)
 }
 
@@ -497,7 +497,7 @@ pub(crate) fn save_weights<M: Module>(model: M, path: &Path) -> Result<(), RunEr
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("weights");
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     model.into_record().save(&tmp).map_err(record_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(|source| RunDirError::Io { path: path.to_path_buf(), source })?;
+    std::fs::rename(&tmp, path).map_err(crate::run_dir::io(path))?;
     Ok(())
 }
 

@@ -31,7 +31,7 @@ use crate::config::{ConfigError, layer_table, read_file};
 use crate::evaluate::EvaluateOptions;
 use crate::fcn::FcnTrainConfig;
 use crate::pipeline::{JobConfig, ModelResult, claim_point, run_model};
-use crate::run_dir::{RunDirError, read_json, write_atomic};
+use crate::run_dir::{read_json, write_atomic};
 use crate::stage1::{AugChoice, RunError, SslChoice, Stage1Config, read_toml};
 use crate::stage2::Stage2Config;
 
@@ -168,15 +168,8 @@ fn point_dir(dir: &Path, index: usize) -> PathBuf {
 /// `sweep expand`: writes the point folders; returns the number of points.
 pub fn expand(spec: &Path, dir: &Path) -> Result<usize, RunError> {
     let points = points(spec)?;
-    let text = std::fs::read_to_string(spec).map_err(|source| RunDirError::Io { path: spec.into(), source })?;
-    let stored = dir.join("sweep.toml");
-    if stored.exists() {
-        let old = std::fs::read_to_string(&stored).map_err(|source| RunDirError::Io { path: stored.clone(), source })?;
-        if old != text {
-            return Err(RunError::RunExists(format!("{}: holds another sweep; choose another --out", dir.display())));
-        }
-    }
-    write_atomic(&stored, text.as_bytes())?;
+    let text = std::fs::read_to_string(spec).map_err(crate::run_dir::io(spec))?;
+    crate::pipeline::claim_text(&dir.join("sweep.toml"), &text, || format!("{}: holds another sweep; choose another --out", dir.display()))?;
     for point in &points {
         let text = toml::to_string_pretty(point).map_err(|e| RunError::Config(e.to_string()))?;
         claim_point(&point_dir(dir, point.index).join("point.toml"), &text)?;

@@ -21,6 +21,9 @@ fn tiny_sweep_expands_runs_with_a_killed_point_and_collects() {
     let out = ok(nc_vqvae(&["sweep", "expand", &tiny_spec(), "--out", d]).output().unwrap());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("4 points"), "{}", String::from_utf8_lossy(&out.stdout));
     ok(nc_vqvae(&["sweep", "expand", &tiny_spec(), "--out", d]).output().unwrap()); // idempotent
+    let other = tmp.path().join("other.toml");
+    std::fs::write(&other, std::fs::read_to_string(tiny_spec()).unwrap() + "\n# another sweep\n").unwrap();
+    input_error(nc_vqvae(&["sweep", "expand", other.to_str().unwrap(), "--out", d]).output().unwrap(), "holds another sweep");
     input_error(nc_vqvae(&["sweep", "run", d, "--index", "4"]).output().unwrap(), "no point 4");
 
     // Point 1 (baseline, seed 2) is killed after its first stage-1 checkpoint, then rerun.
