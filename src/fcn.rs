@@ -20,8 +20,7 @@ use metrics::{Fcn, FcnConfig};
 use serde::{Deserialize, Serialize};
 use ucr_data::{Resolver, Split, UcrDataset, epoch_batches};
 
-use crate::run_dir::{RunDir, write_atomic, write_json};
-use crate::run_dir::io;
+use crate::run_dir::{RunDir, io, write_atomic, write_json};
 use crate::stage1::{RunError, claim_config, cosine_lr, load_weights, progress_bar, read, restore, save_checkpoint, save_weights};
 
 /// Settings of an FCN training run; defaults are the reference's recipe.

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ConfigError, layer};
 use crate::evaluate::{EvalSummary, EvaluateOptions};
 use crate::fcn::FcnTrainConfig;
-use crate::run_dir::{read_json, write_atomic, write_json};
-use crate::stage1::{AugChoice, RunError, SslChoice, Stage1Config, Stage1Options, Stage1Summary};
+use crate::run_dir::{read_json, write_json};
+use crate::stage1::{AugChoice, RunError, SslChoice, Stage1Config, Stage1Options, Stage1Summary, claim_text};
 use crate::stage2::{Stage2Config, Stage2Options, Stage2Summary};
 
 /// The dataset `run` uses when none is named (bundled with the project).
@@ -241,19 +241,6 @@ pub fn claim_point(path: &Path, text: &str) -> Result<(), RunError> {
     claim_text(path, text, || format!("{}: holds a different point; expand into another folder", path.display()))
 }
 
-/// Writes `text` to `path` atomically, or checks that the same text is already there (`differs`
-/// gives the error's message when it is not).
-pub(crate) fn claim_text(path: &Path, text: &str, differs: impl FnOnce() -> String) -> Result<(), RunError> {
-    if path.exists() {
-        let old = std::fs::read_to_string(path).map_err(crate::run_dir::io(path))?;
-        if old != text {
-            return Err(RunError::RunExists(differs()));
-        }
-        return Ok(());
-    }
-    write_atomic(path, text.as_bytes())?;
-    Ok(())
-}
 
 /// `DIR/summary.json`.
 #[derive(Debug, Clone, Serialize)]

@@ -24,7 +24,7 @@ use ssl_losses::SslMethod;
 use ucr_data::{Resolver, Split, UcrDataset, epoch_batches};
 use vqvae::{NcVqVae, NcVqVaeConfig, Stage1Losses, VqVae, VqVaeConfig, mse};
 
-use crate::run_dir::{CheckpointInfo, RunDir, RunDirError, write_atomic, write_json};
+use crate::run_dir::{CheckpointInfo, RunDir, RunDirError, io, write_atomic, write_json};
 
 /// The SSL branch of a stage-1 run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -404,7 +404,7 @@ fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, RunErro
 
 /// Reads a run's TOML config file.
 pub(crate) fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, RunError> {
-    let text = std::fs::read_to_string(path).map_err(crate::run_dir::io(path))?;
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
     parse_toml(path, &text)
 }
 
@@ -440,6 +440,20 @@ pub(crate) fn claim_config<T: Serialize + DeserializeOwned + PartialEq>(path: &P
         return Ok(());
     }
     let text = toml::to_string_pretty(config).map_err(|e| RunError::Config(e.to_string()))?;
+    write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Writes `text` to `path` atomically, or checks that the same text is already there (`differs`
+/// gives the error's message when it is not).
+pub(crate) fn claim_text(path: &Path, text: &str, differs: impl FnOnce() -> String) -> Result<(), RunError> {
+    if path.exists() {
+        let old = std::fs::read_to_string(path).map_err(io(path))?;
+        if old != text {
+            return Err(RunError::RunExists(differs()));
+        }
+        return Ok(());
+    }
     write_atomic(path, text.as_bytes())?;
     Ok(())
 }
@@ -497,7 +511,7 @@ pub(crate) fn save_weights<M: Module>(model: M, path: &Path) -> Result<(), RunEr
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("weights");
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     model.into_record().save(&tmp).map_err(record_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(crate::run_dir::io(path))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
     Ok(())
 }
 

@@ -169,7 +169,7 @@ fn point_dir(dir: &Path, index: usize) -> PathBuf {
 pub fn expand(spec: &Path, dir: &Path) -> Result<usize, RunError> {
     let points = points(spec)?;
     let text = std::fs::read_to_string(spec).map_err(crate::run_dir::io(spec))?;
-    crate::pipeline::claim_text(&dir.join("sweep.toml"), &text, || format!("{}: holds another sweep; choose another --out", dir.display()))?;
+    crate::stage1::claim_text(&dir.join("sweep.toml"), &text, || format!("{}: holds another sweep; choose another --out", dir.display()))?;
     for point in &points {
         let text = toml::to_string_pretty(point).map_err(|e| RunError::Config(e.to_string()))?;
         claim_point(&point_dir(dir, point.index).join("point.toml"), &text)?;

@@ -121,4 +121,3 @@ fn nc_vqvae_barlow_twins_losses_and_gradients_agree_with_the_cpu() {
     eprintln!("gradient wrt the augmented view: largest difference {worst} of {scale}");
     assert!(worst <= 1e-3 * scale, "gradient wrt the augmented view: largest difference {worst} of {scale}");
 }
-
