@@ -137,6 +137,38 @@ unsafe impl GlobalAlloc for LargeBlockCache {
     }
 }
 
+/// glibc's `mallopt` settings for a training process (the `nc-vqvae` binary calls this first).
+///
+/// glibc serves a block above its mmap threshold with a fresh `mmap`, and returns the top of its
+/// heap to the kernel once more than `M_TRIM_THRESHOLD` is free there; either way the next tensor
+/// of that size pays a page fault and a kernel page clear per 4 KiB on first touch. Burn's CPU
+/// backend allocates a new buffer for most results, so a stage-1 step met that for every im2col
+/// matrix and its gradient (1–16 MiB each): measured, the stage-1 baseline step at 128 × 140 took
+/// 686 ms with glibc's defaults and 555 ms with the threshold fixed at 32 MiB and trimming off
+/// (docs/benchmarks.md). Blocks above 32 MiB are kept by [`LargeBlockCache`]. The memory stays
+/// with the process for reuse, bounded by the step's own peak. Does nothing on other C libraries,
+/// or when `NC_VQVAE_GLIBC_DEFAULTS` is set (for A/B measurements).
+pub fn tune_system_allocator() {
+    if std::env::var_os("NC_VQVAE_GLIBC_DEFAULTS").is_some() {
+        return; // for A/B measurements of this setting
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
+        const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+        // SAFETY: `mallopt` only changes glibc's tuning parameters; it is called before any thread
+        // of ours exists. Both values are in the ranges glibc documents (the mmap threshold may be
+        // at most 32 MiB on 64-bit systems).
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+            mallopt(M_TRIM_THRESHOLD, std::ffi::c_int::MAX);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

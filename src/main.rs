@@ -666,6 +666,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
+    nc_vqvae::alloc::tune_system_allocator();
     std::panic::set_hook(Box::new(|info| {
         let message = info
             .payload()

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::de::DeserializeOwned;
@@ -515,15 +515,11 @@ pub(crate) fn save_weights<M: Module>(model: M, path: &Path) -> Result<(), RunEr
     Ok(())
 }
 
-/// AdamW with every setting written out (Burn's defaults differ from PyTorch's, which the
-/// reference uses); the learning rate is given per step.
+/// PyTorch's AdamW (the reference's optimizer) with every setting written out, fused into one
+/// pass per parameter tensor on the CPU backend (`train::FusedAdamW`); the learning rate is given
+/// per step. Its state is Burn's `AdamWState`, so checkpoints keep their format.
 pub(crate) fn adamw(beta1: f64, beta2: f64, epsilon: f64, weight_decay: f64) -> ModuleOptimizer {
-    AdamWConfig::new()
-        .with_beta_1(beta1 as f32)
-        .with_beta_2(beta2 as f32)
-        .with_epsilon(epsilon as f32)
-        .with_weight_decay(weight_decay as f32)
-        .init()
+    train::FusedAdamWConfig::new().with_beta_1(beta1).with_beta_2(beta2).with_epsilon(epsilon).with_weight_decay(weight_decay).init()
 }
 
 /// Options of one invocation (not part of the run's identity).

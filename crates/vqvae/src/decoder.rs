@@ -6,6 +6,8 @@ use burn::nn::conv::ConvTranspose2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
+use crate::conv::conv_transpose2d;
+use crate::norm::batch_norm;
 use crate::layers::{BlockConfig, DecBlock, ResBlock, resize_width_align_corners, transposed};
 
 /// Settings of the [`Decoder`]; defaults are the thesis settings.
@@ -59,12 +61,12 @@ impl Decoder {
     pub fn forward(&self, z: Tensor<4>) -> Tensor<4> {
         let mut x = z;
         for (block, norm) in self.res.iter().zip(&self.res_norms) {
-            x = norm.forward(block.forward(x));
+            x = batch_norm(norm, block.forward(x));
         }
         for block in &self.up {
             x = block.forward(x);
         }
-        let x = self.out.forward(self.to_out.forward(x));
+        let x = conv_transpose2d(&self.out, conv_transpose2d(&self.to_out, x));
         resize_width_align_corners(x, self.frames)
     }
 }

@@ -5,6 +5,7 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
+use crate::norm::batch_norm;
 use crate::layers::{BlockConfig, EncBlock, ResBlock};
 
 /// Number of stride-2 encoder blocks for a series of length `length` (spec §4.1, quirk Q15):
@@ -68,7 +69,7 @@ impl Encoder {
             x = block.forward(x);
         }
         for (block, norm) in self.res.iter().zip(&self.res_norms) {
-            x = norm.forward(block.forward(x));
+            x = batch_norm(norm, block.forward(x));
         }
         x
     }

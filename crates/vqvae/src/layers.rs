@@ -8,6 +8,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::conv::{conv_transpose2d, conv2d};
+use crate::norm::batch_norm;
+
 /// LeakyReLU slope used everywhere (spec §4).
 pub(crate) const SLOPE: f64 = 0.01;
 
@@ -80,24 +83,24 @@ pub(crate) fn transposed(input: usize, output: usize, device: &Device) -> ConvTr
 impl EncBlock {
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = x.pad([(0, 0), (0, 0), (1, 1), (1, 1)], PadMode::Edge);
-        leaky_relu(self.norm.forward(self.conv.forward(x)), SLOPE)
+        leaky_relu(batch_norm(&self.norm, conv2d(&self.conv, x)), SLOPE)
     }
 }
 
 impl ResBlock {
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.conv3.forward(leaky_relu(x.clone(), SLOPE));
+        let h = conv2d(&self.conv3, leaky_relu(x.clone(), SLOPE));
         let h = match &self.norm {
-            Some(norm) => norm.forward(h),
+            Some(norm) => batch_norm(norm, h),
             None => h,
         };
-        x.add(self.conv1.forward(leaky_relu(h, SLOPE)))
+        x.add(conv2d(&self.conv1, leaky_relu(h, SLOPE)))
     }
 }
 
 impl DecBlock {
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        leaky_relu(self.norm.forward(self.conv.forward(x)), SLOPE)
+        leaky_relu(batch_norm(&self.norm, conv_transpose2d(&self.conv, x)), SLOPE)
     }
 }
 

@@ -1,0 +1,8 @@
+//! Training building blocks shared by the nc-vqvae stages.
+//!
+//! - [`FusedAdamW`]: AdamW with PyTorch's update rule and defaults, one pass over parameter,
+//!   gradient and both moments per tensor on the CPU backend.
+
+mod adamw;
+
+pub use adamw::{FusedAdamW, FusedAdamWConfig};

@@ -1,0 +1,281 @@
+//! Training-mode BatchNorm as one parallel pass forward and two backward, on the flex CPU backend.
+//!
+//! Burn's `batch_norm_train` (and its backward) on `flex` are built from generic tensor ops: the
+//! statistics go through `swap_dims(0, 1)` and a reshape, which copies the whole activation to a
+//! channel-major layout (`copy_2d_tiled` in the profiles), then about ten element-wise passes, most
+//! of them on one thread. Here, per channel and in parallel over channels, the forward computes
+//! mean and (biased) variance in one sweep over the activation and normalises in a second; the
+//! backward computes `Σ dy` and `Σ dy·x̂` in one sweep and the input gradient in a second:
+//!
+//! ```text
+//! x̂ = (x − μ) / √(σ² + ε),   y = γ·x̂ + β
+//! dγ = Σ dy·x̂,   dβ = Σ dy,   dx = γ/√(σ² + ε) · (dy − Σdy/N − x̂·Σ(dy·x̂)/N)
+//! ```
+//!
+//! which is Burn's formula. The running statistics are updated exactly as Burn's `BatchNorm`
+//! does (momentum on the biased batch variance), so models, records and evaluation are unchanged.
+//! Evaluation mode, non-autodiff devices and the other backends use Burn's op.
+
+use burn::nn::BatchNorm;
+use burn::tensor::Tensor;
+
+/// `norm.forward(x)` for a `(B, C, H, W)` activation, with the flex kernels in training mode.
+pub(crate) fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if x.device().is_autodiff() && norm.training.is_enabled() && flex::applies(&x) {
+        let (output, mean, variance) = flex::batch_norm_train(x, norm.gamma.val(), norm.beta.val(), norm.epsilon);
+        let device = output.device();
+        let momentum = norm.momentum;
+        let update = |state: &burn::module::RunningState<Tensor<1>>, batch: Tensor<1>| {
+            let running = state.value_sync().to_device(&device);
+            state.update(running.mul_scalar(1.0 - momentum).add(batch.detach().mul_scalar(momentum)).detach());
+        };
+        update(&norm.running_mean, mean);
+        update(&norm.running_var, variance);
+        return output;
+    }
+    norm.forward(x)
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+    use burn::tensor::{DType, Tensor, TensorData};
+    use rayon::prelude::*;
+
+    /// The op as a Burn backend extension (flex and its autodiff decorator only).
+    #[backend_extension(Flex, Autodiff)]
+    pub(crate) trait BatchNormBackend: Backend {
+        /// `(output, batch mean, biased batch variance)` of `x` `(B, C, …)`.
+        fn batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    }
+
+    pub(super) fn applies(x: &Tensor<4>) -> bool {
+        crate::im2col::fast_path(x) && x.dtype() == DType::F32
+    }
+
+    pub(super) fn batch_norm_train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+        let (y, m, v) = <Dispatch as BatchNormBackend>::batch_norm_train(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), epsilon);
+        (Tensor::from_dispatch(y), Tensor::from_dispatch(m), Tensor::from_dispatch(v))
+    }
+
+    fn values(x: &FlexTensor) -> Vec<f32> {
+        x.clone().into_data().try_into_vec::<f32>().expect("batch norm: f32 tensor")
+    }
+
+    /// `(B, C, S)`: batch, channels, and the elements per channel and sample.
+    fn layout(x: &FlexTensor) -> (usize, usize, usize) {
+        let shape = x.shape();
+        let (b, c) = (shape[0], shape[1]);
+        (b, c, shape.num_elements() / (b * c).max(1))
+    }
+
+    /// Per channel: mean and biased variance (two sweeps in f64, one channel per task).
+    pub(crate) fn statistics(x: &[f32], (b, c, s): (usize, usize, usize)) -> (Vec<f32>, Vec<f32>) {
+        let n = (b * s) as f64;
+        (0..c)
+            .into_par_iter()
+            .map(|ci| {
+                let planes = || (0..b).map(move |bi| &x[(bi * c + ci) * s..][..s]);
+                let mean = planes().map(|p| p.iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>() / n;
+                let var = planes().map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>()).sum::<f64>() / n;
+                (mean as f32, var as f32)
+            })
+            .unzip()
+    }
+
+    fn inv_std(variance: &[f32], epsilon: f64) -> Vec<f32> {
+        variance.iter().map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32).collect()
+    }
+
+    pub(crate) fn normalize(x: &[f32], dims @ (_, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> {
+        let _ = dims;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().for_each(|(plane, (y, x))| {
+            let ci = plane % c;
+            let (scale, shift) = (gamma[ci] * inv_std[ci], beta[ci] - mean[ci] * inv_std[ci] * gamma[ci]);
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = x * scale + shift;
+            }
+        });
+        y
+    }
+
+    /// `(dx, dγ, dβ)` from the output gradient.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward(dy: &[f32], x: &[f32], (b, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let n = (b * s) as f64;
+        let (sum_dy, sum_dy_xhat): (Vec<f64>, Vec<f64>) = (0..c)
+            .into_par_iter()
+            .map(|ci| {
+                let (mut a, mut bsum) = (0f64, 0f64);
+                for bi in 0..b {
+                    let at = (bi * c + ci) * s;
+                    for (&g, &v) in dy[at..at + s].iter().zip(&x[at..at + s]) {
+                        a += g as f64;
+                        bsum += g as f64 * ((v - mean[ci]) * inv_std[ci]) as f64;
+                    }
+                }
+                (a, bsum)
+            })
+            .unzip();
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(s).zip(dy.par_chunks(s).zip(x.par_chunks(s))).enumerate().for_each(|(plane, (dx, (dy, x)))| {
+            let ci = plane % c;
+            let (mean_dy, mean_dy_xhat) = ((sum_dy[ci] / n) as f32, (sum_dy_xhat[ci] / n) as f32);
+            let scale = gamma[ci] * inv_std[ci];
+            for ((dx, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
+                let xhat = (v - mean[ci]) * inv_std[ci];
+                *dx = scale * (g - mean_dy - xhat * mean_dy_xhat);
+            }
+        });
+        (dx, sum_dy_xhat.iter().map(|&v| v as f32).collect(), sum_dy.iter().map(|&v| v as f32).collect())
+    }
+
+    fn tensor(values: Vec<f32>, shape: burn::tensor::Shape) -> FlexTensor {
+        FlexTensor::from_data(TensorData::new(values, shape))
+    }
+
+    /// Forward on flex tensors: output, mean, variance, and the inverse deviations for backward.
+    fn forward(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: f64) -> (FlexTensor, Vec<f32>, Vec<f32>, Vec<f32>) {
+        let dims @ (_, c, _) = layout(x);
+        let xs = values(x);
+        let (mean, variance) = statistics(&xs, dims);
+        let inv = inv_std(&variance, epsilon);
+        let y = normalize(&xs, dims, &mean, &inv, &values(gamma), &values(beta));
+        let _ = c;
+        (tensor(y, x.shape()), mean, variance, inv)
+    }
+
+    impl BatchNormBackend for Flex {
+        fn batch_norm_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
+            let (y, mean, variance, _) = forward(&x, &gamma, &beta, epsilon);
+            let c = mean.len();
+            (y, tensor(mean, [c].into()), tensor(variance, [c].into()))
+        }
+    }
+
+    #[derive(Debug)]
+    struct BatchNormBackward;
+
+    /// What the backward needs: the input, γ, the batch mean and the inverse deviations.
+    #[derive(Debug, Clone)]
+    struct Saved {
+        x: FlexTensor,
+        gamma: Vec<f32>,
+        mean: Vec<f32>,
+        inv_std: Vec<f32>,
+    }
+
+    impl Backward<Flex, 3> for BatchNormBackward {
+        type State = Saved;
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            let [node_x, node_gamma, node_beta] = ops.parents;
+            let grad = grads.consume::<Flex>(&ops.node);
+            let saved = ops.state;
+            let dims @ (_, c, _) = layout(&saved.x);
+            let (dx, dgamma, dbeta) = backward(&values(&grad), &values(&saved.x), dims, &saved.mean, &saved.inv_std, &saved.gamma);
+            if let Some(node) = node_x {
+                grads.register::<Flex>(node.id, tensor(dx, saved.x.shape()));
+            }
+            if let Some(node) = node_gamma {
+                grads.register::<Flex>(node.id, tensor(dgamma, [c].into()));
+            }
+            if let Some(node) = node_beta {
+                grads.register::<Flex>(node.id, tensor(dbeta, [c].into()));
+            }
+        }
+    }
+
+    impl<C: CheckpointStrategy> BatchNormBackend for Autodiff<Flex, C> {
+        fn batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+            let (x, node_x) = x.into_parts();
+            let (gamma, node_gamma) = gamma.into_parts();
+            let (beta, node_beta) = beta.into_parts();
+            let (y, mean, variance, inv) = forward(&x, &gamma, &beta, epsilon);
+            let c = mean.len();
+            let stats = |v: &[f32]| FloatTensor::<Self>::new(tensor(v.to_vec(), [c].into()));
+            let (mean_out, variance_out) = (stats(&mean), stats(&variance));
+            let output = match BatchNormBackward.prepare::<C>([node_x, node_gamma, node_beta]).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => prep.finish(Saved { gamma: values(&gamma), x, mean, inv_std: inv }, y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            };
+            (output, mean_out, variance_out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Module;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::{Device, Distribution, TensorData};
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_into_vec::<f32>().unwrap()
+    }
+
+    fn assert_close(a: &[f32], b: &[f32], tolerance: f32, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= tolerance * scale, "{what}[{i}]: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn training_batch_norm_equals_burns_values_gradients_and_running_statistics() {
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        for dims in [[3, 4, 5, 7], [2, 3, 5, 1], [1, 2, 1, 9]] {
+            let c = dims[1];
+            // γ and β away from their initial 1 and 0, so their gradients and effect are visible;
+            // a fresh module per run (clones would share their running state).
+            let gamma = Tensor::<1>::random([c], Distribution::Uniform(0.5, 1.5), &device);
+            let beta = Tensor::<1>::random([c], Distribution::Uniform(-0.5, 0.5), &device);
+            let fresh = || BatchNorm {
+                gamma: burn::module::Param::from_tensor(gamma.clone().detach()),
+                beta: burn::module::Param::from_tensor(beta.clone().detach()),
+                ..BatchNormConfig::new(c).init(&device)
+            };
+            let x = Tensor::<4>::random(dims, Distribution::Normal(1.5, 2.0), &device);
+            let weights: Vec<f32> = (0..dims.iter().product::<usize>()).map(|i| ((i * 31) % 17) as f32 / 17.0 - 0.4).collect();
+            let weights = Tensor::<4>::from_data(TensorData::new(weights, dims), &device);
+            let run = |ours: bool| {
+                let norm = fresh();
+                let x = x.clone().detach().require_grad();
+                let y = if ours { batch_norm(&norm, x.clone()) } else { norm.forward(x.clone()) };
+                let grads = (y.clone() * weights.clone()).sum().backward();
+                let out = vec![
+                    values(y.inner()),
+                    values(x.grad(&grads).unwrap()),
+                    values(norm.gamma.val().grad(&grads).unwrap()),
+                    values(norm.beta.val().grad(&grads).unwrap()),
+                    values(norm.running_mean.value_sync()),
+                    values(norm.running_var.value_sync()),
+                ];
+                out
+            };
+            let (ours, burns) = (run(true), run(false));
+            for (i, what) in ["output", "dx", "dgamma", "dbeta", "running mean", "running var"].iter().enumerate() {
+                assert_close(&ours[i], &burns[i], 1e-5, &format!("{what} at {dims:?}"));
+            }
+        }
+    }
+
+    #[test]
+    fn evaluation_mode_is_burns() {
+        let device = Device::flex().autodiff();
+        let norm = BatchNormConfig::new(3).init(&device).valid();
+        let x = Tensor::<4>::random([2, 3, 5, 4], Distribution::Normal(0.0, 1.0), &Device::flex());
+        assert_eq!(values(batch_norm(&norm, x.clone())), values(norm.forward(x)));
+    }
+}
