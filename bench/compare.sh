@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs `nc-vqvae bench` and bench/pytorch_reference.py at the same shapes and thread count and
 # prints, per case and shape, both median step times and the ratio nc-vqvae / PyTorch, next to
-# the goals of issue 8 (stage-1 baseline <= 1.0, stage-1 NC-VQVAE <= 0.6).
+# the goals of the speed issue (stage-1 baseline, stage-2 prior and sampling <= 1.0, stage-1
+# NC-VQVAE <= 0.6), with each side's CPU utilisation (CPU time / wall time over the timed steps) and
+# peak resident memory per case.
 #
 #   bench/compare.sh [--threads N] [--python PYTHON] [--backend cpu|wgpu|cuda] [-- extra bench args]
 #
@@ -37,17 +39,21 @@ torch_device=cpu
 "$python" - bench/out/rust.json bench/out/pytorch.json <<'PY'
 import json, sys
 rust, torch = (json.load(open(p)) for p in sys.argv[1:3])
-peer = {(t["case"], t["batch"], t["length"]): t["median_ms"] for t in torch["results"]}
-goal = {"stage1_baseline": 1.0, "stage1_nc_vqvae": 0.6}
+goal = {"stage1_baseline": 1.0, "stage1_nc_vqvae": 0.6, "stage2_prior": 1.0, "sampling": 1.0}
 print(f"nc-vqvae ({rust['backend']}, {rust['threads']} threads) vs PyTorch ({torch['backend']}, {torch['threads']} threads)\n")
-print("| case | batch × length | nc-vqvae ms | PyTorch ms | ratio | goal |")
-print("|---|---|---|---|---|---|")
+print("| case | batch × length | nc-vqvae ms | PyTorch ms | ratio | goal | CPU / wall (ours, PyTorch) | peak RSS MiB (ours, PyTorch) |")
+print("|---|---|---|---|---|---|---|---|")
+def fmt(v, digits):
+    return "-" if v is None else f"{v:.{digits}f}"
+others = {(t["case"], t["batch"], t["length"]): t for t in torch["results"]}
 for t in rust["results"]:
     key = (t["case"], t["batch"], t["length"])
-    p = peer.get(key)
+    o = others.get(key)
+    p = o["median_ms"] if o else None
     ratio = f"{t['median_ms'] / p:.2f}" if p else "-"
     g = goal.get(t["case"])
     verdict = "-" if g is None or p is None else (f"<= {g} met" if t["median_ms"] / p <= g else f"<= {g} not met")
-    print(f"| {t['case']} | {t['batch']} × {t['length']} | {t['median_ms']:.1f} | {p:.1f} | {ratio} | {verdict} |" if p else
-          f"| {t['case']} | {t['batch']} × {t['length']} | {t['median_ms']:.1f} | - | - | - |")
+    cpu = f"{fmt(t.get('cpu_utilisation'), 2)}, {fmt(o.get('cpu_utilisation') if o else None, 2)}"
+    rss = f"{fmt(t.get('peak_rss_mib'), 0)}, {fmt(o.get('peak_rss_mib') if o else None, 0)}"
+    print(f"| {t['case']} | {t['batch']} × {t['length']} | {t['median_ms']:.1f} | {fmt(p, 1)} | {ratio} | {verdict} | {cpu} | {rss} |")
 PY

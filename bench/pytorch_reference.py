@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import statistics
 import sys
 import time
@@ -336,6 +337,34 @@ def make_step(case, batch, length, projector_dim):
 CASES = ["stage1_baseline", "stage1_nc_vqvae", "stage2_prior", "sampling"]
 
 
+def cpu_seconds():
+    """User + system CPU seconds of this process (all threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def reset_peak_rss():
+    """Resets the kernel's peak-resident-memory mark (Linux); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mib():
+    """Peak resident memory since the last reset in MiB (Linux VmHWM), or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def parse_shape(s):
     b, l = s.lower().split("x")
     return int(b), int(l)
@@ -361,17 +390,22 @@ def main():
     for case in args.cases.split(","):
         for shape in args.shapes.split(","):
             batch, length = parse_shape(shape)
+            tracked = reset_peak_rss()
             step = make_step(case, batch, length, args.projector_dim)
             times = []
             for i in range(args.warmup + args.steps):
+                if i == args.warmup:
+                    cpu_start, wall_start = cpu_seconds(), time.perf_counter()
                 start = time.perf_counter()
                 step()
                 sync()
                 if i >= args.warmup:
                     times.append((time.perf_counter() - start) * 1e3)
+            cpu = (cpu_seconds() - cpu_start) / (time.perf_counter() - wall_start)
             times.sort()
             t = {"case": case, "batch": batch, "length": length, "median_ms": statistics.median(times),
-                 "min_ms": times[0], "max_ms": times[-1], "steps": len(times)}
+                 "min_ms": times[0], "max_ms": times[-1], "steps": len(times),
+                 "cpu_utilisation": cpu, "peak_rss_mib": peak_rss_mib() if tracked else None}
             print(f"{case:<16} {batch:>4} x {length:<5} median {t['median_ms']:>9.1f} ms", file=sys.stderr)
             results.append(t)
     report = {"implementation": "pytorch", "backend": args.device, "threads": torch.get_num_threads(), "results": results}
@@ -379,9 +413,11 @@ def main():
         print(json.dumps(report))
     else:
         print(f"pytorch {torch.__version__} on {args.device} ({report['threads']} threads)\n")
-        print("| case | batch × length | median ms | min ms | max ms | steps |\n|---|---|---|---|---|---|")
+        print("| case | batch × length | median ms | min ms | max ms | steps | CPU / wall | peak RSS MiB |\n|---|---|---|---|---|---|---|---|")
         for t in results:
-            print(f"| {t['case']} | {t['batch']} × {t['length']} | {t['median_ms']:.1f} | {t['min_ms']:.1f} | {t['max_ms']:.1f} | {t['steps']} |")
+            rss = "-" if t["peak_rss_mib"] is None else f"{t['peak_rss_mib']:.0f}"
+            print(f"| {t['case']} | {t['batch']} × {t['length']} | {t['median_ms']:.1f} | {t['min_ms']:.1f} | {t['max_ms']:.1f} | {t['steps']} "
+                  f"| {t['cpu_utilisation']:.2f} | {rss} |")
 
 
 if __name__ == "__main__":

@@ -16,24 +16,27 @@ use std::sync::Mutex;
 
 /// Blocks smaller than this go to the system allocator unchanged (16 MiB).
 pub const MIN_CACHED: usize = 16 << 20;
-/// The most bytes the cache keeps (2 GiB).
-pub const MAX_CACHED_BYTES: usize = 2 << 30;
+/// The most bytes the cache keeps (6 GiB: the im2col matrices and gradients of a 128 × 500 stage-1
+/// step are 100–180 MiB each).
+pub const MAX_CACHED_BYTES: usize = 6 << 30;
 /// The most blocks the cache keeps.
-pub const SLOTS: usize = 48;
+pub const SLOTS: usize = 96;
 
-/// One kept block: its address, size and alignment (`ptr == 0`: empty slot).
+/// One kept block: its address, size, alignment and when it was kept (`ptr == 0`: empty slot).
 #[derive(Clone, Copy)]
 struct Slot {
     ptr: usize,
     size: usize,
     align: usize,
+    age: u64,
 }
 
-const EMPTY: Slot = Slot { ptr: 0, size: 0, align: 0 };
+const EMPTY: Slot = Slot { ptr: 0, size: 0, align: 0, age: 0 };
 
 struct Cache {
     slots: [Slot; SLOTS],
     bytes: usize,
+    clock: u64,
 }
 
 /// The system allocator with a cache of freed large blocks (see the module docs). Never
@@ -45,7 +48,7 @@ pub struct LargeBlockCache {
 impl LargeBlockCache {
     /// An empty cache.
     pub const fn new() -> Self {
-        Self { cache: Mutex::new(Cache { slots: [EMPTY; SLOTS], bytes: 0 }) }
+        Self { cache: Mutex::new(Cache { slots: [EMPTY; SLOTS], bytes: 0, clock: 0 }) }
     }
 
     /// Takes a kept block of exactly `layout`'s size and alignment, if there is one.
@@ -57,16 +60,40 @@ impl LargeBlockCache {
         Some(ptr as *mut u8)
     }
 
-    /// Keeps a freed block if there is room; returns whether it was kept.
+    /// Keeps a freed block, making room by handing the oldest kept blocks back to the system
+    /// (a run moves through phases whose tensors have other sizes, and the cache must follow);
+    /// returns whether it was kept.
     fn keep(&self, ptr: *mut u8, layout: Layout) -> bool {
-        let Ok(mut cache) = self.cache.lock() else { return false };
-        if cache.bytes + layout.size() > MAX_CACHED_BYTES {
+        if layout.size() > MAX_CACHED_BYTES {
             return false;
         }
-        let Some(slot) = cache.slots.iter_mut().find(|s| s.ptr == 0) else { return false };
-        *slot = Slot { ptr: ptr as usize, size: layout.size(), align: layout.align() };
-        cache.bytes += layout.size();
-        true
+        let mut evicted = [EMPTY; SLOTS];
+        let kept = {
+            let Ok(mut cache) = self.cache.lock() else { return false };
+            let mut n = 0;
+            while cache.bytes + layout.size() > MAX_CACHED_BYTES || cache.slots.iter().all(|s| s.ptr != 0) {
+                let Some(oldest) = cache.slots.iter_mut().filter(|s| s.ptr != 0).min_by_key(|s| s.age) else { break };
+                evicted[n] = std::mem::replace(oldest, EMPTY);
+                cache.bytes -= evicted[n].size;
+                n += 1;
+            }
+            cache.clock += 1;
+            let age = cache.clock;
+            match cache.slots.iter_mut().find(|s| s.ptr == 0) {
+                Some(slot) => {
+                    *slot = Slot { ptr: ptr as usize, size: layout.size(), align: layout.align(), age };
+                    cache.bytes += layout.size();
+                    true
+                }
+                None => false,
+            }
+        };
+        for slot in evicted.iter().filter(|s| s.ptr != 0) {
+            // SAFETY: a kept block was allocated by `System` with exactly this size and alignment,
+            // and is owned by the cache alone; it has just been removed from the cache.
+            unsafe { System.dealloc(slot.ptr as *mut u8, Layout::from_size_align_unchecked(slot.size, slot.align)) };
+        }
+        kept
     }
 
     /// Number of blocks and bytes kept now.
@@ -221,5 +248,24 @@ mod tests {
             a.dealloc(q, big);
         }
         assert_eq!(a.kept(), (1, big.size()));
+    }
+
+    #[test]
+    fn when_full_the_oldest_blocks_make_room_for_new_sizes() {
+        let a = LargeBlockCache::new();
+        let layout = |i: usize| Layout::from_size_align(MIN_CACHED + 4096 * i, 64).unwrap();
+        unsafe {
+            // Not touched: address space only.
+            let blocks: Vec<_> = (0..SLOTS + 2).map(|i| (a.alloc(layout(i)), layout(i))).collect();
+            for &(p, l) in &blocks {
+                a.dealloc(p, l);
+            }
+            assert_eq!(a.kept().0, SLOTS);
+            // The two oldest went back to the system, the newest are served from the cache.
+            let newest = a.alloc(layout(SLOTS + 1));
+            assert_eq!(newest, blocks[SLOTS + 1].0);
+            assert_eq!(a.kept().0, SLOTS - 1);
+            a.dealloc(newest, layout(SLOTS + 1));
+        }
     }
 }

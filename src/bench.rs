@@ -130,6 +130,14 @@ pub struct Timing {
     pub max_ms: f64,
     /// Number of timed steps.
     pub steps: usize,
+    /// CPU time (user + system, all threads) over wall time of the timed steps: 2.0 means two
+    /// cores busy throughout. `None` where the platform does not report it (only Linux does).
+    #[serde(default)]
+    pub cpu_utilisation: Option<f64>,
+    /// Peak resident memory of the process while this case ran (model, optimizer state and
+    /// steps), in MiB: the kernel's high-water mark, reset before the case. `None` off Linux.
+    #[serde(default)]
+    pub peak_rss_mib: Option<f64>,
 }
 
 /// The whole benchmark report (the `--json` output).
@@ -176,15 +184,49 @@ fn median(sorted: &[f64]) -> f64 {
     if n % 2 == 1 { sorted[n / 2] } else { 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) }
 }
 
+/// User + system CPU seconds of this process so far (Linux: `/proc/self/stat`, in the kernel's
+/// fixed 100 Hz user-visible ticks).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Resets the kernel's peak-resident-memory mark of this process (Linux: `/proc/self/clear_refs`).
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Peak resident memory since the last reset, in MiB (Linux: `VmHWM` of `/proc/self/status`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 fn sync(device: &Device) -> Result<(), BenchError> {
     device.sync().map_err(|e| BenchError::Device(format!("{e:?}")))
 }
 
+/// The timed steps of one case: milliseconds per step and the CPU utilisation over them.
+struct Measured {
+    times: Vec<f64>,
+    cpu_utilisation: Option<f64>,
+}
+
 /// Times `warmup + steps` calls of `step` (each followed by a device sync) and keeps the last
 /// `steps`.
-fn time_steps(options: &BenchOptions, device: &Device, mut step: impl FnMut() -> Result<(), BenchError>) -> Result<Vec<f64>, BenchError> {
+fn time_steps(options: &BenchOptions, device: &Device, mut step: impl FnMut() -> Result<(), BenchError>) -> Result<Measured, BenchError> {
     let mut times = Vec::with_capacity(options.steps);
+    let (mut cpu_start, mut wall_start) = (None, Instant::now());
     for i in 0..options.warmup + options.steps {
+        if i == options.warmup {
+            (cpu_start, wall_start) = (cpu_seconds(), Instant::now());
+        }
         let start = Instant::now();
         step()?;
         sync(device)?;
@@ -192,7 +234,9 @@ fn time_steps(options: &BenchOptions, device: &Device, mut step: impl FnMut() ->
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    Ok(times)
+    let wall = wall_start.elapsed().as_secs_f64();
+    let cpu_utilisation = cpu_start.zip(cpu_seconds()).map(|(a, b)| (b - a) / wall);
+    Ok(Measured { times, cpu_utilisation })
 }
 
 fn series(shape: Shape, device: &Device) -> Tensor<3> {
@@ -202,7 +246,7 @@ fn series(shape: Shape, device: &Device) -> Tensor<3> {
 /// Times training steps of `model`: `loss` builds the step's loss (read back once, as a training
 /// loop logs it), then backward and the thesis' stage-1 AdamW update (spec §8.1, from the
 /// `Stage1Config` defaults).
-fn time_training<M: Module>(options: &BenchOptions, device: &Device, model: M, mut loss: impl FnMut(&M) -> Tensor<1>) -> Result<Vec<f64>, BenchError> {
+fn time_training<M: Module>(options: &BenchOptions, device: &Device, model: M, mut loss: impl FnMut(&M) -> Tensor<1>) -> Result<Measured, BenchError> {
     let c = Stage1Config::new("bench");
     let mut optim = crate::stage1::adamw(c.beta1, c.beta2, c.epsilon, c.weight_decay);
     let mut model = Some(model);
@@ -216,7 +260,7 @@ fn time_training<M: Module>(options: &BenchOptions, device: &Device, model: M, m
     })
 }
 
-fn time_case(case: Case, shape: Shape, options: &BenchOptions, device: &Device) -> Result<Vec<f64>, BenchError> {
+fn time_case(case: Case, shape: Shape, options: &BenchOptions, device: &Device) -> Result<Measured, BenchError> {
     let train = device.clone().autodiff();
     train.seed(options.seed);
     match case {
@@ -284,7 +328,8 @@ pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress:
     let mut results = Vec::new();
     for &case in &options.cases {
         for &shape in &options.shapes {
-            let mut times = time_case(case, shape, options, device)?;
+            let tracked = reset_peak_rss();
+            let Measured { mut times, cpu_utilisation } = time_case(case, shape, options, device)?;
             times.sort_by(f64::total_cmp);
             let timing = Timing {
                 case: case.name().into(),
@@ -294,6 +339,8 @@ pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress:
                 min_ms: times[0],
                 max_ms: times[times.len() - 1],
                 steps: times.len(),
+                cpu_utilisation,
+                peak_rss_mib: if tracked { peak_rss_mib() } else { None },
             };
             progress(&timing);
             results.push(timing);
@@ -305,11 +352,23 @@ pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress:
 /// The report as a markdown table.
 pub fn table(report: &BenchReport) -> String {
     let mut out = format!(
-        "{} on {} ({} threads)\n\n| case | batch × length | median ms | min ms | max ms | steps |\n|---|---|---|---|---|---|\n",
+        "{} on {} ({} threads)\n\n| case | batch × length | median ms | min ms | max ms | steps | CPU / wall | peak RSS MiB |\n|---|---|---|---|---|---|---|---|\n",
         report.implementation, report.backend, report.threads
     );
     for t in &report.results {
-        out += &format!("| {} | {} × {} | {:.1} | {:.1} | {:.1} | {} |\n", t.case, t.batch, t.length, t.median_ms, t.min_ms, t.max_ms, t.steps);
+        let or_dash = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+        out += &format!(
+            "| {} | {} × {} | {:.1} | {:.1} | {:.1} | {} | {} | {} |\n",
+            t.case,
+            t.batch,
+            t.length,
+            t.median_ms,
+            t.min_ms,
+            t.max_ms,
+            t.steps,
+            or_dash(t.cpu_utilisation, 2),
+            or_dash(t.peak_rss_mib, 0)
+        );
     }
     out
 }
@@ -351,6 +410,11 @@ mod tests {
         for t in &report.results {
             assert_eq!(t.steps, 2);
             assert!(t.min_ms > 0.0 && t.min_ms <= t.median_ms && t.median_ms <= t.max_ms, "{t:?}");
+            if cfg!(target_os = "linux") {
+                let cpu = t.cpu_utilisation.expect("Linux reports CPU time");
+                assert!((0.0..=cpu_threads() as f64 + 0.5).contains(&cpu), "{t:?}");
+                assert!(t.peak_rss_mib.expect("Linux reports the peak RSS") > 1.0, "{t:?}");
+            }
         }
         let json = serde_json::to_string(&report).unwrap();
         let back: BenchReport = serde_json::from_str(&json).unwrap();
