@@ -169,9 +169,10 @@ unsafe impl GlobalAlloc for LargeBlockCache {
 /// glibc serves a block above its mmap threshold with a fresh `mmap`, and returns the top of its
 /// heap to the kernel once more than `M_TRIM_THRESHOLD` is free there; either way the next tensor
 /// of that size pays a page fault and a kernel page clear per 4 KiB on first touch. Burn's CPU
-/// backend allocates a new buffer for most results, so a stage-1 step met that for every im2col
-/// matrix and its gradient (1–16 MiB each): measured, the stage-1 baseline step at 128 × 140 took
-/// 686 ms with glibc's defaults and 555 ms with the threshold fixed at 32 MiB and trimming off
+/// backend allocates a new buffer for most results, so a stage-1 step meets that for every im2col
+/// matrix and its gradient (1–16 MiB each at the small shapes): measured, the GEMM of a convolution's
+/// input gradient ran at 34 GFLOP/s with glibc's defaults and 99 GFLOP/s without the fresh pages; on
+/// whole steps the effect was within run-to-run noise in one A/B pair
 /// (docs/benchmarks.md). Blocks above 32 MiB are kept by [`LargeBlockCache`]. The memory stays
 /// with the process for reuse, bounded by the step's own peak. Does nothing on other C libraries,
 /// or when `NC_VQVAE_GLIBC_DEFAULTS` is set (for A/B measurements).
