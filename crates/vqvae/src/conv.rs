@@ -13,24 +13,23 @@
 //! and Burn's autodiff derives the rest: `dW = dy · colsᵀ` and `dcols = Wᵀ · dy` (two GEMMs) and
 //! the im2col op's own backward, a parallel scatter-add ([`crate::im2col`]).
 //!
-//! A transposed convolution whose output is exactly `stride ×` its input (ours: kernel (3, 4),
-//! stride (1, 2), padding (1, 1)) splits into `sh·sw` output phases, each an ordinary convolution
-//! over the same shifted copies of the input. The phases' kernels are gathered from the transposed
-//! kernel by one constant 0/1 matrix, so all phases are again a single GEMM, followed by one
-//! permutation that interleaves them.
+//! A transposed convolution is the adjoint of a convolution, so it is `col2im(Wᵀ · x)`: one GEMM
+//! over the input itself and the im2col op's adjoint, a parallel scatter-add straight into the
+//! output grid (no copy of the input per tap, no zero taps); its backward is an im2col of the
+//! output gradient and two GEMMs whose inner dimension is `O·kh·kw`.
 //!
-//! Other settings (groups, dilation, output padding, `Same` padding) and the other backends (WGPU,
+//! Other settings (groups, dilation, `Same` padding) and the other backends (WGPU,
 //! CUDA, whose own convolution kernels are parallel) use Burn's op. The modules stay Burn's
 //! (`Conv2d`, `ConvTranspose2d`): parameters, initialisation and records are unchanged; only the
 //! forward pass is ours. Tests compare values and all gradients with Burn's ops on odd shapes.
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 
-use crate::im2col::{Geometry, fast_path, im2col};
+use crate::im2col::{Geometry, col2im, fast_path, im2col};
 
-/// `conv.forward(x)` computed as one batched GEMM over shifted slices (see the module docs).
+/// `conv.forward(x)` computed as one GEMM over the im2col matrix (see the module docs).
 /// Falls back to Burn's op for groups, dilation or `Same` padding.
 pub(crate) fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let padding = match conv.padding {
@@ -53,59 +52,31 @@ pub(crate) fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
-/// For one axis of a transposed convolution (kernel `k`, stride `s`, padding `p`) whose output is
-/// `s ×` its input: output position `s·m + r` sums `x[m + d]·w[t]` over the taps `t` with
-/// `t ≡ r + p (mod s)`, where `d = (r + p − t) / s`. Returns, per phase `r`, its `(t, d)` pairs.
-fn phase_taps(k: usize, s: usize, p: usize) -> Vec<Vec<(usize, isize)>> {
-    (0..s)
-        .map(|r| (0..k).filter(|&t| (r + p + s * k - t) % s == 0).map(|t| (t, (r as isize + p as isize - t as isize) / s as isize)).collect())
-        .collect()
-}
-
-/// `conv.forward(x)` for a transposed convolution, computed as one GEMM over shifted slices of the
-/// input followed by a phase interleave (see the module docs). Falls back to Burn's op unless
-/// the output is exactly `stride ×` the input on both axes, with no groups or dilation.
+/// `conv.forward(x)` for a transposed convolution: the adjoint of a convolution is
+/// `col2im(Wᵀ · x)`, so it is one GEMM over the input (no im2col copy of it, no zero taps) and one
+/// parallel scatter-add straight into the output grid (see the module docs). Falls back to Burn's
+/// op for groups, dilation, an output padding of at least the stride, or another backend.
 pub(crate) fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    let [_, o, kh, kw] = conv.weight.dims();
-    let [sh, sw] = conv.stride;
-    let [ph, pw] = conv.padding;
-    let out = |n: usize, k: usize, s: usize, p: usize, q: usize| ((n - 1) * s + k + q).checked_sub(2 * p);
-    let exact = out(h, kh, sh, ph, conv.padding_out[0]) == Some(sh * h) && out(w, kw, sw, pw, conv.padding_out[1]) == Some(sw * w);
-    if conv.groups != 1 || conv.dilation != [1, 1] || !exact || !fast_path(&x) {
+    if conv.groups != 1 || conv.dilation != [1, 1] || !fast_path(&x) {
         return conv.forward(x);
     }
-    let (rows, columns) = (phase_taps(kh, sh, ph), phase_taps(kw, sw, pw));
-    let offsets = |phases: &[Vec<(usize, isize)>]| {
-        let d = phases.iter().flatten().map(|&(_, d)| d);
-        (d.clone().min().unwrap_or(0).min(0), d.max().unwrap_or(0).max(0))
+    let [b, c, h, w] = x.dims();
+    let [_, o, kh, kw] = conv.weight.dims();
+    let ([sh, sw], [ph, pw], [qh, qw]) = (conv.stride, conv.padding, conv.padding_out);
+    let out = |n: usize, k: usize, s: usize, p: usize, q: usize| ((n - 1) * s + k + q).checked_sub(2 * p).filter(|&m| m + 2 * p >= k);
+    let (Some(ho), Some(wo)) = (out(h, kh, sh, ph, qh), out(w, kw, sw, pw, qw)) else {
+        return conv.forward(x);
     };
-    let ((dh0, dh1), (dw0, dw1)) = (offsets(&rows), offsets(&columns));
-    let (nh, nw) = ((dh1 - dh0 + 1) as usize, (dw1 - dw0 + 1) as usize);
-    // The shifted copies x[m + d] for every offset pair, as an im2col matrix (C·nh·nw, B·H·W).
-    let device = x.device();
-    let geometry = Geometry { kernel: [nh, nw], stride: [1, 1], padding: [(-dh0) as usize, (-dw0) as usize, dh1 as usize, dw1 as usize] };
-    let cols = im2col(x, geometry);
-    // Selection (kh·kw, P·nh·nw): kernel tap (t, u) feeds phase (r, q) at offset (d, e).
-    let phases = sh * sw;
-    let mut select = vec![0f32; kh * kw * phases * nh * nw];
-    for (r, row_taps) in rows.iter().enumerate() {
-        for (q, col_taps) in columns.iter().enumerate() {
-            for &(t, d) in row_taps {
-                for &(u, e) in col_taps {
-                    let offset = (d - dh0) as usize * nw + (e - dw0) as usize;
-                    select[(t * kw + u) * phases * nh * nw + (r * sw + q) * nh * nw + offset] = 1.0;
-                }
-            }
-        }
+    // The convolution that maps the output grid back onto the input grid.
+    let geometry = Geometry { kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw, ph, pw] };
+    if geometry.output(ho, wo) != [h, w] {
+        return conv.forward(x);
     }
-    let select = Tensor::<2>::from_data(TensorData::new(select, [kh * kw, phases * nh * nw]), &device);
-    // Phase kernels (P·O, C·nh·nw) from the transposed kernel (C, O, kh, kw).
-    let kernels = conv.weight.val().reshape([c * o, kh * kw]).matmul(select).reshape([c, o, phases, nh * nw]);
-    let kernels = kernels.permute([2, 1, 0, 3]).reshape([phases * o, c * nh * nw]);
-    // (sh, sw, O, B, H, W) → (B, O, H, sh, W, sw): output row m·sh + r, column n·sw + q.
-    let y = kernels.matmul(cols).reshape([sh, sw, o, b, h, w]);
-    let y = y.permute([3, 2, 4, 0, 5, 1]).reshape([b, o, sh * h, sw * w]);
+    // (O·kh·kw, C) · (C, B·H·W): row (o, i, j) of the product holds what x contributes through
+    // kernel tap (i, j) to output channel o.
+    let kernels = conv.weight.val().reshape([c, o * kh * kw]).transpose();
+    let cols = kernels.matmul(x.swap_dims(0, 1).reshape([c, b * h * w]));
+    let y = col2im(cols, [b, o, ho, wo], geometry);
     match &conv.bias {
         Some(bias) => y + bias.val().reshape([1, o, 1, 1]),
         None => y,
@@ -117,7 +88,7 @@ mod tests {
     use super::*;
     use burn::module::Module;
     use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
-    use burn::tensor::{Device, Distribution, Gradients};
+    use burn::tensor::{Device, Distribution, Gradients, TensorData};
 
     fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> (f32, f32) {
         let scale = b.clone().abs().max().into_scalar::<f32>();
@@ -190,28 +161,23 @@ mod tests {
     }
 
     #[test]
-    fn phases_of_the_decoder_kernel_are_the_hand_derived_ones() {
-        // Width: kernel 4, stride 2, padding 1. Even outputs 2m use w[1]·x[m] + w[3]·x[m−1];
-        // odd outputs 2m+1 use w[0]·x[m+1] + w[2]·x[m].
-        assert_eq!(phase_taps(4, 2, 1), vec![vec![(1, 0), (3, -1)], vec![(0, 1), (2, 0)]]);
-        // Height: kernel 3, stride 1, padding 1: a correlation with the flipped kernel.
-        assert_eq!(phase_taps(3, 1, 1), vec![vec![(0, 1), (1, 0), (2, -1)]]);
-    }
-
-    #[test]
     fn conv_transpose2d_equals_burns_with_gradients_on_odd_shapes() {
         let device = Device::flex().autodiff();
         device.seed(4);
         let params = |c: &ConvTranspose2d, grads: &Gradients| weight_and_bias_grads(c.weight.val(), c.bias.as_ref().map(|b| b.val()), grads);
-        // (channels in, out, kernel, stride, padding, input h × w): the decoder's block and others
-        // whose output is stride × input.
-        let cases = [(3, 5, [3, 4], [1, 2], [1, 1], [5, 7]), (5, 2, [3, 4], [1, 2], [1, 1], [4, 1]), (2, 3, [4, 4], [2, 2], [1, 1], [3, 5]), (2, 2, [3, 3], [1, 1], [1, 1], [5, 6])];
-        for (ci, co, k, stride, padding, [h, w]) in cases {
-            let conv = ConvTranspose2dConfig::new([ci, co], k).with_stride(stride).with_padding(padding).init(&device);
+        // (channels in, out, kernel, stride, padding, output padding, input h × w): the decoder's
+        // block, and strides, paddings and output paddings it does not use.
+        let cases = [
+            (3, 5, [3, 4], [1, 2], [1, 1], [0, 0], [5, 7]),
+            (5, 2, [3, 4], [1, 2], [1, 1], [0, 0], [4, 1]),
+            (2, 3, [4, 4], [2, 2], [1, 1], [0, 0], [3, 5]),
+            (2, 2, [3, 3], [1, 1], [1, 1], [0, 0], [5, 6]),
+            (2, 3, [3, 3], [2, 2], [0, 0], [0, 0], [4, 5]),
+            (3, 2, [3, 2], [2, 3], [1, 0], [1, 2], [3, 4]),
+        ];
+        for (ci, co, k, stride, padding, padding_out, [h, w]) in cases {
+            let conv = ConvTranspose2dConfig::new([ci, co], k).with_stride(stride).with_padding(padding).with_padding_out(padding_out).init(&device);
             assert_same(conv, [2, ci, h, w], |m, x| conv_transpose2d(m, x), |m, x| m.forward(x), params);
         }
-        // Not stride × input: Burn's op is used, and the result is still Burn's.
-        let other = ConvTranspose2dConfig::new([2, 3], [3, 3]).with_stride([2, 2]).init(&device);
-        assert_same(other, [2, 2, 4, 5], |m, x| conv_transpose2d(m, x), |m, x| m.forward(x), params);
     }
 }

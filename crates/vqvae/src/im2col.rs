@@ -56,6 +56,14 @@ pub(crate) fn im2col(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
     im2col_slices(x, geometry)
 }
 
+/// The adjoint of [`im2col`] (col2im): `(C·kh·kw, B·Ho·Wo)` back to `(B, C, H, W)`, summing the
+/// entries that read the same element; differentiable, its backward is [`im2col`]. Flex only:
+/// callers check [`fast_path`] first.
+#[cfg(feature = "flex")]
+pub(crate) fn col2im(cols: Tensor<2>, dims: [usize; 4], geometry: Geometry) -> Tensor<4> {
+    flex::col2im(cols, dims, geometry)
+}
+
 /// The same matrix from Burn's pad, stepped slices, stack and permute (any backend; the reference
 /// the flex kernels are tested against).
 pub(crate) fn im2col_slices(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
@@ -92,6 +100,7 @@ pub(crate) mod flex {
     use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata, backend_extension};
     use burn::tensor::{Tensor, TensorData};
     use rayon::prelude::*;
+    use std::borrow::Cow;
 
     use super::{Geometry, is_f32};
 
@@ -100,6 +109,9 @@ pub(crate) mod flex {
     pub(crate) trait Im2colBackend: Backend {
         /// `(B, C, H, W) → (C·kh·kw, B·Ho·Wo)`.
         fn im2col(x: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self>;
+        /// The adjoint: `(C·kh·kw, B·Ho·Wo) → (B, C, H, W)` for the input size `dims`, summing
+        /// the columns that read the same input element.
+        fn col2im(cols: FloatTensor<Self>, dims: [usize; 4], geometry: Geometry) -> FloatTensor<Self>;
     }
 
     /// Whether the flex kernels apply to `x`.
@@ -111,14 +123,23 @@ pub(crate) mod flex {
         Tensor::from_dispatch(<Dispatch as Im2colBackend>::im2col(x.into_dispatch(), geometry))
     }
 
+    pub(super) fn col2im(cols: Tensor<2>, dims: [usize; 4], geometry: Geometry) -> Tensor<4> {
+        Tensor::from_dispatch(<Dispatch as Im2colBackend>::col2im(cols.into_dispatch(), dims, geometry))
+    }
+
     fn dims4(x: &FlexTensor) -> [usize; 4] {
         let shape = x.shape();
         assert_eq!(shape.num_dims(), 4, "im2col: expected a 4-D input, got {shape:?}");
         [shape[0], shape[1], shape[2], shape[3]]
     }
 
-    fn f32_values(x: FlexTensor) -> Vec<f32> {
-        x.into_data().try_into_vec::<f32>().expect("im2col: f32 tensor")
+    /// The values of an `f32` tensor: borrowed from its buffer where its layout is contiguous
+    /// (the usual case), copied otherwise. Never copies a buffer only because it is shared.
+    pub(crate) fn f32_values(x: &FlexTensor) -> Cow<'_, [f32]> {
+        match x.as_slice::<f32>() {
+            Some(values) => Cow::Borrowed(values),
+            None => Cow::Owned(x.clone().into_data().try_into_vec::<f32>().expect("flex kernels take f32 tensors")),
+        }
     }
 
     /// For tap offset `j − left` and stride `s`, the output positions `o` whose input position
@@ -195,13 +216,21 @@ pub(crate) mod flex {
     fn forward_flex(x: FlexTensor, g: Geometry) -> FlexTensor {
         let dims @ [b, c, h, w] = dims4(&x);
         let [ho, wo] = g.output(h, w);
-        let cols = gather(&f32_values(x), dims, g);
+        let cols = gather(&f32_values(&x), dims, g);
         FlexTensor::from_data(TensorData::new(cols, [c * g.kernel[0] * g.kernel[1], b * ho * wo]))
+    }
+
+    fn adjoint_flex(cols: FlexTensor, dims: [usize; 4], g: Geometry) -> FlexTensor {
+        FlexTensor::from_data(TensorData::new(scatter_add(&f32_values(&cols), dims, g), dims))
     }
 
     impl Im2colBackend for Flex {
         fn im2col(x: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {
             forward_flex(x, geometry)
+        }
+
+        fn col2im(cols: FloatTensor<Self>, dims: [usize; 4], geometry: Geometry) -> FloatTensor<Self> {
+            adjoint_flex(cols, dims, geometry)
         }
     }
 
@@ -213,7 +242,19 @@ pub(crate) mod flex {
 
         fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
             let (dims, geometry) = ops.state;
-            unary::<Flex, _>(ops.parents, ops.node, grads, |grad| FlexTensor::from_data(TensorData::new(scatter_add(&f32_values(grad), dims, geometry), dims)));
+            unary::<Flex, _>(ops.parents, ops.node, grads, |grad| adjoint_flex(grad, dims, geometry));
+        }
+    }
+
+    #[derive(Debug)]
+    struct Col2imBackward;
+
+    impl Backward<Flex, 1> for Col2imBackward {
+        type State = Geometry;
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            let geometry = ops.state;
+            unary::<Flex, _>(ops.parents, ops.node, grads, |grad| forward_flex(grad, geometry));
         }
     }
 
@@ -224,6 +265,14 @@ pub(crate) mod flex {
             match Im2colBackward.prepare::<C>([node]).compute_bound().stateful() {
                 OpsKind::Tracked(prep) => prep.finish((dims, geometry), forward_flex(primitive, geometry)),
                 OpsKind::UnTracked(prep) => prep.finish(forward_flex(primitive, geometry)),
+            }
+        }
+
+        fn col2im(cols: FloatTensor<Self>, dims: [usize; 4], geometry: Geometry) -> FloatTensor<Self> {
+            let (primitive, node) = cols.into_parts();
+            match Col2imBackward.prepare::<C>([node]).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => prep.finish(geometry, adjoint_flex(primitive, dims, geometry)),
+                OpsKind::UnTracked(prep) => prep.finish(adjoint_flex(primitive, dims, geometry)),
             }
         }
     }

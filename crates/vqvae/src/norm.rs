@@ -65,9 +65,7 @@ mod flex {
         (Tensor::from_dispatch(y), Tensor::from_dispatch(m), Tensor::from_dispatch(v))
     }
 
-    fn values(x: &FlexTensor) -> Vec<f32> {
-        x.clone().into_data().try_into_vec::<f32>().expect("batch norm: f32 tensor")
-    }
+    use crate::im2col::flex::f32_values as values;
 
     /// `(B, C, S)`: batch, channels, and the elements per channel and sample.
     fn layout(x: &FlexTensor) -> (usize, usize, usize) {
@@ -204,7 +202,7 @@ mod flex {
             let stats = |v: &[f32]| FloatTensor::<Self>::new(tensor(v.to_vec(), [c].into()));
             let (mean_out, variance_out) = (stats(&mean), stats(&variance));
             let output = match BatchNormBackward.prepare::<C>([node_x, node_gamma, node_beta]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish(Saved { gamma: values(&gamma), x, mean, inv_std: inv }, y),
+                OpsKind::Tracked(prep) => prep.finish(Saved { gamma: values(&gamma).into_owned(), x, mean, inv_std: inv }, y),
                 OpsKind::UnTracked(prep) => prep.finish(y),
             };
             (output, mean_out, variance_out)
