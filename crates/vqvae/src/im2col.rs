@@ -9,8 +9,9 @@
 //! the scatter-add are one parallel pass each over the data (see [`flex`]). Built from Burn's
 //! slices instead, the backward of every shifted slice allocates a zero tensor of the whole input
 //! and adds it in: measured on the stage-1 step at 128 × 140, that made the step 1.7× slower
-//! than Burn's own convolutions, whereas this op makes it faster (docs/benchmarks.md). Other
-//! backends (WGPU, CUDA) use the slice formulation, whose kernels they run in parallel anyway.
+//! than Burn's own convolutions, whereas this op makes it faster (docs/benchmarks.md). The same
+//! matrix from Burn's slices ([`im2col_slices`]) is kept as the reference the kernels are tested
+//! against; on other backends (WGPU, CUDA) the layers use Burn's convolutions.
 
 use burn::tensor::{DType, Tensor, s};
 
@@ -43,11 +44,14 @@ pub(crate) fn fast_path(x: &Tensor<4>) -> bool {
     #[cfg(feature = "flex")]
     return flex::applies(x);
     #[cfg(not(feature = "flex"))]
-    return false;
+    {
+        let _ = x;
+        false
+    }
 }
 
 /// The im2col matrix `(C·kh·kw, B·Ho·Wo)` of `x` `(B, C, H, W)`: the flex kernels where
-/// [`fast_path`] holds, else Burn's slices.
+/// [`fast_path`] holds, else Burn's slices (slow in backward; the layers do not take this path).
 pub(crate) fn im2col(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
     #[cfg(feature = "flex")]
     if flex::applies(&x) {
@@ -59,9 +63,14 @@ pub(crate) fn im2col(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
 /// The adjoint of [`im2col`] (col2im): `(C·kh·kw, B·Ho·Wo)` back to `(B, C, H, W)`, summing the
 /// entries that read the same element; differentiable, its backward is [`im2col`]. Flex only:
 /// callers check [`fast_path`] first.
-#[cfg(feature = "flex")]
 pub(crate) fn col2im(cols: Tensor<2>, dims: [usize; 4], geometry: Geometry) -> Tensor<4> {
-    flex::col2im(cols, dims, geometry)
+    #[cfg(feature = "flex")]
+    return flex::col2im(cols, dims, geometry);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (cols, dims, geometry);
+        unreachable!("col2im runs on the flex backend only, and fast_path is false without it")
+    }
 }
 
 /// The same matrix from Burn's pad, stepped slices, stack and permute (any backend; the reference
