@@ -4,5 +4,7 @@
 //!   gradient and both moments per tensor on the CPU backend.
 
 mod adamw;
+#[cfg(test)]
+mod gemm_timing;
 
 pub use adamw::{FusedAdamW, FusedAdamWConfig};
