@@ -179,7 +179,7 @@ impl Optimizer for FusedAdamW {
 #[cfg(test)]
 mod tests {
     use super::*;
-        use burn::nn::{Linear, LinearConfig};
+    use burn::nn::{Linear, LinearConfig};
     use burn::optim::{AdamWConfig, GradientsParams};
 
     /// Parameters, gradients, learning rates and the parameters after each step, from

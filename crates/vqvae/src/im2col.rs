@@ -10,10 +10,12 @@
 //! slices instead, the backward of every shifted slice allocates a zero tensor of the whole input
 //! and adds it in: measured on the stage-1 step at 128 × 140, that made the step 1.7× slower
 //! than Burn's own convolutions, whereas this op makes it faster (docs/benchmarks.md). The same
-//! matrix from Burn's slices ([`im2col_slices`]) is kept as the reference the kernels are tested
+//! matrix from Burn's slices (`im2col_slices`, test-only) is kept as the reference the kernels are tested
 //! against; on other backends (WGPU, CUDA) the layers use Burn's convolutions.
 
-use burn::tensor::{DType, Tensor, s};
+use burn::tensor::Tensor;
+#[cfg(test)]
+use burn::tensor::s;
 
 /// Kernel, stride and zero padding of an im2col gather.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,14 +52,16 @@ pub(crate) fn fast_path(x: &Tensor<4>) -> bool {
     }
 }
 
-/// The im2col matrix `(C·kh·kw, B·Ho·Wo)` of `x` `(B, C, H, W)`: the flex kernels where
-/// [`fast_path`] holds, else Burn's slices (slow in backward; the layers do not take this path).
+/// The im2col matrix `(C·kh·kw, B·Ho·Wo)` of `x` `(B, C, H, W)`; differentiable, its backward is
+/// [`col2im`]. Flex only: callers check [`fast_path`] first.
 pub(crate) fn im2col(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
     #[cfg(feature = "flex")]
-    if flex::applies(&x) {
-        return flex::im2col(x, geometry);
+    return flex::im2col(x, geometry);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (x, geometry);
+        unreachable!("im2col runs on the flex backend only, and fast_path is false without it")
     }
-    im2col_slices(x, geometry)
 }
 
 /// The adjoint of [`im2col`] (col2im): `(C·kh·kw, B·Ho·Wo)` back to `(B, C, H, W)`, summing the
@@ -73,9 +77,10 @@ pub(crate) fn col2im(cols: Tensor<2>, dims: [usize; 4], geometry: Geometry) -> T
     }
 }
 
-/// The same matrix from Burn's pad, stepped slices, stack and permute (any backend; the reference
-/// the flex kernels are tested against).
-pub(crate) fn im2col_slices(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
+/// The same matrix from Burn's pad, stepped slices, stack and permute (any backend): the reference
+/// the flex kernels are tested against.
+#[cfg(test)]
+fn im2col_slices(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
     let [b, c, h, w] = x.dims();
     let [kh, kw] = geometry.kernel;
     let [sh, sw] = geometry.stride;
@@ -90,12 +95,6 @@ pub(crate) fn im2col_slices(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
     Tensor::stack::<5>(taps, 2).permute([1, 2, 0, 3, 4]).reshape([c * kh * kw, b * ho * wo])
 }
 
-/// Whether a tensor holds `f32` values.
-#[cfg_attr(not(feature = "flex"), allow(dead_code))]
-fn is_f32(x: &Tensor<4>) -> bool {
-    x.dtype() == DType::F32
-}
-
 #[cfg(feature = "flex")]
 pub(crate) mod flex {
     //! The flex-backend extension: a parallel gather forward and a parallel scatter-add backward.
@@ -107,11 +106,11 @@ pub(crate) mod flex {
     use burn::backend::flex::FlexTensor;
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata, backend_extension};
-    use burn::tensor::{Tensor, TensorData};
+    use burn::tensor::{DType, Tensor, TensorData};
     use rayon::prelude::*;
     use std::borrow::Cow;
 
-    use super::{Geometry, is_f32};
+    use super::Geometry;
 
     /// The op as a Burn backend extension (flex and its autodiff decorator only).
     #[backend_extension(Flex, Autodiff)]
@@ -125,7 +124,7 @@ pub(crate) mod flex {
 
     /// Whether the flex kernels apply to `x`.
     pub(super) fn applies(x: &Tensor<4>) -> bool {
-        matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_)) && is_f32(x)
+        matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_)) && x.dtype() == DType::F32
     }
 
     pub(super) fn im2col(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
@@ -159,7 +158,7 @@ pub(crate) mod flex {
         first..last.max(first)
     }
 
-    pub(crate) fn gather(x: &[f32], [b, c, h, w]: [usize; 4], g: Geometry) -> Vec<f32> {
+    fn gather(x: &[f32], [b, c, h, w]: [usize; 4], g: Geometry) -> Vec<f32> {
         let [kh, kw] = g.kernel;
         let [sh, sw] = g.stride;
         let [top, left, ..] = g.padding;
@@ -188,7 +187,7 @@ pub(crate) mod flex {
         cols
     }
 
-    pub(crate) fn scatter_add(cols: &[f32], [b, c, h, w]: [usize; 4], g: Geometry) -> Vec<f32> {
+    fn scatter_add(cols: &[f32], [b, c, h, w]: [usize; 4], g: Geometry) -> Vec<f32> {
         let [kh, kw] = g.kernel;
         let [sh, sw] = g.stride;
         let [top, left, ..] = g.padding;

@@ -22,7 +22,7 @@ use burn::tensor::Tensor;
 /// `norm.forward(x)` for a `(B, C, H, W)` activation, with the flex kernels in training mode.
 pub(crate) fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    if x.device().is_autodiff() && norm.training.is_enabled() && flex::applies(&x) {
+    if x.device().is_autodiff() && norm.training.is_enabled() && crate::im2col::fast_path(&x) {
         let (output, mean, variance) = flex::batch_norm_train(x, norm.gamma.val(), norm.beta.val(), norm.epsilon);
         let device = output.device();
         let momentum = norm.momentum;
@@ -46,7 +46,7 @@ mod flex {
     use burn::backend::flex::FlexTensor;
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
-    use burn::tensor::{DType, Tensor, TensorData};
+    use burn::tensor::{Tensor, TensorData};
     use rayon::prelude::*;
 
     /// The op as a Burn backend extension (flex and its autodiff decorator only).
@@ -54,10 +54,6 @@ mod flex {
     pub(crate) trait BatchNormBackend: Backend {
         /// `(output, batch mean, biased batch variance)` of `x` `(B, C, …)`.
         fn batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-    }
-
-    pub(super) fn applies(x: &Tensor<4>) -> bool {
-        crate::im2col::fast_path(x) && x.dtype() == DType::F32
     }
 
     pub(super) fn batch_norm_train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
@@ -75,7 +71,7 @@ mod flex {
     }
 
     /// Per channel: mean and biased variance (two sweeps in f64, one channel per task).
-    pub(crate) fn statistics(x: &[f32], (b, c, s): (usize, usize, usize)) -> (Vec<f32>, Vec<f32>) {
+    fn statistics(x: &[f32], (b, c, s): (usize, usize, usize)) -> (Vec<f32>, Vec<f32>) {
         let n = (b * s) as f64;
         (0..c)
             .into_par_iter()
@@ -92,8 +88,7 @@ mod flex {
         variance.iter().map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32).collect()
     }
 
-    pub(crate) fn normalize(x: &[f32], dims @ (_, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> {
-        let _ = dims;
+    fn normalize(x: &[f32], (_, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> {
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().for_each(|(plane, (y, x))| {
             let ci = plane % c;
@@ -107,7 +102,7 @@ mod flex {
 
     /// `(dx, dγ, dβ)` from the output gradient.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn backward(dy: &[f32], x: &[f32], (b, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    fn backward(dy: &[f32], x: &[f32], (b, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let n = (b * s) as f64;
         let (sum_dy, sum_dy_xhat): (Vec<f64>, Vec<f64>) = (0..c)
             .into_par_iter()
@@ -142,12 +137,11 @@ mod flex {
 
     /// Forward on flex tensors: output, mean, variance, and the inverse deviations for backward.
     fn forward(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: f64) -> (FlexTensor, Vec<f32>, Vec<f32>, Vec<f32>) {
-        let dims @ (_, c, _) = layout(x);
+        let dims = layout(x);
         let xs = values(x);
         let (mean, variance) = statistics(&xs, dims);
         let inv = inv_std(&variance, epsilon);
         let y = normalize(&xs, dims, &mean, &inv, &values(gamma), &values(beta));
-        let _ = c;
         (tensor(y, x.shape()), mean, variance, inv)
     }
 
