@@ -1,22 +1,28 @@
-//! Convolutions as one GEMM each, forward and backward, on the flex CPU backend.
+//! Convolutions as GEMMs, forward and backward, on the flex CPU backend.
 //!
 //! Burn's `Conv2d` / `ConvTranspose2d` on `flex` compute the gradient with respect to a
 //! convolution's input through `conv_transpose`, a direct loop on one core, and build their im2col
 //! matrix through extra layout copies (docs/benchmarks.md has the profiles). Our layers are small
-//! in every spatial direction (5 frequency rows, 8–250 columns), so here every convolution is
+//! in every spatial direction (5 frequency rows, 8–250 columns), so here a convolution of `x`
+//! `(B, C, H, W)` with `W (O, C·kh·kw)` is, for each chunk of samples `x_s`,
 //!
 //! ```text
-//! cols = im2col(x)                        (C·kh·kw, B·Ho·Wo)   one parallel gather
-//! y    = W (O, C·kh·kw) · cols            (O, B·Ho·Wo)         one GEMM, the batch in its long side
+//! cols_s = im2col(x_s)              (C·kh·kw, n·Ho·Wo)   a gather
+//! y_s    = W · cols_s               (O, n·Ho·Wo)         one GEMM
 //! ```
 //!
-//! and Burn's autodiff derives the rest: `dW = dy · colsᵀ` and `dcols = Wᵀ · dy` (two GEMMs) and
-//! the im2col op's own backward, a parallel scatter-add ([`crate::im2col`]).
+//! with its backward `dW = Σ_s dy_s · cols_sᵀ` (cols recomputed, never stored) and
+//! `dx_s = col2im(Wᵀ · dy_s)` (a GEMM and a scatter-add). The chunks hold just enough samples
+//! for an efficient GEMM (≥ 256 columns) and run in parallel, one GEMM per thread, into buffers
+//! of their own: the whole op is one parallel region, allocates only its output and per-chunk
+//! scratch that stays in cache, and keeps no im2col matrix alive between forward and backward.
+//! The op is a Burn backend extension with its own backward ([`flex`]), so Burn's autodiff sees
+//! one node per convolution.
 //!
-//! A transposed convolution is the adjoint of a convolution, so it is `col2im(Wᵀ · x)`: one GEMM
-//! over the input itself and the im2col op's adjoint, a parallel scatter-add straight into the
-//! output grid (no copy of the input per tap, no zero taps); its backward is an im2col of the
-//! output gradient and two GEMMs whose inner dimension is `O·kh·kw`.
+//! A transposed convolution is the adjoint of a convolution: its forward is the convolution's
+//! input gradient `col2im(Wᵀ · x)` (no im2col copy of its input, no zero taps), its input gradient
+//! is the convolution's forward, and its weight gradient the convolution's weight gradient with the
+//! roles of input and output gradient swapped.
 //!
 //! Other settings (groups, dilation, `Same` padding) and the other backends (WGPU,
 //! CUDA, whose own convolution kernels are parallel) use Burn's op. The modules stay Burn's
@@ -27,10 +33,10 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::tensor::Tensor;
 
-use crate::im2col::{Geometry, col2im, fast_path, im2col};
+use crate::im2col::{Geometry, fast_path};
 
-/// `conv.forward(x)` computed as one GEMM over the im2col matrix (see the module docs).
-/// Falls back to Burn's op for groups, dilation or `Same` padding.
+/// `conv.forward(x)` computed as GEMMs over im2col chunks (see the module docs).
+/// Falls back to Burn's op for groups, dilation, `Same` padding or another backend.
 pub(crate) fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let padding = match conv.padding {
         PaddingConfig2d::Valid => [0; 4],
@@ -40,28 +46,26 @@ pub(crate) fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     if conv.groups != 1 || conv.dilation != [1, 1] || !fast_path(&x) {
         return conv.forward(x);
     }
-    let [b, c, h, w] = x.dims();
-    let [o, _, kh, kw] = conv.weight.dims();
+    let [_, _, kh, kw] = conv.weight.dims();
     let geometry = Geometry { kernel: [kh, kw], stride: conv.stride, padding };
-    let [ho, wo] = geometry.output(h, w);
-    let y = conv.weight.val().reshape([o, c * kh * kw]).matmul(im2col(x, geometry));
-    let y = y.reshape([o, b, ho, wo]).swap_dims(0, 1);
-    match &conv.bias {
-        Some(bias) => y + bias.val().reshape([1, o, 1, 1]),
-        None => y,
+    let [_, _, h, w] = x.dims();
+    let [hp, wp] = [h + padding[0] + padding[2], w + padding[1] + padding[3]];
+    if hp < kh || wp < kw {
+        return conv.forward(x);
     }
+    run(|| flex::conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry))
 }
 
-/// `conv.forward(x)` for a transposed convolution: the adjoint of a convolution is
-/// `col2im(Wᵀ · x)`, so it is one GEMM over the input (no im2col copy of it, no zero taps) and one
-/// parallel scatter-add straight into the output grid (see the module docs). Falls back to Burn's
-/// op for groups, dilation, an output padding of at least the stride, or another backend.
+/// `conv.forward(x)` for a transposed convolution: the adjoint of a convolution, so one GEMM
+/// over the input per chunk of samples and a scatter-add straight into the output grid (see the
+/// module docs). Falls back to Burn's op for groups, dilation, an output padding of at least the
+/// stride, or another backend.
 pub(crate) fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
     if conv.groups != 1 || conv.dilation != [1, 1] || !fast_path(&x) {
         return conv.forward(x);
     }
-    let [b, c, h, w] = x.dims();
-    let [_, o, kh, kw] = conv.weight.dims();
+    let [_, _, h, w] = x.dims();
+    let [_, _, kh, kw] = conv.weight.dims();
     let ([sh, sw], [ph, pw], [qh, qw]) = (conv.stride, conv.padding, conv.padding_out);
     let out = |n: usize, k: usize, s: usize, p: usize, q: usize| ((n - 1) * s + k + q).checked_sub(2 * p).filter(|&m| m + 2 * p >= k);
     let (Some(ho), Some(wo)) = (out(h, kh, sh, ph, qh), out(w, kw, sw, pw, qw)) else {
@@ -72,14 +76,487 @@ pub(crate) fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4
     if geometry.output(ho, wo) != [h, w] {
         return conv.forward(x);
     }
-    // (O·kh·kw, C) · (C, B·H·W): row (o, i, j) of the product holds what x contributes through
-    // kernel tap (i, j) to output channel o.
-    let kernels = conv.weight.val().reshape([c, o * kh * kw]).transpose();
-    let cols = kernels.matmul(x.swap_dims(0, 1).reshape([c, b * h * w]));
-    let y = col2im(cols, [b, o, ho, wo], geometry);
-    match &conv.bias {
-        Some(bias) => y + bias.val().reshape([1, o, 1, 1]),
-        None => y,
+    run(|| flex::conv_transpose2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry, [ho, wo]))
+}
+
+/// Calls the flex op (only reached when [`fast_path`] holds, which needs the `flex` feature).
+fn run(op: impl FnOnce() -> Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    return op();
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = op;
+        unreachable!("the GEMM convolutions run on the flex backend only, and fast_path is false without it")
+    }
+}
+
+#[cfg(not(feature = "flex"))]
+mod flex {
+    //! Without the `flex` feature the layers always take Burn's ops; these are never called.
+    use super::Geometry;
+    use burn::tensor::Tensor;
+
+    pub(super) fn conv2d(_: Tensor<4>, _: Tensor<4>, _: Option<Tensor<1>>, _: Geometry) -> Tensor<4> {
+        unreachable!()
+    }
+
+    pub(super) fn conv_transpose2d(_: Tensor<4>, _: Tensor<4>, _: Option<Tensor<1>>, _: Geometry, _: [usize; 2]) -> Tensor<4> {
+        unreachable!()
+    }
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    //! The flex-backend extension: the convolution and the transposed convolution with their
+    //! backward, as parallel loops over chunks of samples that each run a gather or scatter and
+    //! a single-threaded GEMM (the `gemm` crate, the one flex uses) into their own buffers.
+
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+    use burn::tensor::{Shape, Tensor, TensorData};
+    use rayon::prelude::*;
+    use std::cell::RefCell;
+    use std::ops::Range;
+
+    use crate::im2col::Geometry;
+    use crate::im2col::flex::{f32_values as values, gather_into, scatter_into};
+
+    /// The ops as a Burn backend extension (flex and its autodiff decorator only).
+    #[backend_extension(Flex, Autodiff)]
+    pub(crate) trait ConvBackend: Backend {
+        /// `x (B, C, H, W)`, `weight (O, C, kh, kw)`, `bias (O)` → `(B, O, Ho, Wo)`.
+        fn conv2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self>;
+        /// `x (B, C, H, W)`, `weight (C, O, kh, kw)`, `bias (O)` → `(B, O, Ho, Wo)`: the adjoint
+        /// of the convolution `geometry` that maps `(O, Ho, Wo)` onto `(C, H, W)`, plus the bias.
+        fn conv_transpose2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, output: [usize; 2]) -> FloatTensor<Self>;
+    }
+
+    fn zero_bias(channels: usize, like: &Tensor<4>) -> Tensor<1> {
+        Tensor::zeros([channels], &like.device())
+    }
+
+    pub(super) fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, geometry: Geometry) -> Tensor<4> {
+        let bias = bias.unwrap_or_else(|| zero_bias(weight.dims()[0], &x));
+        Tensor::from_dispatch(<Dispatch as ConvBackend>::conv2d_gemm(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), geometry))
+    }
+
+    pub(super) fn conv_transpose2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, geometry: Geometry, output: [usize; 2]) -> Tensor<4> {
+        let bias = bias.unwrap_or_else(|| zero_bias(weight.dims()[1], &x));
+        Tensor::from_dispatch(<Dispatch as ConvBackend>::conv_transpose2d_gemm(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), geometry, output))
+    }
+
+    /// Fewest GEMM columns per chunk: below this the GEMM's packing of `W` and its edge tiles
+    /// cost more than the parallel split gains.
+    const MIN_COLUMNS: usize = 256;
+
+    /// A convolution of `batch` inputs `(C, H, W)` with `O` output channels: the shapes every
+    /// kernel below works on. A transposed convolution is planned as the convolution it is the
+    /// adjoint of.
+    #[derive(Debug, Clone, Copy)]
+    struct Plan {
+        batch: usize,
+        channels: usize,
+        height: usize,
+        width: usize,
+        out_channels: usize,
+        geometry: Geometry,
+    }
+
+    /// A strided matrix over a slice.
+    #[derive(Clone, Copy)]
+    struct View<'a> {
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    }
+
+    impl<'a> View<'a> {
+        fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+            assert_eq!(data.len(), rows * cols, "matrix of {rows}×{cols} over {} values", data.len());
+            View { data, rows, cols, row_stride: cols, col_stride: 1 }
+        }
+
+        fn t(self) -> Self {
+            View { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+        }
+    }
+
+    /// `dst (m×n, row-major) = lhs · rhs` on the calling thread.
+    fn matmul(dst: &mut [f32], lhs: View, rhs: View) {
+        let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+        assert_eq!(rhs.rows, k, "inner dimensions");
+        assert_eq!(dst.len(), m * n, "output size");
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            dst.fill(0.0);
+            return;
+        }
+        for v in [lhs, rhs] {
+            assert!((v.rows - 1) * v.row_stride + (v.cols - 1) * v.col_stride < v.data.len(), "view out of bounds");
+        }
+        // SAFETY: every index the GEMM reads lies inside the views (checked above) and it writes
+        // exactly `m × n` contiguous values into `dst`; the slices do not overlap (`dst` is a
+        // unique borrow).
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                lhs.data.as_ptr(),
+                lhs.col_stride as isize,
+                lhs.row_stride as isize,
+                rhs.data.as_ptr(),
+                rhs.col_stride as isize,
+                rhs.row_stride as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+
+    /// `src (n, C, Q)` → `dst (C, n·Q)`, every entry written.
+    fn to_channel_major(src: &[f32], n: usize, c: usize, q: usize, dst: &mut [f32]) {
+        assert_eq!((src.len(), dst.len()), (n * c * q, n * c * q), "channel-major copy");
+        for (bi, sample) in src.chunks_exact(c * q).enumerate() {
+            for (ci, plane) in sample.chunks_exact(q).enumerate() {
+                dst[(ci * n + bi) * q..][..q].copy_from_slice(plane);
+            }
+        }
+    }
+
+    thread_local! {
+        /// Per-thread scratch of the chunk kernels (an im2col matrix and a GEMM operand or
+        /// result), kept between calls: a chunk's buffers are neither allocated nor cleared each
+        /// time (every kernel writes all of what it reads back).
+        static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = RefCell::default();
+    }
+
+    /// Runs `f` with two scratch slices of `a` and `b` values (contents unspecified).
+    fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let (first, second) = &mut *scratch;
+                for (buffer, n) in [(&mut *first, a), (&mut *second, b)] {
+                    if buffer.len() < n {
+                        buffer.resize(n, 0.0);
+                    }
+                }
+                f(&mut first[..a], &mut second[..b])
+            }
+            // Only if a kernel ever ran inside another on the same thread.
+            Err(_) => f(&mut vec![0f32; a], &mut vec![0f32; b]),
+        })
+    }
+
+    /// `(C, n·Q)` → `dst (n, C, Q)`, adding `bias[c]` to every value of channel `c`.
+    fn from_channel_major(src: &[f32], n: usize, c: usize, q: usize, bias: &[f32], dst: &mut [f32]) {
+        for (bi, sample) in dst.chunks_exact_mut(c * q).enumerate() {
+            for (ci, plane) in sample.chunks_exact_mut(q).enumerate() {
+                let b = bias[ci];
+                for (d, s) in plane.iter_mut().zip(&src[(ci * n + bi) * q..][..q]) {
+                    *d = s + b;
+                }
+            }
+        }
+    }
+
+    /// `data` cut into consecutive pieces of `ranges[i].len() · per` values.
+    fn split_mut<'a>(mut data: &'a mut [f32], ranges: &[Range<usize>], per: usize) -> Vec<&'a mut [f32]> {
+        let mut pieces = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            let (head, tail) = data.split_at_mut(range.len() * per);
+            pieces.push(head);
+            data = tail;
+        }
+        pieces
+    }
+
+    impl Plan {
+        fn conv(x: &Shape, weight: &Shape, geometry: Geometry) -> Self {
+            assert_eq!((x.num_dims(), weight.num_dims()), (4, 4), "conv2d: 4-D input and weight");
+            assert_eq!(x[1], weight[1], "conv2d: input channels");
+            assert_eq!([weight[2], weight[3]], geometry.kernel, "conv2d: kernel");
+            Plan { batch: x[0], channels: x[1], height: x[2], width: x[3], out_channels: weight[0], geometry }
+        }
+
+        /// The convolution a transposed convolution of `x (B, C, H, W)` with `weight (C, O, kh,
+        /// kw)` onto `output` is the adjoint of: from `(O, Ho, Wo)` to `(C, H, W)`.
+        fn transposed(x: &Shape, weight: &Shape, geometry: Geometry, [ho, wo]: [usize; 2]) -> Self {
+            assert_eq!((x.num_dims(), weight.num_dims()), (4, 4), "conv_transpose2d: 4-D input and weight");
+            assert_eq!(x[1], weight[0], "conv_transpose2d: input channels");
+            assert_eq!([weight[2], weight[3]], geometry.kernel, "conv_transpose2d: kernel");
+            assert_eq!(geometry.output(ho, wo), [x[2], x[3]], "conv_transpose2d: output size");
+            Plan { batch: x[0], channels: weight[1], height: ho, width: wo, out_channels: x[1], geometry }
+        }
+
+        /// Rows of the im2col matrix per sample column: `C·kh·kw`.
+        fn k(&self) -> usize {
+            self.channels * self.geometry.kernel[0] * self.geometry.kernel[1]
+        }
+
+        /// Output positions per sample: `Ho·Wo`.
+        fn p(&self) -> usize {
+            let [ho, wo] = self.geometry.output(self.height, self.width);
+            ho * wo
+        }
+
+        /// Input positions per sample: `H·W`.
+        fn q(&self) -> usize {
+            self.height * self.width
+        }
+
+        fn input_dims(&self, n: usize) -> [usize; 4] {
+            [n, self.channels, self.height, self.width]
+        }
+
+        fn input_shape(&self) -> Shape {
+            Shape::from(self.input_dims(self.batch).to_vec())
+        }
+
+        fn output_shape(&self) -> Shape {
+            let [ho, wo] = self.geometry.output(self.height, self.width);
+            Shape::from(vec![self.batch, self.out_channels, ho, wo])
+        }
+
+        /// Sample ranges, one per work item: each large enough for an efficient GEMM, and a
+        /// multiple of the thread count of them so both cores get equal work.
+        fn chunks(&self) -> Vec<Range<usize>> {
+            let b = self.batch;
+            if b == 0 {
+                return Vec::new();
+            }
+            let threads = rayon::current_num_threads().max(1);
+            let per = MIN_COLUMNS.div_ceil(self.p().max(1)).max(1);
+            let items = (b.div_ceil(per).div_ceil(threads) * threads).min(b);
+            (0..items).map(|i| i * b / items..(i + 1) * b / items).collect()
+        }
+
+        /// The convolution `(B, O, Ho, Wo)` of `x` `(B, C, H, W)` with `w (O, C·kh·kw)`, plus `bias`.
+        fn forward(&self, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+            let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
+            let mut y = vec![0f32; self.batch * o * p];
+            let chunks = self.chunks();
+            chunks.par_iter().zip(split_mut(&mut y, &chunks, o * p)).for_each(|(range, y)| {
+                let n = range.len();
+                with_scratch(k * n * p, o * n * p, |cols, t| {
+                    gather_into(&x[range.start * c * q..range.end * c * q], self.input_dims(n), self.geometry, cols);
+                    matmul(t, View::row_major(w, o, k), View::row_major(cols, k, n * p));
+                    from_channel_major(t, n, o, p, bias, y);
+                });
+            });
+            y
+        }
+
+        /// The adjoint of [`Plan::forward`] without its bias: `col2im(Wᵀ · dy)`, `(B, C, H, W)`
+        /// from `dy (B, O, Ho, Wo)`, plus `bias` per input channel.
+        fn input_grad(&self, dy: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+            let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
+            let mut dx = vec![0f32; self.batch * c * q];
+            let chunks = self.chunks();
+            chunks.par_iter().zip(split_mut(&mut dx, &chunks, c * q)).for_each(|(range, dx)| {
+                let n = range.len();
+                with_scratch(k * n * p, o * n * p, |cols, dyt| {
+                    to_channel_major(&dy[range.start * o * p..range.end * o * p], n, o, p, dyt);
+                    matmul(cols, View::row_major(w, o, k).t(), View::row_major(dyt, o, n * p));
+                    scatter_into(cols, self.input_dims(n), self.geometry, dx);
+                });
+                if bias.iter().any(|&b| b != 0.0) {
+                    for (plane, &b) in dx.chunks_exact_mut(q).zip(bias.iter().cycle()) {
+                        plane.iter_mut().for_each(|v| *v += b);
+                    }
+                }
+            });
+            dx
+        }
+
+        /// `dW (O, C·kh·kw) = Σ dy · im2col(x)ᵀ` over all samples, im2col recomputed per chunk.
+        fn weight_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+            let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
+            self.chunks()
+                .into_par_iter()
+                .map(|range| {
+                    let n = range.len();
+                    let mut dw = vec![0f32; o * k];
+                    with_scratch(k * n * p, o * n * p, |cols, dyt| {
+                        gather_into(&x[range.start * c * q..range.end * c * q], self.input_dims(n), self.geometry, cols);
+                        to_channel_major(&dy[range.start * o * p..range.end * o * p], n, o, p, dyt);
+                        matmul(&mut dw, View::row_major(dyt, o, n * p), View::row_major(cols, k, n * p).t());
+                    });
+                    dw
+                })
+                .reduce_with(|mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                })
+                .unwrap_or_else(|| vec![0f32; o * k])
+        }
+    }
+
+    /// Per-channel sums of `(B, C, Q)` values: the bias gradient.
+    fn channel_sums(dy: &[f32], c: usize, q: usize) -> Vec<f32> {
+        dy.par_chunks(c * q)
+            .fold(
+                || vec![0f32; c],
+                |mut acc, sample| {
+                    for (a, plane) in acc.iter_mut().zip(sample.chunks_exact(q)) {
+                        *a += plane.iter().sum::<f32>();
+                    }
+                    acc
+                },
+            )
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            })
+            .unwrap_or_else(|| vec![0f32; c])
+    }
+
+    fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+        FlexTensor::from_data(TensorData::new(values, shape))
+    }
+
+    fn conv_forward(plan: &Plan, x: &FlexTensor, w: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
+        tensor(plan.forward(&values(x), &values(w), &values(bias)), plan.output_shape())
+    }
+
+    fn transposed_forward(plan: &Plan, x: &FlexTensor, w: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
+        tensor(plan.input_grad(&values(x), &values(w), &values(bias)), plan.input_shape())
+    }
+
+    impl ConvBackend for Flex {
+        fn conv2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {
+            conv_forward(&Plan::conv(&x.shape(), &weight.shape(), geometry), &x, &weight, &bias)
+        }
+
+        fn conv_transpose2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, output: [usize; 2]) -> FloatTensor<Self> {
+            transposed_forward(&Plan::transposed(&x.shape(), &weight.shape(), geometry, output), &x, &weight, &bias)
+        }
+    }
+
+    #[derive(Debug)]
+    struct ConvBackward;
+
+    /// What the backward needs: the plan, the op's input and weight, and which way round it ran.
+    #[derive(Debug, Clone)]
+    struct Saved {
+        plan: Plan,
+        transposed: bool,
+        x: FlexTensor,
+        weight: FlexTensor,
+    }
+
+    impl Backward<Flex, 3> for ConvBackward {
+        type State = Saved;
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            let [node_x, node_w, node_b] = ops.parents;
+            let grad = grads.consume::<Flex>(&ops.node);
+            let Saved { plan, transposed, x, weight } = ops.state;
+            let (dy, xs, w) = (values(&grad), values(&x), values(&weight));
+            let zeros = |n: usize| vec![0f32; n];
+            let (dx, dw, db) = if transposed {
+                // y = col2im(Wᵀ·x): x plays the convolution's output gradient, y its input.
+                let dx = node_x.as_ref().map(|_| plan.forward(&dy, &w, &zeros(plan.out_channels)));
+                let dw = node_w.as_ref().map(|_| plan.weight_grad(&dy, &xs));
+                let db = node_b.as_ref().map(|_| channel_sums(&dy, plan.channels, plan.q()));
+                (dx, dw, db)
+            } else {
+                let dx = node_x.as_ref().map(|_| plan.input_grad(&dy, &w, &zeros(plan.channels)));
+                let dw = node_w.as_ref().map(|_| plan.weight_grad(&xs, &dy));
+                let db = node_b.as_ref().map(|_| channel_sums(&dy, plan.out_channels, plan.p()));
+                (dx, dw, db)
+            };
+            for (node, grad, shape) in [(node_x, dx, x.shape()), (node_w, dw, weight.shape())] {
+                if let (Some(node), Some(grad)) = (node, grad) {
+                    grads.register::<Flex>(node.id, tensor(grad, shape));
+                }
+            }
+            if let (Some(node), Some(db)) = (node_b, db) {
+                let n = db.len();
+                grads.register::<Flex>(node.id, tensor(db, Shape::from(vec![n])));
+            }
+        }
+    }
+
+    fn tracked<C: CheckpointStrategy>(
+        x: FloatTensor<Autodiff<Flex, C>>,
+        weight: FloatTensor<Autodiff<Flex, C>>,
+        bias: FloatTensor<Autodiff<Flex, C>>,
+        transposed: bool,
+        plan: impl Fn(&Shape, &Shape) -> Plan,
+    ) -> FloatTensor<Autodiff<Flex, C>> {
+        let (x, node_x) = x.into_parts();
+        let (weight, node_w) = weight.into_parts();
+        let (bias, node_b) = bias.into_parts();
+        let plan = plan(&x.shape(), &weight.shape());
+        let y = if transposed { transposed_forward(&plan, &x, &weight, &bias) } else { conv_forward(&plan, &x, &weight, &bias) };
+        match ConvBackward.prepare::<C>([node_x, node_w, node_b]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(Saved { plan, transposed, x, weight }, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
+        fn conv2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {
+            tracked::<C>(x, weight, bias, false, |x, w| Plan::conv(x, w, geometry))
+        }
+
+        fn conv_transpose2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, output: [usize; 2]) -> FloatTensor<Self> {
+            tracked::<C>(x, weight, bias, true, |x, w| Plan::transposed(x, w, geometry, output))
+        }
+    }
+
+    #[cfg(test)]
+    mod timing {
+        use super::{View, matmul};
+
+        /// Single-threaded GFLOP/s of the chunk GEMMs at the shapes the convolutions run (the
+        /// figures docs/benchmarks.md quotes):
+        /// `cargo test --release -p vqvae chunk_gemm_throughput -- --ignored --nocapture`.
+        #[test]
+        #[ignore]
+        fn chunk_gemm_throughput() {
+            // (what, m, k, n, lhs transposed, rhs transposed)
+            let shapes = [
+                ("3x3 conv forward W . cols", 64, 576, 256, false, false),
+                ("3x3 conv forward W . cols, 2048 columns", 64, 576, 2048, false, false),
+                ("3x3 conv input grad Wt . dy", 576, 64, 256, true, false),
+                ("3x3 conv weight grad dy . colst", 64, 256, 576, false, true),
+                ("strided conv forward W . cols", 64, 768, 256, false, false),
+            ];
+            for (what, m, k, n, tl, tr) in shapes {
+                let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+                let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+                let lhs = if tl { View::row_major(&a, k, m).t() } else { View::row_major(&a, m, k) };
+                let rhs = if tr { View::row_major(&b, n, k).t() } else { View::row_major(&b, k, n) };
+                let mut c = vec![0f32; m * n];
+                matmul(&mut c, lhs, rhs);
+                let reps = 200;
+                let start = std::time::Instant::now();
+                for _ in 0..reps {
+                    matmul(&mut c, lhs, rhs);
+                }
+                let s = start.elapsed().as_secs_f64() / reps as f64;
+                println!("{what} ({m}x{k} . {k}x{n}): {:.3} ms, {:.0} GFLOP/s", s * 1e3, 2.0 * (m * k * n) as f64 / s / 1e9);
+            }
+        }
     }
 }
 
@@ -156,6 +633,9 @@ mod tests {
             let conv = Conv2dConfig::new([ci, co], k).with_stride(stride).with_padding(PaddingConfig2d::Explicit(t, l, b, r)).init(&device);
             assert_same(conv, [3, ci, h, w], |m, x| conv2d(m, x), |m, x| m.forward(x), conv_params);
         }
+        // Enough samples that the kernels run several to a chunk (and chunks of unequal size).
+        let conv = Conv2dConfig::new([3, 4], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
+        assert_same(conv, [11, 3, 5, 6], |m, x| conv2d(m, x), |m, x| m.forward(x), conv_params);
         let no_bias = Conv2dConfig::new([3, 2], [3, 3]).with_bias(false).init(&device);
         assert_same(no_bias, [2, 3, 5, 6], |m, x| conv2d(m, x), |m, x| m.forward(x), conv_params);
     }
@@ -179,5 +659,9 @@ mod tests {
             let conv = ConvTranspose2dConfig::new([ci, co], k).with_stride(stride).with_padding(padding).with_padding_out(padding_out).init(&device);
             assert_same(conv, [2, ci, h, w], |m, x| conv_transpose2d(m, x), |m, x| m.forward(x), params);
         }
+        let conv = ConvTranspose2dConfig::new([3, 4], [3, 4]).with_stride([1, 2]).with_padding([1, 1]).init(&device);
+        assert_same(conv, [11, 3, 5, 4], |m, x| conv_transpose2d(m, x), |m, x| m.forward(x), params);
+        let no_bias = ConvTranspose2dConfig::new([2, 3], [3, 3]).with_bias(false).init(&device);
+        assert_same(no_bias, [3, 2, 4, 5], |m, x| conv_transpose2d(m, x), |m, x| m.forward(x), params);
     }
 }

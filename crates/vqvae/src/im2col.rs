@@ -1,20 +1,16 @@
-//! The im2col matrix of a convolution as one differentiable op.
+//! The im2col gather of a convolution and its adjoint (col2im), the kernels of [`crate::conv`].
 //!
 //! `cols[(c, i, j), (b, oh, ow)] = x[b, c, oh·sh + i − top, ow·sw + j − left]` (zero outside the
-//! input), shape `(C·kh·kw, B·Ho·Wo)`: every convolution of the model is then one GEMM
-//! `W (O, C·kh·kw) · cols` with the whole batch in its long dimension, and its gradients are two
-//! GEMMs plus the adjoint of this gather (col2im, a scatter-add).
-//!
-//! On Burn's `flex` CPU backend the op is a backend extension with its own backward: the gather and
-//! the scatter-add are one parallel pass each over the data (see [`flex`]). Built from Burn's
-//! slices instead, the backward of every shifted slice allocates a zero tensor of the whole input
-//! and adds it in: measured on the stage-1 step at 128 × 140, that made the step 1.7× slower
-//! than Burn's own convolutions, whereas this op makes it faster (docs/benchmarks.md). The same
-//! matrix from Burn's slices (`im2col_slices`, test-only) is kept as the reference the kernels are tested
-//! against; on other backends (WGPU, CUDA) the layers use Burn's convolutions.
+//! input), shape `(C·kh·kw, B·Ho·Wo)`: a convolution is then the GEMM `W (O, C·kh·kw) · cols`,
+//! and its input gradient the scatter-add of `Wᵀ · dy` back onto the input grid. The convolutions
+//! call these kernels once per chunk of samples, in parallel ([`crate::conv`]); both are plain
+//! loops over contiguous rows. Built from Burn's slices instead (`im2col_slices`, kept test-only
+//! as the reference the kernels are checked against), the backward of every shifted slice
+//! allocates a zero tensor of the whole input: measured on the stage-1 step at 128 × 140 that made
+//! the step 1.7× slower than Burn's own convolutions (docs/benchmarks.md).
 
 use burn::tensor::Tensor;
-#[cfg(test)]
+#[cfg(all(test, feature = "flex"))]
 use burn::tensor::s;
 
 /// Kernel, stride and zero padding of an im2col gather.
@@ -40,7 +36,7 @@ impl Geometry {
     }
 }
 
-/// Whether [`im2col`] has its fast kernels for `x`: an `f32` tensor on the flex CPU backend (with
+/// Whether the GEMM convolutions have their fast kernels for `x`: an `f32` tensor on the flex CPU backend (with
 /// or without autodiff). The convolutions use Burn's own ops everywhere else.
 pub(crate) fn fast_path(x: &Tensor<4>) -> bool {
     #[cfg(feature = "flex")]
@@ -52,34 +48,9 @@ pub(crate) fn fast_path(x: &Tensor<4>) -> bool {
     }
 }
 
-/// The im2col matrix `(C·kh·kw, B·Ho·Wo)` of `x` `(B, C, H, W)`; differentiable, its backward is
-/// [`col2im`]. Flex only: callers check [`fast_path`] first.
-pub(crate) fn im2col(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
-    #[cfg(feature = "flex")]
-    return flex::im2col(x, geometry);
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = (x, geometry);
-        unreachable!("im2col runs on the flex backend only, and fast_path is false without it")
-    }
-}
-
-/// The adjoint of [`im2col`] (col2im): `(C·kh·kw, B·Ho·Wo)` back to `(B, C, H, W)`, summing the
-/// entries that read the same element; differentiable, its backward is [`im2col`]. Flex only:
-/// callers check [`fast_path`] first.
-pub(crate) fn col2im(cols: Tensor<2>, dims: [usize; 4], geometry: Geometry) -> Tensor<4> {
-    #[cfg(feature = "flex")]
-    return flex::col2im(cols, dims, geometry);
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = (cols, dims, geometry);
-        unreachable!("col2im runs on the flex backend only, and fast_path is false without it")
-    }
-}
-
 /// The same matrix from Burn's pad, stepped slices, stack and permute (any backend): the reference
 /// the flex kernels are tested against.
-#[cfg(test)]
+#[cfg(all(test, feature = "flex"))]
 fn im2col_slices(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
     let [b, c, h, w] = x.dims();
     let [kh, kw] = geometry.kernel;
@@ -97,48 +68,18 @@ fn im2col_slices(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
 
 #[cfg(feature = "flex")]
 pub(crate) mod flex {
-    //! The flex-backend extension: a parallel gather forward and a parallel scatter-add backward.
+    //! The kernels on slices, and what the flex-backend ops need around them.
 
-    use burn::backend::autodiff::checkpoint::base::Checkpointer;
-    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-    use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
     use burn::backend::flex::FlexTensor;
-    use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata, backend_extension};
-    use burn::tensor::{DType, Tensor, TensorData};
-    use rayon::prelude::*;
+    use burn::backend::DispatchDevice;
+    use burn::tensor::{DType, Tensor};
     use std::borrow::Cow;
 
     use super::Geometry;
 
-    /// The op as a Burn backend extension (flex and its autodiff decorator only).
-    #[backend_extension(Flex, Autodiff)]
-    pub(crate) trait Im2colBackend: Backend {
-        /// `(B, C, H, W) → (C·kh·kw, B·Ho·Wo)`.
-        fn im2col(x: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self>;
-        /// The adjoint: `(C·kh·kw, B·Ho·Wo) → (B, C, H, W)` for the input size `dims`, summing
-        /// the columns that read the same input element.
-        fn col2im(cols: FloatTensor<Self>, dims: [usize; 4], geometry: Geometry) -> FloatTensor<Self>;
-    }
-
     /// Whether the flex kernels apply to `x`.
     pub(super) fn applies(x: &Tensor<4>) -> bool {
         matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_)) && x.dtype() == DType::F32
-    }
-
-    pub(super) fn im2col(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
-        Tensor::from_dispatch(<Dispatch as Im2colBackend>::im2col(x.into_dispatch(), geometry))
-    }
-
-    pub(super) fn col2im(cols: Tensor<2>, dims: [usize; 4], geometry: Geometry) -> Tensor<4> {
-        Tensor::from_dispatch(<Dispatch as Im2colBackend>::col2im(cols.into_dispatch(), dims, geometry))
-    }
-
-    fn dims4(x: &FlexTensor) -> [usize; 4] {
-        let shape = x.shape();
-        assert_eq!(shape.num_dims(), 4, "im2col: expected a 4-D input, got {shape:?}");
-        [shape[0], shape[1], shape[2], shape[3]]
     }
 
     /// The values of an `f32` tensor: borrowed from its buffer where its layout is contiguous
@@ -158,138 +99,119 @@ pub(crate) mod flex {
         first..last.max(first)
     }
 
-    fn gather(x: &[f32], [b, c, h, w]: [usize; 4], g: Geometry) -> Vec<f32> {
+    /// Where tap offset `d` (a column offset `j − left`, any sign) reads in a row split into
+    /// `stride` phases: the phase `d mod stride` and the shift `⌊d / stride⌋`, so that input
+    /// column `o·stride + d` is entry `o + shift` of that phase.
+    fn phase_of(d: isize, stride: usize) -> (usize, isize) {
+        (d.rem_euclid(stride as isize) as usize, d.div_euclid(stride as isize))
+    }
+
+    /// `rows` input rows of width `w` split into their `stride` column phases (row `r`, phase
+    /// `ph` holds columns `ph, ph + stride, …`, each phase `⌈w / stride⌉` long, zero-padded): a
+    /// strided gather or scatter then moves contiguous runs. Stride 1 is the input itself.
+    fn split_phases(x: &[f32], w: usize, stride: usize) -> Cow<'_, [f32]> {
+        if stride == 1 {
+            return Cow::Borrowed(x);
+        }
+        let wq = w.div_ceil(stride);
+        let mut out = vec![0f32; x.len() / w * stride * wq];
+        for (src, dst) in x.chunks_exact(w).zip(out.chunks_exact_mut(stride * wq)) {
+            for (ph, phase) in dst.chunks_exact_mut(wq).enumerate() {
+                for (d, s) in phase.iter_mut().zip(src.iter().skip(ph).step_by(stride)) {
+                    *d = *s;
+                }
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// The im2col matrix `(C·kh·kw, B·Ho·Wo)` of `x` `(B, C, H, W)` into `cols`, every entry
+    /// written (zero where a tap reads the padding), on the calling thread: the convolutions call
+    /// it once per chunk of samples, in parallel. Row `(c, i, j)`, sample `b` and output row `oh`
+    /// are one contiguous run of `Wo` values, copied from one phase of one input row.
+    pub(crate) fn gather_into(x: &[f32], [b, c, h, w]: [usize; 4], g: Geometry, cols: &mut [f32]) {
         let [kh, kw] = g.kernel;
         let [sh, sw] = g.stride;
         let [top, left, ..] = g.padding;
         let [ho, wo] = g.output(h, w);
-        let mut cols = vec![0f32; c * kh * kw * b * ho * wo];
-        cols.par_chunks_mut(b * ho * wo).enumerate().for_each(|(row, out)| {
+        let wq = w.div_ceil(sw);
+        let src = split_phases(x, w, sw);
+        assert_eq!(cols.len(), c * kh * kw * b * ho * wo, "im2col: output size");
+        for (row, out) in cols.chunks_exact_mut(b * ho * wo).enumerate() {
             let (ci, i, j) = (row / (kh * kw), row / kw % kh, row % kw);
             let (di, dj) = (i as isize - top as isize, j as isize - left as isize);
             let (rows, columns) = (valid(ho, h, sh, di), valid(wo, w, sw, dj));
-            for bi in 0..b {
-                let plane = &x[(bi * c + ci) * h * w..][..h * w];
-                for oh in rows.clone() {
-                    let src = &plane[(oh as isize * sh as isize + di) as usize * w..][..w];
-                    let dst = &mut out[(bi * ho + oh) * wo..][..wo];
-                    if sw == 1 {
-                        let start = (columns.start as isize + dj) as usize;
-                        dst[columns.clone()].copy_from_slice(&src[start..start + columns.len()]);
-                    } else {
-                        for ow in columns.clone() {
-                            dst[ow] = src[(ow as isize * sw as isize + dj) as usize];
-                        }
+            let (phase, shift) = phase_of(dj, sw);
+            let start = (columns.start as isize + shift) as usize;
+            for (bi, sample) in out.chunks_exact_mut(ho * wo).enumerate() {
+                let plane = &src[(bi * c + ci) * h * sw * wq..][..h * sw * wq];
+                for (oh, dst) in sample.chunks_exact_mut(wo).enumerate() {
+                    if !rows.contains(&oh) {
+                        dst.fill(0.0);
+                        continue;
                     }
+                    let ih = (oh * sh) as isize + di;
+                    let run = &plane[(ih as usize * sw + phase) * wq..][..wq];
+                    dst[..columns.start].fill(0.0);
+                    dst[columns.end..].fill(0.0);
+                    dst[columns.clone()].copy_from_slice(&run[start..start + columns.len()]);
                 }
             }
-        });
-        cols
+        }
     }
 
-    fn scatter_add(cols: &[f32], [b, c, h, w]: [usize; 4], g: Geometry) -> Vec<f32> {
+    /// The adjoint of [`gather_into`]: adds `cols` into `x` `(B, C, H, W)` on the calling thread,
+    /// one contiguous run per tap, sample and output row (into the column phases of `x` when the
+    /// stride is above 1, interleaved back at the end).
+    pub(crate) fn scatter_into(cols: &[f32], [b, c, h, w]: [usize; 4], g: Geometry, x: &mut [f32]) {
         let [kh, kw] = g.kernel;
         let [sh, sw] = g.stride;
         let [top, left, ..] = g.padding;
         let [ho, wo] = g.output(h, w);
+        let wq = w.div_ceil(sw);
         let n = b * ho * wo;
-        let mut x = vec![0f32; b * c * h * w];
-        x.par_chunks_mut(h * w).enumerate().for_each(|(plane_index, plane)| {
+        assert_eq!((cols.len(), x.len()), (c * kh * kw * n, b * c * h * w), "col2im: sizes");
+        let mut phased = if sw == 1 { Vec::new() } else { vec![0f32; b * c * h * sw * wq] };
+        let target: &mut [f32] = if sw == 1 { &mut *x } else { &mut phased };
+        for (plane_index, plane) in target.chunks_exact_mut(h * sw * wq).enumerate() {
             let (bi, ci) = (plane_index / c, plane_index % c);
             for i in 0..kh {
+                let di = i as isize - top as isize;
+                let rows = valid(ho, h, sh, di);
                 for j in 0..kw {
-                    let row = &cols[((ci * kh + i) * kw + j) * n..][..n];
-                    let (di, dj) = (i as isize - top as isize, j as isize - left as isize);
-                    let (rows, columns) = (valid(ho, h, sh, di), valid(wo, w, sw, dj));
-                    for oh in rows {
-                        let dst = &mut plane[(oh as isize * sh as isize + di) as usize * w..][..w];
-                        let src = &row[(bi * ho + oh) * wo..][..wo];
-                        if sw == 1 {
-                            let start = (columns.start as isize + dj) as usize;
-                            for (d, s) in dst[start..start + columns.len()].iter_mut().zip(&src[columns.clone()]) {
-                                *d += s;
-                            }
-                        } else {
-                            for ow in columns.clone() {
-                                dst[(ow as isize * sw as isize + dj) as usize] += src[ow];
-                            }
+                    let dj = j as isize - left as isize;
+                    let columns = valid(wo, w, sw, dj);
+                    let (phase, shift) = phase_of(dj, sw);
+                    let start = (columns.start as isize + shift) as usize;
+                    let row = &cols[((ci * kh + i) * kw + j) * n + bi * ho * wo..][..ho * wo];
+                    for oh in rows.clone() {
+                        let ih = (oh * sh) as isize + di;
+                        let dst = &mut plane[(ih as usize * sw + phase) * wq..][..wq];
+                        let src = &row[oh * wo..][..wo];
+                        for (d, s) in dst[start..start + columns.len()].iter_mut().zip(&src[columns.clone()]) {
+                            *d += s;
                         }
                     }
                 }
             }
-        });
-        x
-    }
-
-    fn forward_flex(x: FlexTensor, g: Geometry) -> FlexTensor {
-        let dims @ [b, c, h, w] = dims4(&x);
-        let [ho, wo] = g.output(h, w);
-        let cols = gather(&f32_values(&x), dims, g);
-        FlexTensor::from_data(TensorData::new(cols, [c * g.kernel[0] * g.kernel[1], b * ho * wo]))
-    }
-
-    fn adjoint_flex(cols: FlexTensor, dims: [usize; 4], g: Geometry) -> FlexTensor {
-        FlexTensor::from_data(TensorData::new(scatter_add(&f32_values(&cols), dims, g), dims))
-    }
-
-    impl Im2colBackend for Flex {
-        fn im2col(x: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {
-            forward_flex(x, geometry)
         }
-
-        fn col2im(cols: FloatTensor<Self>, dims: [usize; 4], geometry: Geometry) -> FloatTensor<Self> {
-            adjoint_flex(cols, dims, geometry)
-        }
-    }
-
-    #[derive(Debug)]
-    struct Im2colBackward;
-
-    impl Backward<Flex, 1> for Im2colBackward {
-        type State = ([usize; 4], Geometry);
-
-        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-            let (dims, geometry) = ops.state;
-            unary::<Flex, _>(ops.parents, ops.node, grads, |grad| adjoint_flex(grad, dims, geometry));
-        }
-    }
-
-    #[derive(Debug)]
-    struct Col2imBackward;
-
-    impl Backward<Flex, 1> for Col2imBackward {
-        type State = Geometry;
-
-        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-            let geometry = ops.state;
-            unary::<Flex, _>(ops.parents, ops.node, grads, |grad| forward_flex(grad, geometry));
-        }
-    }
-
-    impl<C: CheckpointStrategy> Im2colBackend for Autodiff<Flex, C> {
-        fn im2col(x: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {
-            let (primitive, node) = x.into_parts();
-            let dims = dims4(&primitive);
-            match Im2colBackward.prepare::<C>([node]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish((dims, geometry), forward_flex(primitive, geometry)),
-                OpsKind::UnTracked(prep) => prep.finish(forward_flex(primitive, geometry)),
-            }
-        }
-
-        fn col2im(cols: FloatTensor<Self>, dims: [usize; 4], geometry: Geometry) -> FloatTensor<Self> {
-            let (primitive, node) = cols.into_parts();
-            match Col2imBackward.prepare::<C>([node]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish(geometry, adjoint_flex(primitive, dims, geometry)),
-                OpsKind::UnTracked(prep) => prep.finish(adjoint_flex(primitive, dims, geometry)),
+        if sw > 1 {
+            for (dst, src) in x.chunks_exact_mut(w).zip(phased.chunks_exact(sw * wq)) {
+                for (ph, phase) in src.chunks_exact(wq).enumerate() {
+                    for (d, s) in dst.iter_mut().skip(ph).step_by(sw).zip(phase) {
+                        *d += s;
+                    }
+                }
             }
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "flex"))]
 mod tests {
+    use super::flex::{gather_into, scatter_into};
     use super::*;
-    use burn::tensor::{Device, Distribution, TensorData};
+    use burn::tensor::{Device, Distribution};
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_into_vec::<f32>().unwrap()
@@ -312,10 +234,9 @@ mod tests {
             let x = Tensor::<4>::random([b, c, h, w], Distribution::Normal(0.0, 1.0), &device);
             let xs = values(x.clone());
             let [ho, wo] = g.output(h, w);
-            let got = values(im2col(x.clone(), g));
-            let sliced = values(im2col_slices(x, g));
             let [kh, kw] = g.kernel;
-            assert_eq!(got.len(), c * kh * kw * b * ho * wo);
+            let mut got = vec![0f32; c * kh * kw * b * ho * wo];
+            gather_into(&xs, [b, c, h, w], g, &mut got);
             for (row, chunk) in got.chunks(b * ho * wo).enumerate() {
                 let (ci, i, j) = (row / (kh * kw), row / kw % kh, row % kw);
                 for (col, &v) in chunk.iter().enumerate() {
@@ -326,36 +247,35 @@ mod tests {
                     assert_eq!(v, want, "{g:?} row {row} col {col}");
                 }
             }
-            assert_eq!(got, sliced, "{g:?}");
+            assert_eq!(got, values(im2col_slices(x, g)), "{g:?}");
         }
     }
 
     #[test]
-    fn backward_is_the_adjoint_and_equals_the_slice_formulations() {
-        // <im2col(x), r> = <x, col2im(r)> for all x, r; the autodiff gradient of sum(im2col(x)·r)
-        // is col2im(r), the same as the slices' gradient.
+    fn scatter_is_the_adjoint_of_gather_and_the_slices_gradient() {
+        // <gather(x), r> = <x, scatter(r)> for all x, r, and scatter(r) is the autodiff gradient
+        // of sum(im2col_slices(x) · r).
         let device = Device::flex().autodiff();
         for g in GEOMETRIES {
-            let dims = [2, 3, 5, 7];
-            let [ho, wo] = g.output(5, 7);
-            let rows = 3 * g.kernel[0] * g.kernel[1];
-            let r: Vec<f32> = (0..rows * 2 * ho * wo).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
-            let r = Tensor::<2>::from_data(TensorData::new(r, [rows, 2 * ho * wo]), &device);
+            let dims @ [b, c, h, w] = [2, 3, 5, 7];
+            let [ho, wo] = g.output(h, w);
+            let rows = c * g.kernel[0] * g.kernel[1];
+            let r: Vec<f32> = (0..rows * b * ho * wo).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
             let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
-            let grad = |f: fn(Tensor<4>, Geometry) -> Tensor<2>| {
-                let x = x.clone().detach().require_grad();
-                let y = (f(x.clone(), g) * r.clone()).sum();
-                let grads = y.clone().backward();
-                (y.into_scalar::<f32>(), values(x.grad(&grads).unwrap()))
-            };
-            let (y1, g1) = grad(im2col);
-            let (y2, g2) = grad(im2col_slices);
-            assert!((y1 - y2).abs() <= 1e-4 * y2.abs().max(1.0), "{g:?}: {y1} vs {y2}");
-            for (a, b) in g1.iter().zip(&g2) {
+            let xs = values(x.clone().inner());
+            let mut cols = vec![0f32; r.len()];
+            gather_into(&xs, dims, g, &mut cols);
+            let mut adjoint = vec![0f32; xs.len()];
+            scatter_into(&r, dims, g, &mut adjoint);
+            let lhs: f32 = cols.iter().zip(&r).map(|(a, b)| a * b).sum();
+            let rhs: f32 = xs.iter().zip(&adjoint).map(|(a, b)| a * b).sum();
+            assert!((lhs - rhs).abs() <= 1e-3 * lhs.abs().max(1.0), "{g:?}: <gather x, r> = {lhs}, <x, scatter r> = {rhs}");
+            let x = x.detach().require_grad();
+            let r = Tensor::<2>::from_data(burn::tensor::TensorData::new(r, [rows, b * ho * wo]), &device);
+            let grads = (im2col_slices(x.clone(), g) * r).sum().backward();
+            for (a, b) in adjoint.iter().zip(values(x.grad(&grads).unwrap())) {
                 assert!((a - b).abs() <= 1e-4, "{g:?}: {a} vs {b}");
             }
-            let dot: f32 = values(x.clone().inner()).iter().zip(&g1).map(|(a, b)| a * b).sum();
-            assert!((dot - y1).abs() <= 1e-3 * y1.abs().max(1.0), "{g:?}: <x, col2im r> = {dot}, <im2col x, r> = {y1}");
         }
     }
 }
