@@ -157,14 +157,14 @@ impl MaskGit {
         let e = table.dims()[1];
         let embedded = table.clone().select(0, ids.reshape([b * n])).reshape([b, n, e]);
         let h = self.trunk.forward(embedded, classes);
-        let g = self.head_norm.forward(gelu(self.head_dense.forward(h)));
+        let g = self.head_norm.forward(gelu(kernels::linear(&self.head_dense, h)));
         let k = self.codebook_size;
         match &self.embedder {
             Embedder::Token(t) => {
-                let tied = g.matmul(table.transpose().reshape([1, e, k + 1]));
+                let tied = kernels::rows_times(g, table.transpose());
                 tied.add(t.bias.val().narrow(0, 0, n).reshape([1, n, k + 1])).narrow(2, 0, k)
             }
-            Embedder::Embedding(c) => c.out.forward(g),
+            Embedder::Embedding(c) => kernels::linear(&c.out, g),
         }
     }
 

@@ -7,6 +7,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor};
+use kernels::{linear, matmul};
 
 /// RMSNorm as the reference: `x / max(‖x‖₂, 1e-12) · √d · g`, `g` initialised to 1.
 #[derive(Module, Debug)]
@@ -52,12 +53,12 @@ impl Attention {
         let [b, s, _] = x.dims();
         let (h, d) = (self.heads, self.head_dim);
         let split = |t: Tensor<3>| t.reshape([b, s, h, d]).swap_dims(1, 2);
-        let q = split(self.q.forward(x.clone()));
-        let k = split(self.k.forward(x.clone()));
-        let v = split(self.v.forward(x));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt());
-        let mixed = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, s, h * d]);
-        self.out.forward(mixed)
+        let q = split(linear(&self.q, x.clone()));
+        let k = split(linear(&self.k, x.clone()));
+        let v = split(linear(&self.v, x));
+        let scores = matmul(q, k.swap_dims(2, 3)).div_scalar((d as f64).sqrt());
+        let mixed = matmul(softmax(scores, 3), v).swap_dims(1, 2).reshape([b, s, h * d]);
+        linear(&self.out, mixed)
     }
 }
 
@@ -75,7 +76,7 @@ impl FeedForward {
 
     /// `(B, S, width) → (B, S, width)`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down.forward(gelu(self.up.forward(x)))
+        linear(&self.down, gelu(linear(&self.up, x)))
     }
 }
 
@@ -171,11 +172,11 @@ impl Trunk {
         let h = Tensor::cat(vec![class, h0], 1);
         let width = self.pos_inner.weight.dims()[1];
         let inner = self.pos_inner.weight.val().narrow(0, 0, n + 1).reshape([1, n + 1, width]);
-        let mut h = self.project_in.forward(h).add(inner.div_scalar((width as f64).sqrt()));
+        let mut h = linear(&self.project_in, h).add(inner.div_scalar((width as f64).sqrt()));
         for block in &self.blocks {
             h = block.forward(h);
         }
-        let h = self.project_out.forward(self.final_norm.forward(h));
+        let h = linear(&self.project_out, self.final_norm.forward(h));
         h.narrow(1, 1, n)
     }
 }

@@ -16,7 +16,7 @@ pub fn barlow_twins_loss(p1: Tensor<2>, p2: Tensor<2>, lambda: f64) -> Tensor<1>
     let (z1, z2) = (standardise(p1), standardise(p2));
     // The diagonal of C without materialising it: C_ii = Σ_b z1[b,i] z2[b,i] / B.
     let diag = z1.clone().mul(z2.clone()).sum_dim(0).div_scalar(b as f64);
-    let c = z1.transpose().matmul(z2).div_scalar(b as f64);
+    let c = kernels::matmul(z1.transpose(), z2).div_scalar(b as f64);
     let on_diag = diag.clone().sub_scalar(1.0).square().sum();
     let off_diag = c.square().sum().sub(diag.square().sum());
     on_diag.add(off_diag.mul_scalar(lambda)).div_scalar(d as f64)

@@ -5,6 +5,7 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use kernels::{batch_norm, linear};
 
 /// `Linear(in→hidden) → BN → ReLU → Linear(hidden→hidden) → BN → ReLU → Linear(hidden→hidden)`.
 #[derive(Config, Debug)]
@@ -43,9 +44,10 @@ impl ProjectorConfig {
 
 impl Projector {
     /// `(B, input_dim) → (B, hidden_dim)`. BatchNorm uses batch statistics on an autodiff device.
+    /// On flex the layers run the `kernels` crate's ops (tiled GEMM, parallel BatchNorm).
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let x = relu(self.norm1.forward(self.linear1.forward(x)));
-        let x = relu(self.norm2.forward(self.linear2.forward(x)));
-        self.linear3.forward(x)
+        let x = relu(batch_norm(&self.norm1, linear(&self.linear1, x)));
+        let x = relu(batch_norm(&self.norm2, linear(&self.linear2, x)));
+        linear(&self.linear3, x)
     }
 }

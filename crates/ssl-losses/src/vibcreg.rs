@@ -16,7 +16,7 @@ fn covariance_term(p: Tensor<2>) -> Tensor<1> {
     let norm = c.clone().square().sum_dim(0).sqrt().clamp_min(1e-12);
     let c = c.div(norm);
     let diag = c.clone().square().sum_dim(0); // G_jj
-    let g = c.clone().transpose().matmul(c);
+    let g = kernels::matmul(c.clone().transpose(), c);
     g.square().sum().sub(diag.square().sum()).div_scalar((d * d) as f64)
 }
 

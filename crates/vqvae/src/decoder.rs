@@ -6,8 +6,8 @@ use burn::nn::conv::ConvTranspose2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
-use crate::conv::conv_transpose2d;
-use crate::norm::batch_norm;
+use kernels::conv_transpose2d;
+use kernels::batch_norm;
 use crate::layers::{BlockConfig, DecBlock, ResBlock, resize_width_align_corners, transposed};
 
 /// Settings of the [`Decoder`]; defaults are the thesis settings.

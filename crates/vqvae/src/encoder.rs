@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
-use crate::norm::batch_norm;
+use kernels::batch_norm;
 use crate::layers::{BlockConfig, EncBlock, ResBlock};
 
 /// Number of stride-2 encoder blocks for a series of length `length` (spec §4.1, quirk Q15):

@@ -8,8 +8,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::conv::{conv_transpose2d, conv2d};
-use crate::norm::batch_norm;
+use kernels::{conv_transpose2d, conv2d};
+use kernels::batch_norm;
 
 /// LeakyReLU slope used everywhere (spec §4).
 pub(crate) const SLOPE: f64 = 0.01;

@@ -1,12 +1,9 @@
 #![doc = include_str!("../README.md")]
 
-mod conv;
 mod decoder;
 mod encoder;
-mod im2col;
 mod layers;
 mod model;
-mod norm;
 mod nc_vqvae;
 mod quantizer;
 

@@ -19,11 +19,14 @@
 use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 
-/// `norm.forward(x)` for a `(B, C, H, W)` activation, with the flex kernels in training mode.
-pub(crate) fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+/// `norm.forward(x)` for a `(B, C)` or `(B, C, H, W)` activation (any other rank: Burn's op), with
+/// the flex kernels in training mode.
+pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "flex")]
-    if x.device().is_autodiff() && norm.training.is_enabled() && crate::im2col::fast_path(&x) {
-        let (output, mean, variance) = flex::batch_norm_train(x, norm.gamma.val(), norm.beta.val(), norm.epsilon);
+    if (D == 2 || D == 4) && x.device().is_autodiff() && norm.training.is_enabled() && crate::flex_f32(&x) {
+        let dims = x.dims();
+        let [b, c, h, w] = if D == 2 { [dims[0], dims[1], 1, 1] } else { [dims[0], dims[1], dims[2], dims[3]] };
+        let (output, mean, variance) = flex::batch_norm_train(x.reshape([b, c, h, w]), norm.gamma.val(), norm.beta.val(), norm.epsilon);
         let device = output.device();
         let momentum = norm.momentum;
         let update = |state: &burn::module::RunningState<Tensor<1>>, batch: Tensor<1>| {
@@ -32,7 +35,7 @@ pub(crate) fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
         };
         update(&norm.running_mean, mean);
         update(&norm.running_var, variance);
-        return output;
+        return output.reshape(dims);
     }
     norm.forward(x)
 }
@@ -227,7 +230,7 @@ mod tests {
     fn training_batch_norm_equals_burns_values_gradients_and_running_statistics() {
         let device = Device::flex().autodiff();
         device.seed(5);
-        for dims in [[3, 4, 5, 7], [2, 3, 5, 1], [1, 2, 1, 9]] {
+        for dims in [[3, 4, 5, 7], [2, 3, 5, 1], [1, 2, 1, 9], [6, 5, 1, 1]] {
             let c = dims[1];
             // γ and β away from their initial 1 and 0, so their gradients and effect are visible;
             // a fresh module per run (clones would share their running state).
@@ -260,6 +263,25 @@ mod tests {
             for (i, what) in ["output", "dx", "dgamma", "dbeta", "running mean", "running var"].iter().enumerate() {
                 assert_close(&ours[i], &burns[i], 1e-5, &format!("{what} at {dims:?}"));
             }
+        }
+    }
+
+    #[test]
+    fn two_dimensional_input_equals_burns() {
+        let device = Device::flex().autodiff();
+        device.seed(6);
+        let x = Tensor::<2>::random([7, 9], Distribution::Normal(0.5, 2.0), &device);
+        let weights = Tensor::<2>::random([7, 9], Distribution::Normal(0.0, 1.0), &device);
+        let run = |ours: bool| {
+            let norm = BatchNormConfig::new(9).init(&device);
+            let x = x.clone().detach().require_grad();
+            let y = if ours { batch_norm(&norm, x.clone()) } else { norm.forward(x.clone()) };
+            let grads = (y.clone() * weights.clone()).sum().backward();
+            [values(y.inner()), values(x.grad(&grads).unwrap()), values(norm.gamma.val().grad(&grads).unwrap()), values(norm.running_var.value_sync())]
+        };
+        let (ours, burns) = (run(true), run(false));
+        for (i, (a, b)) in ours.iter().zip(&burns).enumerate() {
+            assert_close(a, b, 1e-5, &format!("2-D output/dx/dgamma/running var [{i}]"));
         }
     }
 

@@ -33,11 +33,12 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::tensor::Tensor;
 
-use crate::im2col::{Geometry, fast_path};
+use crate::flex_f32 as fast_path;
+use crate::im2col::Geometry;
 
 /// `conv.forward(x)` computed as GEMMs over im2col chunks (see the module docs).
 /// Falls back to Burn's op for groups, dilation, `Same` padding or another backend.
-pub(crate) fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let padding = match conv.padding {
         PaddingConfig2d::Valid => [0; 4],
         PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
@@ -60,7 +61,7 @@ pub(crate) fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// over the input per chunk of samples and a scatter-add straight into the output grid (see the
 /// module docs). Falls back to Burn's op for groups, dilation, an output padding of at least the
 /// stride, or another backend.
-pub(crate) fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
+pub fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
     if conv.groups != 1 || conv.dilation != [1, 1] || !fast_path(&x) {
         return conv.forward(x);
     }
@@ -123,6 +124,7 @@ mod flex {
     use std::cell::RefCell;
     use std::ops::Range;
 
+    use crate::gemm::{View, matmul};
     use crate::im2col::Geometry;
     use crate::im2col::flex::{f32_values as values, gather_into, scatter_into};
 
@@ -165,70 +167,6 @@ mod flex {
         width: usize,
         out_channels: usize,
         geometry: Geometry,
-    }
-
-    /// A strided matrix over a slice.
-    #[derive(Clone, Copy)]
-    struct View<'a> {
-        data: &'a [f32],
-        rows: usize,
-        cols: usize,
-        row_stride: usize,
-        col_stride: usize,
-    }
-
-    impl<'a> View<'a> {
-        fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
-            assert_eq!(data.len(), rows * cols, "matrix of {rows}×{cols} over {} values", data.len());
-            View { data, rows, cols, row_stride: cols, col_stride: 1 }
-        }
-
-        fn t(self) -> Self {
-            View { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
-        }
-    }
-
-    /// `dst (m×n, row-major) = lhs · rhs` on the calling thread.
-    fn matmul(dst: &mut [f32], lhs: View, rhs: View) {
-        let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-        assert_eq!(rhs.rows, k, "inner dimensions");
-        assert_eq!(dst.len(), m * n, "output size");
-        if m == 0 || n == 0 {
-            return;
-        }
-        if k == 0 {
-            dst.fill(0.0);
-            return;
-        }
-        for v in [lhs, rhs] {
-            assert!((v.rows - 1) * v.row_stride + (v.cols - 1) * v.col_stride < v.data.len(), "view out of bounds");
-        }
-        // SAFETY: every index the GEMM reads lies inside the views (checked above) and it writes
-        // exactly `m × n` contiguous values into `dst`; the slices do not overlap (`dst` is a
-        // unique borrow).
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                lhs.data.as_ptr(),
-                lhs.col_stride as isize,
-                lhs.row_stride as isize,
-                rhs.data.as_ptr(),
-                rhs.col_stride as isize,
-                rhs.row_stride as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
     }
 
     /// `src (n, C, Q)` → `dst (C, n·Q)`, every entry written.
@@ -520,42 +458,6 @@ mod flex {
 
         fn conv_transpose2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, output: [usize; 2]) -> FloatTensor<Self> {
             tracked::<C>(x, weight, bias, true, |x, w| Plan::transposed(x, w, geometry, output))
-        }
-    }
-
-    #[cfg(test)]
-    mod timing {
-        use super::{View, matmul};
-
-        /// Single-threaded GFLOP/s of the chunk GEMMs at the shapes the convolutions run (the
-        /// figures docs/benchmarks.md quotes):
-        /// `cargo test --release -p vqvae chunk_gemm_throughput -- --ignored --nocapture`.
-        #[test]
-        #[ignore]
-        fn chunk_gemm_throughput() {
-            // (what, m, k, n, lhs transposed, rhs transposed)
-            let shapes = [
-                ("3x3 conv forward W . cols", 64, 576, 256, false, false),
-                ("3x3 conv forward W . cols, 2048 columns", 64, 576, 2048, false, false),
-                ("3x3 conv input grad Wt . dy", 576, 64, 256, true, false),
-                ("3x3 conv weight grad dy . colst", 64, 256, 576, false, true),
-                ("strided conv forward W . cols", 64, 768, 256, false, false),
-            ];
-            for (what, m, k, n, tl, tr) in shapes {
-                let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
-                let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
-                let lhs = if tl { View::row_major(&a, k, m).t() } else { View::row_major(&a, m, k) };
-                let rhs = if tr { View::row_major(&b, n, k).t() } else { View::row_major(&b, k, n) };
-                let mut c = vec![0f32; m * n];
-                matmul(&mut c, lhs, rhs);
-                let reps = 200;
-                let start = std::time::Instant::now();
-                for _ in 0..reps {
-                    matmul(&mut c, lhs, rhs);
-                }
-                let s = start.elapsed().as_secs_f64() / reps as f64;
-                println!("{what} ({m}x{k} . {k}x{n}): {:.3} ms, {:.0} GFLOP/s", s * 1e3, 2.0 * (m * k * n) as f64 / s / 1e9);
-            }
         }
     }
 }

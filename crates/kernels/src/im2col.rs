@@ -9,6 +9,7 @@
 //! allocates a zero tensor of the whole input: measured on the stage-1 step at 128 × 140 that made
 //! the step 1.7× slower than Burn's own convolutions (docs/benchmarks.md).
 
+#[cfg(all(test, feature = "flex"))]
 use burn::tensor::Tensor;
 #[cfg(all(test, feature = "flex"))]
 use burn::tensor::s;
@@ -36,17 +37,6 @@ impl Geometry {
     }
 }
 
-/// Whether the GEMM convolutions have their fast kernels for `x`: an `f32` tensor on the flex CPU backend (with
-/// or without autodiff). The convolutions use Burn's own ops everywhere else.
-pub(crate) fn fast_path(x: &Tensor<4>) -> bool {
-    #[cfg(feature = "flex")]
-    return flex::applies(x);
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = x;
-        false
-    }
-}
 
 /// The same matrix from Burn's pad, stepped slices, stack and permute (any backend): the reference
 /// the flex kernels are tested against.
@@ -71,16 +61,10 @@ pub(crate) mod flex {
     //! The kernels on slices, and what the flex-backend ops need around them.
 
     use burn::backend::flex::FlexTensor;
-    use burn::backend::DispatchDevice;
-    use burn::tensor::{DType, Tensor};
     use std::borrow::Cow;
 
     use super::Geometry;
 
-    /// Whether the flex kernels apply to `x`.
-    pub(super) fn applies(x: &Tensor<4>) -> bool {
-        matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_)) && x.dtype() == DType::F32
-    }
 
     /// The values of an `f32` tensor: borrowed from its buffer where its layout is contiguous
     /// (the usual case), copied otherwise. Never copies a buffer only because it is shared.

@@ -1,0 +1,249 @@
+//! GEMM on slices: strided matrix views, one single-threaded product through the `gemm` crate
+//! (the kernels Burn's flex backend uses), and a parallel product that splits the output into
+//! tiles, one single-threaded GEMM each.
+//!
+//! Why not the `gemm` crate's own parallelism (which Burn's matmul uses): on 2 cores it reaches
+//! 80 GFLOP/s on the prior's `9728×256 · 256×256` and 20 GFLOP/s on the projector's weight
+//! gradient `4096×32 · 32×4096`; split into tiles, the same kernels reach 177 and 161 GFLOP/s
+//! (`cargo test --release -p kernels gemm_throughput -- --ignored --nocapture`,
+//! docs/benchmarks.md).
+
+use rayon::prelude::*;
+
+/// A strided matrix over a slice (non-negative strides).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View<'a> {
+    pub(crate) data: &'a [f32],
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) row_stride: usize,
+    pub(crate) col_stride: usize,
+}
+
+impl<'a> View<'a> {
+    /// A contiguous row-major matrix.
+    pub(crate) fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(data.len(), rows * cols, "matrix of {rows}×{cols} over {} values", data.len());
+        View { data, rows, cols, row_stride: cols, col_stride: 1 }
+    }
+
+    /// The transpose (no copy).
+    pub(crate) fn t(self) -> Self {
+        View { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+    }
+
+    /// Rows `start..start + len`.
+    fn rows(self, start: usize, len: usize) -> Self {
+        assert!(start + len <= self.rows, "row range");
+        let data = if len == 0 { &self.data[..0] } else { &self.data[start * self.row_stride..] };
+        View { data, rows: len, ..self }
+    }
+
+    /// Columns `start..start + len`.
+    fn cols(self, start: usize, len: usize) -> Self {
+        assert!(start + len <= self.cols, "column range");
+        let data = if len == 0 { &self.data[..0] } else { &self.data[start * self.col_stride..] };
+        View { data, cols: len, ..self }
+    }
+
+    fn in_bounds(&self) -> bool {
+        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `dst (m×n, row-major) = lhs · rhs` on the calling thread.
+pub(crate) fn matmul(dst: &mut [f32], lhs: View, rhs: View) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "inner dimensions");
+    assert_eq!(dst.len(), m * n, "output size");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        dst.fill(0.0);
+        return;
+    }
+    assert!(lhs.in_bounds() && rhs.in_bounds(), "view out of bounds");
+    // SAFETY: every index the GEMM reads lies inside the views (checked above) and it writes
+    // exactly the `m × n` contiguous values of `dst`, a unique borrow that cannot overlap them.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Below this many multiply-adds a product runs on the calling thread.
+const SERIAL_MACS: usize = 1 << 18;
+/// Fewest rows or columns of an output tile.
+const MIN_TILE: usize = 32;
+
+/// `batch` products `lhs(i) · rhs(i)`, each `m×k · k×n`, into one `(batch, m, n)` row-major
+/// result, in parallel: whole products per task when there are enough of them, otherwise each
+/// product cut into row tiles (written in place) or column tiles (computed apart and copied in).
+pub(crate) fn batched<'a, L, R>(batch: usize, [m, k, n]: [usize; 3], lhs: L, rhs: R) -> Vec<f32>
+where
+    L: Fn(usize) -> View<'a> + Sync,
+    R: Fn(usize) -> View<'a> + Sync,
+{
+    let mut out = vec![0f32; batch * m * n];
+    if batch == 0 || m == 0 || n == 0 {
+        return out;
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let macs = m * k * n;
+    if batch * macs <= SERIAL_MACS || threads == 1 {
+        for (i, dst) in out.chunks_exact_mut(m * n).enumerate() {
+            matmul(dst, lhs(i), rhs(i));
+        }
+        return out;
+    }
+    let tiles = (4 * threads).div_ceil(batch);
+    if tiles <= 1 || macs <= SERIAL_MACS {
+        out.par_chunks_exact_mut(m * n).enumerate().for_each(|(i, dst)| matmul(dst, lhs(i), rhs(i)));
+        return out;
+    }
+    if m >= n {
+        let rows = m.div_ceil(tiles).max(MIN_TILE.min(m));
+        out.par_chunks_exact_mut(m * n).enumerate().for_each(|(i, product)| {
+            product.par_chunks_mut(rows * n).enumerate().for_each(|(t, dst)| {
+                let len = dst.len() / n;
+                matmul(dst, lhs(i).rows(t * rows, len), rhs(i));
+            });
+        });
+    } else {
+        let cols = n.div_ceil(tiles).max(MIN_TILE.min(n));
+        let count = n.div_ceil(cols);
+        let pieces: Vec<(usize, usize, Vec<f32>)> = (0..batch * count)
+            .into_par_iter()
+            .map(|task| {
+                let (i, t) = (task / count, task % count);
+                let (start, len) = (t * cols, cols.min(n - t * cols));
+                let mut dst = vec![0f32; m * len];
+                matmul(&mut dst, lhs(i), rhs(i).cols(start, len));
+                (i, start, dst)
+            })
+            .collect();
+        for (i, start, piece) in pieces {
+            let len = piece.len() / m;
+            for (row, values) in piece.chunks_exact(len).enumerate() {
+                out[(i * m + row) * n + start..][..len].copy_from_slice(values);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The product by definition, in f64.
+    fn naive(a: View, b: View) -> Vec<f32> {
+        let mut out = vec![0f32; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                let s: f64 = (0..a.cols).map(|l| a.data[i * a.row_stride + l * a.col_stride] as f64 * b.data[l * b.row_stride + j * b.col_stride] as f64).sum();
+                out[i * b.cols + j] = s as f32;
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i * 7919 + seed * 104729) % 61) as f32 / 61.0 - 0.5).collect()
+    }
+
+    #[test]
+    fn batched_products_equal_the_definition_in_every_split() {
+        // Shapes that take each path: serial, whole products per task, row tiles, column tiles;
+        // operands transposed (strided) as the backward passes them.
+        for (batch, m, k, n) in [(1, 3, 4, 5), (6, 40, 30, 20), (1, 300, 70, 90), (1, 40, 300, 500), (2, 129, 33, 65), (3, 7, 200, 300)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = values(batch * m * k, 1);
+                let b = values(batch * k * n, 2);
+                let view = |data: &'static [f32], rows: usize, cols: usize, t: bool| if t { View::row_major(data, cols, rows).t() } else { View::row_major(data, rows, cols) };
+                let (a, b): (&'static [f32], &'static [f32]) = (a.leak(), b.leak());
+                let got = batched(batch, [m, k, n], |i| view(&a[i * m * k..][..m * k], m, k, ta), |i| view(&b[i * k * n..][..k * n], k, n, tb));
+                for i in 0..batch {
+                    let want = naive(view(&a[i * m * k..][..m * k], m, k, ta), view(&b[i * k * n..][..k * n], k, n, tb));
+                    for (j, (x, y)) in got[i * m * n..][..m * n].iter().zip(&want).enumerate() {
+                        assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{batch}×{m}×{k}×{n} ({ta}, {tb}) item {i} entry {j}: {x} vs {y}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// GFLOP/s of the tiled products at the shapes of our models, against the `gemm` crate's own
+    /// parallelism (what Burn's matmul runs):
+    /// `cargo test --release -p kernels gemm_throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn gemm_throughput() {
+        let shapes: [(&str, usize, usize, usize, bool); 9] = [
+            ("prior q 5248x256 . 256x128", 5248, 256, 128, false),
+            ("prior dW 256x5248 . 5248x128", 256, 5248, 128, true),
+            ("prior dW ff 256x5248 . 5248x256", 256, 5248, 256, true),
+            ("prior 9728x256 . 256x256", 9728, 256, 256, false),
+            ("prior MLP 9728x256 . 256x1024", 9728, 256, 1024, false),
+            ("projector forward 32x4096 . 4096x4096", 32, 4096, 4096, false),
+            ("projector forward 128x4096 . 4096x4096", 128, 4096, 4096, false),
+            ("projector weight grad 4096x32 . 32x4096", 4096, 32, 4096, true),
+            ("conv chunk 64x576 . 576x256 (one thread)", 64, 576, 256, false),
+        ];
+        for (what, m, k, n, ta) in shapes {
+            let a = values(m * k, 1);
+            let b = values(k * n, 2);
+            let lhs = if ta { View::row_major(&a, k, m).t() } else { View::row_major(&a, m, k) };
+            let rhs = View::row_major(&b, k, n);
+            let time = |f: &dyn Fn()| {
+                f();
+                let reps = 10;
+                let start = std::time::Instant::now();
+                for _ in 0..reps {
+                    f();
+                }
+                let s = start.elapsed().as_secs_f64() / reps as f64;
+                (s * 1e3, 2.0 * (m * k * n) as f64 / s / 1e9)
+            };
+            let (ms, gflops) = if what.contains("one thread") {
+                time(&|| {
+                    let mut c = vec![0f32; m * n];
+                    matmul(&mut c, lhs, rhs);
+                })
+            } else {
+                time(&|| {
+                    std::hint::black_box(batched(1, [m, k, n], |_| lhs, |_| rhs));
+                })
+            };
+            let (ms_crate, gflops_crate) = time(&|| {
+                let mut c = vec![0f32; m * n];
+                // SAFETY: as in `matmul`, with the crate's own rayon parallelism.
+                unsafe {
+                    gemm::gemm(m, n, k, c.as_mut_ptr(), 1, n as isize, false, lhs.data.as_ptr(), lhs.col_stride as isize, lhs.row_stride as isize, rhs.data.as_ptr(), rhs.col_stride as isize, rhs.row_stride as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::Rayon(rayon::current_num_threads()));
+                }
+                std::hint::black_box(c);
+            });
+            println!("{what}: tiled {ms:.2} ms {gflops:.0} GFLOP/s; gemm's own parallelism {ms_crate:.2} ms {gflops_crate:.0} GFLOP/s");
+        }
+    }
+}

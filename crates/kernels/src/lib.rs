@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+
+mod conv;
+#[cfg(feature = "flex")]
+mod gemm;
+mod im2col;
+mod matmul;
+mod norm;
+
+pub use conv::{conv_transpose2d, conv2d};
+pub use matmul::{linear, matmul, rows_times};
+pub use norm::batch_norm;
+
+/// Whether the flex kernels apply to `x`: an `f32` tensor on Burn's flex CPU backend (with or
+/// without autodiff), and the crate built with its `flex` feature.
+pub fn flex_f32<const D: usize>(x: &burn::tensor::Tensor<D>) -> bool {
+    #[cfg(feature = "flex")]
+    return matches!(x.device().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_)) && x.dtype() == burn::tensor::DType::F32;
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = x;
+        false
+    }
+}
