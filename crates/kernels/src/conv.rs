@@ -126,7 +126,7 @@ mod flex {
 
     use crate::gemm::{View, matmul};
     use crate::im2col::Geometry;
-    use crate::im2col::flex::{f32_values as values, gather_into, scatter_into};
+    use crate::im2col::flex::{f32_values as values, gather_into, scatter_into, transpose_samples};
 
     /// The ops as a Burn backend extension (flex and its autodiff decorator only).
     #[backend_extension(Flex, Autodiff)]
@@ -169,50 +169,49 @@ mod flex {
         geometry: Geometry,
     }
 
-    /// `src (n, C, Q)` → `dst (C, n·Q)`, every entry written.
-    fn to_channel_major(src: &[f32], n: usize, c: usize, q: usize, dst: &mut [f32]) {
-        assert_eq!((src.len(), dst.len()), (n * c * q, n * c * q), "channel-major copy");
-        for (bi, sample) in src.chunks_exact(c * q).enumerate() {
-            for (ci, plane) in sample.chunks_exact(q).enumerate() {
-                dst[(ci * n + bi) * q..][..q].copy_from_slice(plane);
-            }
-        }
-    }
-
     thread_local! {
-        /// Per-thread scratch of the chunk kernels (an im2col matrix and a GEMM operand or
-        /// result), kept between calls: a chunk's buffers are neither allocated nor cleared each
-        /// time (every kernel writes all of what it reads back).
-        static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = RefCell::default();
+        /// Per-thread scratch of the chunk kernels (a channels-last input, an im2col matrix, a
+        /// GEMM operand or result), kept between calls: a chunk's buffers are neither allocated
+        /// nor cleared each time (every kernel writes all of what is read back, or clears it).
+        static SCRATCH: RefCell<[Vec<f32>; 3]> = RefCell::default();
     }
 
-    /// Runs `f` with two scratch slices of `a` and `b` values (contents unspecified).
-    fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    /// Runs `f` with three scratch slices of `sizes` values (contents unspecified).
+    fn with_scratch<R>(sizes: [usize; 3], f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R) -> R {
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => {
-                let (first, second) = &mut *scratch;
-                for (buffer, n) in [(&mut *first, a), (&mut *second, b)] {
+                for (buffer, &n) in scratch.iter_mut().zip(&sizes) {
                     if buffer.len() < n {
                         buffer.resize(n, 0.0);
                     }
                 }
-                f(&mut first[..a], &mut second[..b])
+                let [a, b, c] = &mut *scratch;
+                f(&mut a[..sizes[0]], &mut b[..sizes[1]], &mut c[..sizes[2]])
             }
             // Only if a kernel ever ran inside another on the same thread.
-            Err(_) => f(&mut vec![0f32; a], &mut vec![0f32; b]),
+            Err(_) => f(&mut vec![0f32; sizes[0]], &mut vec![0f32; sizes[1]], &mut vec![0f32; sizes[2]]),
         })
     }
 
-    /// `(C, n·Q)` → `dst (n, C, Q)`, adding `bias[c]` to every value of channel `c`.
-    fn from_channel_major(src: &[f32], n: usize, c: usize, q: usize, bias: &[f32], dst: &mut [f32]) {
-        for (bi, sample) in dst.chunks_exact_mut(c * q).enumerate() {
-            for (ci, plane) in sample.chunks_exact_mut(q).enumerate() {
-                let b = bias[ci];
-                for (d, s) in plane.iter_mut().zip(&src[(ci * n + bi) * q..][..q]) {
-                    *d = s + b;
+    /// `W (O, C, kh, kw)` as `(O, kh·kw·C)` in the im2col matrix's `(i, j, c)` order, or back
+    /// (`inverse`).
+    fn permute_weight(w: &[f32], [o, c, kh, kw]: [usize; 4], inverse: bool) -> Vec<f32> {
+        let mut out = vec![0f32; w.len()];
+        for oi in 0..o {
+            for ci in 0..c {
+                for i in 0..kh {
+                    for j in 0..kw {
+                        let (first, second) = (((oi * c + ci) * kh + i) * kw + j, oi * kh * kw * c + (i * kw + j) * c + ci);
+                        if inverse {
+                            out[first] = w[second];
+                        } else {
+                            out[second] = w[first];
+                        }
+                    }
                 }
             }
         }
+        out
     }
 
     /// `data` cut into consecutive pieces of `ranges[i].len() · per` values.
@@ -286,64 +285,121 @@ mod flex {
             (0..items).map(|i| i * b / items..(i + 1) * b / items).collect()
         }
 
-        /// The convolution `(B, O, Ho, Wo)` of `x` `(B, C, H, W)` with `w (O, C·kh·kw)`, plus `bias`.
+        fn weight_dims(&self) -> [usize; 4] {
+            let [kh, kw] = self.geometry.kernel;
+            [self.out_channels, self.channels, kh, kw]
+        }
+
+        /// The convolution `(B, O, Ho, Wo)` of `x` `(B, C, H, W)` with `w (O, C, kh, kw)`, plus
+        /// `bias`. Per chunk: channels-last copy, im2col, one GEMM, transpose back.
         fn forward(&self, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
             let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
+            let wp = permute_weight(w, self.weight_dims(), false);
             let mut y = vec![0f32; self.batch * o * p];
             let chunks = self.chunks();
             chunks.par_iter().zip(split_mut(&mut y, &chunks, o * p)).for_each(|(range, y)| {
                 let n = range.len();
-                with_scratch(k * n * p, o * n * p, |cols, t| {
-                    gather_into(&x[range.start * c * q..range.end * c * q], self.input_dims(n), self.geometry, cols);
-                    matmul(t, View::row_major(w, o, k), View::row_major(cols, k, n * p));
-                    from_channel_major(t, n, o, p, bias, y);
+                with_scratch([n * c * q, n * p * k, n * p * o], |xt, cols, t| {
+                    transpose_samples(&x[range.start * c * q..range.end * c * q], [n, c, q], None, xt);
+                    gather_into(xt, self.input_dims(n), self.geometry, cols);
+                    matmul(t, View::row_major(cols, n * p, k), View::row_major(&wp, o, k).t());
+                    transpose_samples(t, [n, p, o], Some(bias), y);
                 });
             });
             y
         }
 
-        /// The adjoint of [`Plan::forward`] without its bias: `col2im(Wᵀ · dy)`, `(B, C, H, W)`
+        /// The adjoint of [`Plan::forward`] without its bias: `col2im(dy · W)`, `(B, C, H, W)`
         /// from `dy (B, O, Ho, Wo)`, plus `bias` per input channel.
         fn input_grad(&self, dy: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
             let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
+            let wp = permute_weight(w, self.weight_dims(), false);
             let mut dx = vec![0f32; self.batch * c * q];
             let chunks = self.chunks();
             chunks.par_iter().zip(split_mut(&mut dx, &chunks, c * q)).for_each(|(range, dx)| {
                 let n = range.len();
-                with_scratch(k * n * p, o * n * p, |cols, dyt| {
-                    to_channel_major(&dy[range.start * o * p..range.end * o * p], n, o, p, dyt);
-                    matmul(cols, View::row_major(w, o, k).t(), View::row_major(dyt, o, n * p));
-                    scatter_into(cols, self.input_dims(n), self.geometry, dx);
+                with_scratch([n * p * o, n * p * k, n * q * c], |dyt, cols, dxt| {
+                    transpose_samples(&dy[range.start * o * p..range.end * o * p], [n, o, p], None, dyt);
+                    matmul(cols, View::row_major(dyt, n * p, o), View::row_major(&wp, o, k));
+                    dxt.fill(0.0);
+                    scatter_into(cols, self.input_dims(n), self.geometry, dxt);
+                    transpose_samples(dxt, [n, q, c], Some(bias), dx);
                 });
-                if bias.iter().any(|&b| b != 0.0) {
-                    for (plane, &b) in dx.chunks_exact_mut(q).zip(bias.iter().cycle()) {
-                        plane.iter_mut().for_each(|v| *v += b);
-                    }
-                }
             });
             dx
         }
 
-        /// `dW (O, C·kh·kw) = Σ dy · im2col(x)ᵀ` over all samples, im2col recomputed per chunk.
-        fn weight_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
-            let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
-            self.chunks()
-                .into_par_iter()
-                .map(|range| {
-                    let n = range.len();
-                    let mut dw = vec![0f32; o * k];
-                    with_scratch(k * n * p, o * n * p, |cols, dyt| {
-                        gather_into(&x[range.start * c * q..range.end * c * q], self.input_dims(n), self.geometry, cols);
-                        to_channel_major(&dy[range.start * o * p..range.end * o * p], n, o, p, dyt);
-                        matmul(&mut dw, View::row_major(dyt, o, n * p), View::row_major(cols, k, n * p).t());
-                    });
+        /// Runs `chunk(range, dx piece, dW partial)` over the chunks in parallel (`dx` pieces empty
+        /// where `dx_per_sample` is 0) and sums the weight-gradient partials, un-permuted.
+        fn backward_pass(&self, dx_per_sample: usize, want_dw: bool, chunk: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync) -> (Vec<f32>, Option<Vec<f32>>) {
+            let (k, o) = (self.k(), self.out_channels);
+            let mut dx = vec![0f32; self.batch * dx_per_sample];
+            let chunks = self.chunks();
+            let dwp = chunks
+                .par_iter()
+                .zip(split_mut(&mut dx, &chunks, dx_per_sample))
+                .map(|(range, dx)| {
+                    let mut dw = vec![0f32; if want_dw { o * k } else { 0 }];
+                    chunk(range.clone(), dx, &mut dw);
                     dw
                 })
                 .reduce_with(|mut a, b| {
                     a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
                     a
-                })
-                .unwrap_or_else(|| vec![0f32; o * k])
+                });
+            let dw = want_dw.then(|| permute_weight(&dwp.unwrap_or_else(|| vec![0f32; o * k]), self.weight_dims(), true));
+            (dx, dw)
+        }
+
+        /// The convolution's gradients from `dy (B, O, Ho, Wo)`: `dx = col2im(dy · W)` and
+        /// `dW = Σ dyᵀ · im2col(x)`, each where asked for, in one pass over the chunks that
+        /// lays `dy` out once for both (im2col recomputed, never stored).
+        fn conv_backward(&self, x: &[f32], dy: &[f32], w: &[f32], want_dx: bool, want_dw: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+            let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
+            let wp = permute_weight(w, self.weight_dims(), false);
+            let (dx, dw) = self.backward_pass(if want_dx { c * q } else { 0 }, want_dw, |range, dx, dw| {
+                let n = range.len();
+                with_scratch([n * p * o, n * p * k, n * q * c], |dyt, cols, planes| {
+                    transpose_samples(&dy[range.start * o * p..range.end * o * p], [n, o, p], None, dyt);
+                    if want_dx {
+                        matmul(cols, View::row_major(dyt, n * p, o), View::row_major(&wp, o, k));
+                        planes.fill(0.0);
+                        scatter_into(cols, self.input_dims(n), self.geometry, planes);
+                        transpose_samples(planes, [n, q, c], None, dx);
+                    }
+                    if want_dw {
+                        transpose_samples(&x[range.start * c * q..range.end * c * q], [n, c, q], None, planes);
+                        gather_into(planes, self.input_dims(n), self.geometry, cols);
+                        matmul(dw, View::row_major(dyt, n * p, o).t(), View::row_major(cols, n * p, k));
+                    }
+                });
+            });
+            (want_dx.then_some(dx), dw)
+        }
+
+        /// The transposed convolution's gradients: its input `x (B, O, Ho', Wo')` plays the
+        /// convolution's output gradient and its output gradient `dy (B, C, H, W)` the
+        /// convolution's input, so `dx = conv(dy)` and `dW = Σ xᵀ · im2col(dy)`, sharing one
+        /// im2col of `dy` per chunk.
+        fn transposed_backward(&self, x: &[f32], dy: &[f32], w: &[f32], want_dx: bool, want_dw: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+            let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
+            let wp = permute_weight(w, self.weight_dims(), false);
+            let (dx, dw) = self.backward_pass(if want_dx { o * p } else { 0 }, want_dw, |range, dx, dw| {
+                let n = range.len();
+                with_scratch([n * q * c, n * p * k, n * p * o], |planes, cols, t| {
+                    transpose_samples(&dy[range.start * c * q..range.end * c * q], [n, c, q], None, planes);
+                    gather_into(planes, self.input_dims(n), self.geometry, cols);
+                    if want_dx {
+                        matmul(t, View::row_major(cols, n * p, k), View::row_major(&wp, o, k).t());
+                        transpose_samples(t, [n, p, o], None, dx);
+                    }
+                    if want_dw {
+                        transpose_samples(&x[range.start * o * p..range.end * o * p], [n, o, p], None, t);
+                        matmul(dw, View::row_major(t, n * p, o).t(), View::row_major(cols, n * p, k));
+                    }
+                });
+            });
+            (want_dx.then_some(dx), dw)
         }
     }
 
@@ -408,18 +464,13 @@ mod flex {
             let grad = grads.consume::<Flex>(&ops.node);
             let Saved { plan, transposed, x, weight } = ops.state;
             let (dy, xs, w) = (values(&grad), values(&x), values(&weight));
-            let zeros = |n: usize| vec![0f32; n];
+            let (want_dx, want_dw) = (node_x.is_some(), node_w.is_some());
             let (dx, dw, db) = if transposed {
-                // y = col2im(Wᵀ·x): x plays the convolution's output gradient, y its input.
-                let dx = node_x.as_ref().map(|_| plan.forward(&dy, &w, &zeros(plan.out_channels)));
-                let dw = node_w.as_ref().map(|_| plan.weight_grad(&dy, &xs));
-                let db = node_b.as_ref().map(|_| channel_sums(&dy, plan.channels, plan.q()));
-                (dx, dw, db)
+                let (dx, dw) = plan.transposed_backward(&xs, &dy, &w, want_dx, want_dw);
+                (dx, dw, node_b.as_ref().map(|_| channel_sums(&dy, plan.channels, plan.q())))
             } else {
-                let dx = node_x.as_ref().map(|_| plan.input_grad(&dy, &w, &zeros(plan.channels)));
-                let dw = node_w.as_ref().map(|_| plan.weight_grad(&xs, &dy));
-                let db = node_b.as_ref().map(|_| channel_sums(&dy, plan.out_channels, plan.p()));
-                (dx, dw, db)
+                let (dx, dw) = plan.conv_backward(&xs, &dy, &w, want_dx, want_dw);
+                (dx, dw, node_b.as_ref().map(|_| channel_sums(&dy, plan.out_channels, plan.p())))
             };
             for (node, grad, shape) in [(node_x, dx, x.shape()), (node_w, dw, weight.shape())] {
                 if let (Some(node), Some(grad)) = (node, grad) {

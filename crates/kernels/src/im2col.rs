@@ -1,13 +1,26 @@
-//! The im2col gather of a convolution and its adjoint (col2im), the kernels of [`crate::conv`].
+//! The im2col gather of a convolution and its adjoint (col2im), the kernels of [`crate::conv`],
+//! in channels-last order.
 //!
-//! `cols[(c, i, j), (b, oh, ow)] = x[b, c, oh·sh + i − top, ow·sw + j − left]` (zero outside the
-//! input), shape `(C·kh·kw, B·Ho·Wo)`: a convolution is then the GEMM `W (O, C·kh·kw) · cols`,
-//! and its input gradient the scatter-add of `Wᵀ · dy` back onto the input grid. The convolutions
-//! call these kernels once per chunk of samples, in parallel ([`crate::conv`]); both are plain
-//! loops over contiguous rows. Built from Burn's slices instead (`im2col_slices`, kept test-only
-//! as the reference the kernels are checked against), the backward of every shifted slice
-//! allocates a zero tensor of the whole input: measured on the stage-1 step at 128 × 140 that made
-//! the step 1.7× slower than Burn's own convolutions (docs/benchmarks.md).
+//! For a chunk of samples in channels-last layout `xt (n, H, W, C)`, row `(b, oh, ow)` of the
+//! im2col matrix holds the `kh·kw·C` inputs output position `(oh, ow)` reads, in the order
+//! `(i, j, c)`:
+//!
+//! ```text
+//! cols[(b, oh, ow), (i, j, c)] = x[b, c, oh·sh + i − top, ow·sw + j − left]   (zero outside)
+//! ```
+//!
+//! so a convolution is the GEMM `cols (n·Ho·Wo, kh·kw·C) · Wᵀ` with the weight permuted to the
+//! same `(i, j, c)` order, and its input gradient the scatter-add of `dy · W` back onto the grid.
+//! In this order the taps of one kernel row are `kw·C` consecutive values of `xt` (whatever the
+//! stride), so both kernels move long contiguous runs; in the channels-first order they moved
+//! runs of one output row (8–15 values in the latent layers), and the per-run overhead was most of
+//! their cost. The layout changes in and out are one transpose per sample. The convolutions call
+//! these kernels once per chunk of samples, in parallel ([`crate::conv`]).
+//!
+//! Built from Burn's slices instead (`im2col_slices`, kept test-only as the reference the kernels
+//! are checked against), the backward of every shifted slice allocates a zero tensor of the whole
+//! input: measured on the stage-1 step at 128 × 140 that made the step 1.7× slower than Burn's
+//! own convolutions (docs/benchmarks.md).
 
 #[cfg(all(test, feature = "flex"))]
 use burn::tensor::Tensor;
@@ -75,116 +88,119 @@ pub(crate) mod flex {
         }
     }
 
-    /// For tap offset `j − left` and stride `s`, the output positions `o` whose input position
-    /// `o·s + j − left` lies in `0..n`.
-    fn valid(outputs: usize, n: usize, s: usize, offset: isize) -> std::ops::Range<usize> {
-        let first = if offset >= 0 { 0 } else { ((-offset) as usize).div_ceil(s) };
-        let last = if (n as isize) <= offset { 0 } else { ((n as isize - offset - 1) as usize / s + 1).min(outputs) };
-        first..last.max(first)
-    }
-
-    /// Where tap offset `d` (a column offset `j − left`, any sign) reads in a row split into
-    /// `stride` phases: the phase `d mod stride` and the shift `⌊d / stride⌋`, so that input
-    /// column `o·stride + d` is entry `o + shift` of that phase.
-    fn phase_of(d: isize, stride: usize) -> (usize, isize) {
-        (d.rem_euclid(stride as isize) as usize, d.div_euclid(stride as isize))
-    }
-
-    /// `rows` input rows of width `w` split into their `stride` column phases (row `r`, phase
-    /// `ph` holds columns `ph, ph + stride, …`, each phase `⌈w / stride⌉` long, zero-padded): a
-    /// strided gather or scatter then moves contiguous runs. Stride 1 is the input itself.
-    fn split_phases(x: &[f32], w: usize, stride: usize) -> Cow<'_, [f32]> {
-        if stride == 1 {
-            return Cow::Borrowed(x);
-        }
-        let wq = w.div_ceil(stride);
-        let mut out = vec![0f32; x.len() / w * stride * wq];
-        for (src, dst) in x.chunks_exact(w).zip(out.chunks_exact_mut(stride * wq)) {
-            for (ph, phase) in dst.chunks_exact_mut(wq).enumerate() {
-                for (d, s) in phase.iter_mut().zip(src.iter().skip(ph).step_by(stride)) {
-                    *d = *s;
+    /// `src (n, rows, cols)` → `dst (n, cols, rows)`, plus `bias[c]` along the new rows `c` where
+    /// given: the layout change between channels-first and channels-last, per sample, in blocks
+    /// that stay in L1.
+    pub(crate) fn transpose_samples(src: &[f32], [n, rows, cols]: [usize; 3], bias: Option<&[f32]>, dst: &mut [f32]) {
+        assert_eq!((src.len(), dst.len()), (n * rows * cols, n * rows * cols), "transpose: sizes");
+        for (s, d) in src.chunks_exact(rows * cols).zip(dst.chunks_exact_mut(rows * cols)) {
+            let (r4, c4) = (rows / 4 * 4, cols / 4 * 4);
+            for r in (0..r4).step_by(4) {
+                for c in (0..c4).step_by(4) {
+                    transpose4(s, cols, r, c, d, rows);
+                }
+            }
+            // The edges that do not fill a 4 × 4 tile.
+            for r in 0..rows {
+                let columns = if r < r4 { c4..cols } else { 0..cols };
+                for c in columns {
+                    d[c * rows + r] = s[r * cols + c];
+                }
+            }
+            if let Some(bias) = bias {
+                for (row, &b) in d.chunks_exact_mut(rows).zip(bias) {
+                    row.iter_mut().for_each(|v| *v += b);
                 }
             }
         }
-        Cow::Owned(out)
     }
 
-    /// The im2col matrix `(C·kh·kw, B·Ho·Wo)` of `x` `(B, C, H, W)` into `cols`, every entry
-    /// written (zero where a tap reads the padding), on the calling thread: the convolutions call
-    /// it once per chunk of samples, in parallel. Row `(c, i, j)`, sample `b` and output row `oh`
-    /// are one contiguous run of `Wo` values, copied from one phase of one input row.
-    pub(crate) fn gather_into(x: &[f32], [b, c, h, w]: [usize; 4], g: Geometry, cols: &mut [f32]) {
+    /// The 4 × 4 tile at `(r, c)` of the row-major `s` (`cols` wide) into the row-major `d`
+    /// (`rows` wide) at `(c, r)`, in SSE registers (x86-64 always has SSE2).
+    #[inline(always)]
+    fn transpose4(s: &[f32], cols: usize, r: usize, c: usize, d: &mut [f32], rows: usize) {
+        let src = |i: usize| &s[(r + i) * cols + c..][..4];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::*;
+            let (a, b, e, f) = (src(0), src(1), src(2), src(3));
+            // SAFETY: SSE2 is part of the x86-64 baseline; every load reads the four values of
+            // a slice of length 4 and every store writes the four values of one (bounds checked
+            // by the slicing).
+            unsafe {
+                let (a, b, e, f) = (_mm_loadu_ps(a.as_ptr()), _mm_loadu_ps(b.as_ptr()), _mm_loadu_ps(e.as_ptr()), _mm_loadu_ps(f.as_ptr()));
+                let (t0, t1, t2, t3) = (_mm_unpacklo_ps(a, b), _mm_unpackhi_ps(a, b), _mm_unpacklo_ps(e, f), _mm_unpackhi_ps(e, f));
+                let out = [_mm_movelh_ps(t0, t2), _mm_movehl_ps(t2, t0), _mm_movelh_ps(t1, t3), _mm_movehl_ps(t3, t1)];
+                for (j, v) in out.into_iter().enumerate() {
+                    _mm_storeu_ps(d[(c + j) * rows + r..][..4].as_mut_ptr(), v);
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        for i in 0..4 {
+            for (j, &v) in src(i).iter().enumerate() {
+                d[(c + j) * rows + r + i] = v;
+            }
+        }
+    }
+
+    /// For output position `o` along one axis, the kernel taps `t` whose input `o·s + t − pad`
+    /// lies in `0..n`, and the input index of the first of them.
+    fn taps(o: usize, s: usize, pad: usize, k: usize, n: usize) -> (std::ops::Range<usize>, usize) {
+        let start = (o * s) as isize - pad as isize;
+        let first = (-start).max(0) as usize;
+        let last = ((n as isize - start).max(0) as usize).min(k);
+        let first = first.min(last);
+        (first..last, (start + first as isize) as usize)
+    }
+
+    /// The im2col matrix `(n·Ho·Wo, kh·kw·C)` of the channels-last chunk `xt (n, H, W, C)` into
+    /// `cols`, every entry written (zero where a tap reads the padding), on the calling thread:
+    /// one contiguous copy of up to `kw·C` values per output position and kernel row.
+    pub(crate) fn gather_into(xt: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, cols: &mut [f32]) {
         let [kh, kw] = g.kernel;
         let [sh, sw] = g.stride;
         let [top, left, ..] = g.padding;
         let [ho, wo] = g.output(h, w);
-        let wq = w.div_ceil(sw);
-        let src = split_phases(x, w, sw);
-        assert_eq!(cols.len(), c * kh * kw * b * ho * wo, "im2col: output size");
-        for (row, out) in cols.chunks_exact_mut(b * ho * wo).enumerate() {
-            let (ci, i, j) = (row / (kh * kw), row / kw % kh, row % kw);
-            let (di, dj) = (i as isize - top as isize, j as isize - left as isize);
-            let (rows, columns) = (valid(ho, h, sh, di), valid(wo, w, sw, dj));
-            let (phase, shift) = phase_of(dj, sw);
-            let start = (columns.start as isize + shift) as usize;
-            for (bi, sample) in out.chunks_exact_mut(ho * wo).enumerate() {
-                let plane = &src[(bi * c + ci) * h * sw * wq..][..h * sw * wq];
-                for (oh, dst) in sample.chunks_exact_mut(wo).enumerate() {
-                    if !rows.contains(&oh) {
-                        dst.fill(0.0);
-                        continue;
-                    }
-                    let ih = (oh * sh) as isize + di;
-                    let run = &plane[(ih as usize * sw + phase) * wq..][..wq];
-                    dst[..columns.start].fill(0.0);
-                    dst[columns.end..].fill(0.0);
-                    dst[columns.clone()].copy_from_slice(&run[start..start + columns.len()]);
+        let k = kh * kw * c;
+        assert_eq!((xt.len(), cols.len()), (n * h * w * c, n * ho * wo * k), "im2col: sizes");
+        for (position, row) in cols.chunks_exact_mut(k).enumerate() {
+            let (b, oh, ow) = (position / (ho * wo), position / wo % ho, position % wo);
+            let (rows, ih0) = taps(oh, sh, top, kh, h);
+            let (columns, iw0) = taps(ow, sw, left, kw, w);
+            for (i, segment) in row.chunks_exact_mut(kw * c).enumerate() {
+                if !rows.contains(&i) {
+                    segment.fill(0.0);
+                    continue;
                 }
+                let ih = ih0 + (i - rows.start);
+                segment[..columns.start * c].fill(0.0);
+                segment[columns.end * c..].fill(0.0);
+                let src = &xt[((b * h + ih) * w + iw0) * c..][..columns.len() * c];
+                segment[columns.start * c..columns.end * c].copy_from_slice(src);
             }
         }
     }
 
-    /// The adjoint of [`gather_into`]: adds `cols` into `x` `(B, C, H, W)` on the calling thread,
-    /// one contiguous run per tap, sample and output row (into the column phases of `x` when the
-    /// stride is above 1, interleaved back at the end).
-    pub(crate) fn scatter_into(cols: &[f32], [b, c, h, w]: [usize; 4], g: Geometry, x: &mut [f32]) {
+    /// The adjoint of [`gather_into`]: adds `cols` into the channels-last `xt (n, H, W, C)` on the
+    /// calling thread, one contiguous run per output position and kernel row.
+    pub(crate) fn scatter_into(cols: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, xt: &mut [f32]) {
         let [kh, kw] = g.kernel;
         let [sh, sw] = g.stride;
         let [top, left, ..] = g.padding;
         let [ho, wo] = g.output(h, w);
-        let wq = w.div_ceil(sw);
-        let n = b * ho * wo;
-        assert_eq!((cols.len(), x.len()), (c * kh * kw * n, b * c * h * w), "col2im: sizes");
-        let mut phased = if sw == 1 { Vec::new() } else { vec![0f32; b * c * h * sw * wq] };
-        let target: &mut [f32] = if sw == 1 { &mut *x } else { &mut phased };
-        for (plane_index, plane) in target.chunks_exact_mut(h * sw * wq).enumerate() {
-            let (bi, ci) = (plane_index / c, plane_index % c);
-            for i in 0..kh {
-                let di = i as isize - top as isize;
-                let rows = valid(ho, h, sh, di);
-                for j in 0..kw {
-                    let dj = j as isize - left as isize;
-                    let columns = valid(wo, w, sw, dj);
-                    let (phase, shift) = phase_of(dj, sw);
-                    let start = (columns.start as isize + shift) as usize;
-                    let row = &cols[((ci * kh + i) * kw + j) * n + bi * ho * wo..][..ho * wo];
-                    for oh in rows.clone() {
-                        let ih = (oh * sh) as isize + di;
-                        let dst = &mut plane[(ih as usize * sw + phase) * wq..][..wq];
-                        let src = &row[oh * wo..][..wo];
-                        for (d, s) in dst[start..start + columns.len()].iter_mut().zip(&src[columns.clone()]) {
-                            *d += s;
-                        }
-                    }
-                }
-            }
-        }
-        if sw > 1 {
-            for (dst, src) in x.chunks_exact_mut(w).zip(phased.chunks_exact(sw * wq)) {
-                for (ph, phase) in src.chunks_exact(wq).enumerate() {
-                    for (d, s) in dst.iter_mut().skip(ph).step_by(sw).zip(phase) {
-                        *d += s;
-                    }
+        let k = kh * kw * c;
+        assert_eq!((xt.len(), cols.len()), (n * h * w * c, n * ho * wo * k), "col2im: sizes");
+        for (position, row) in cols.chunks_exact(k).enumerate() {
+            let (b, oh, ow) = (position / (ho * wo), position / wo % ho, position % wo);
+            let (rows, ih0) = taps(oh, sh, top, kh, h);
+            let (columns, iw0) = taps(ow, sw, left, kw, w);
+            for i in rows.clone() {
+                let ih = ih0 + (i - rows.start);
+                let src = &row[i * kw * c..][columns.start * c..columns.end * c];
+                let dst = &mut xt[((b * h + ih) * w + iw0) * c..][..columns.len() * c];
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d += s;
                 }
             }
         }
@@ -193,7 +209,7 @@ pub(crate) mod flex {
 
 #[cfg(all(test, feature = "flex"))]
 mod tests {
-    use super::flex::{gather_into, scatter_into};
+    use super::flex::{gather_into, scatter_into, transpose_samples};
     use super::*;
     use burn::tensor::{Device, Distribution};
 
@@ -201,61 +217,99 @@ mod tests {
         t.into_data().try_into_vec::<f32>().unwrap()
     }
 
-    const GEOMETRIES: [Geometry; 5] = [
+    const GEOMETRIES: [Geometry; 6] = [
         Geometry { kernel: [3, 4], stride: [1, 2], padding: [0, 0, 0, 0] },
         Geometry { kernel: [3, 3], stride: [1, 1], padding: [1, 1, 1, 1] },
         Geometry { kernel: [1, 1], stride: [1, 1], padding: [0, 0, 0, 0] },
         Geometry { kernel: [2, 3], stride: [2, 3], padding: [1, 0, 2, 1] },
         Geometry { kernel: [3, 3], stride: [1, 1], padding: [1, 0, 1, 2] },
+        Geometry { kernel: [3, 4], stride: [1, 2], padding: [1, 1, 1, 1] },
     ];
+
+    /// `x (n, C, H, W)` in channels-last order.
+    fn channels_last(x: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
+        let mut out = vec![0f32; x.len()];
+        transpose_samples(x, [n, c, h * w], None, &mut out);
+        out
+    }
+
+    #[test]
+    fn transpose_moves_every_entry_and_adds_the_bias() {
+        let (n, rows, cols) = (2, 37, 19);
+        let src: Vec<f32> = (0..n * rows * cols).map(|i| i as f32).collect();
+        let bias: Vec<f32> = (0..cols).map(|c| 1000.0 * c as f32).collect();
+        let mut dst = vec![f32::NAN; src.len()];
+        transpose_samples(&src, [n, rows, cols], Some(&bias), &mut dst);
+        for b in 0..n {
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(dst[(b * cols + c) * rows + r], src[(b * rows + r) * cols + c] + bias[c]);
+                }
+            }
+        }
+    }
 
     #[test]
     fn gather_equals_the_definition_and_the_slice_formulation() {
         let device = Device::flex();
         device.seed(7);
         for g in GEOMETRIES {
-            let (b, c, h, w) = (2, 3, 5, 9);
-            let x = Tensor::<4>::random([b, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+            let dims @ [b, c, h, w] = [2, 3, 5, 9];
+            let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
             let xs = values(x.clone());
             let [ho, wo] = g.output(h, w);
             let [kh, kw] = g.kernel;
-            let mut got = vec![0f32; c * kh * kw * b * ho * wo];
-            gather_into(&xs, [b, c, h, w], g, &mut got);
-            for (row, chunk) in got.chunks(b * ho * wo).enumerate() {
-                let (ci, i, j) = (row / (kh * kw), row / kw % kh, row % kw);
-                for (col, &v) in chunk.iter().enumerate() {
-                    let (bi, oh, ow) = (col / (ho * wo), col / wo % ho, col % wo);
+            let k = kh * kw * c;
+            let mut got = vec![f32::NAN; b * ho * wo * k];
+            gather_into(&channels_last(&xs, dims), dims, g, &mut got);
+            let sliced = values(im2col_slices(x, g));
+            for (position, row) in got.chunks(k).enumerate() {
+                let (bi, oh, ow) = (position / (ho * wo), position / wo % ho, position % wo);
+                for (entry, &v) in row.iter().enumerate() {
+                    let (i, j, ci) = (entry / (kw * c), entry / c % kw, entry % c);
                     let ih = (oh * g.stride[0] + i) as isize - g.padding[0] as isize;
                     let iw = (ow * g.stride[1] + j) as isize - g.padding[1] as isize;
                     let want = if (0..h as isize).contains(&ih) && (0..w as isize).contains(&iw) { xs[((bi * c + ci) * h + ih as usize) * w + iw as usize] } else { 0.0 };
-                    assert_eq!(v, want, "{g:?} row {row} col {col}");
+                    assert_eq!(v, want, "{g:?} position {position} entry {entry}");
+                    assert_eq!(v, sliced[((ci * kh + i) * kw + j) * b * ho * wo + position], "{g:?} against the slices");
                 }
             }
-            assert_eq!(got, values(im2col_slices(x, g)), "{g:?}");
         }
     }
 
     #[test]
     fn scatter_is_the_adjoint_of_gather_and_the_slices_gradient() {
         // <gather(x), r> = <x, scatter(r)> for all x, r, and scatter(r) is the autodiff gradient
-        // of sum(im2col_slices(x) · r).
+        // of sum(im2col_slices(x) · r) (r permuted to the slices' order).
         let device = Device::flex().autodiff();
         for g in GEOMETRIES {
             let dims @ [b, c, h, w] = [2, 3, 5, 7];
             let [ho, wo] = g.output(h, w);
-            let rows = c * g.kernel[0] * g.kernel[1];
-            let r: Vec<f32> = (0..rows * b * ho * wo).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
+            let [kh, kw] = g.kernel;
+            let k = kh * kw * c;
+            let r: Vec<f32> = (0..b * ho * wo * k).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
             let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
             let xs = values(x.clone().inner());
+            let xt = channels_last(&xs, dims);
             let mut cols = vec![0f32; r.len()];
-            gather_into(&xs, dims, g, &mut cols);
-            let mut adjoint = vec![0f32; xs.len()];
-            scatter_into(&r, dims, g, &mut adjoint);
+            gather_into(&xt, dims, g, &mut cols);
+            let mut adjoint_t = vec![0f32; xs.len()];
+            scatter_into(&r, dims, g, &mut adjoint_t);
             let lhs: f32 = cols.iter().zip(&r).map(|(a, b)| a * b).sum();
-            let rhs: f32 = xs.iter().zip(&adjoint).map(|(a, b)| a * b).sum();
+            let rhs: f32 = xt.iter().zip(&adjoint_t).map(|(a, b)| a * b).sum();
             assert!((lhs - rhs).abs() <= 1e-3 * lhs.abs().max(1.0), "{g:?}: <gather x, r> = {lhs}, <x, scatter r> = {rhs}");
+            // Back to channels-first: (n, H·W, C) → (n, C, H·W).
+            let mut adjoint = vec![0f32; xs.len()];
+            transpose_samples(&adjoint_t, [b, h * w, c], None, &mut adjoint);
+            let mut r_sliced = vec![0f32; r.len()];
+            for (position, row) in r.chunks(k).enumerate() {
+                for (entry, &v) in row.iter().enumerate() {
+                    let (i, j, ci) = (entry / (kw * c), entry / c % kw, entry % c);
+                    r_sliced[((ci * kh + i) * kw + j) * b * ho * wo + position] = v;
+                }
+            }
             let x = x.detach().require_grad();
-            let r = Tensor::<2>::from_data(burn::tensor::TensorData::new(r, [rows, b * ho * wo]), &device);
+            let r = Tensor::<2>::from_data(burn::tensor::TensorData::new(r_sliced, [k, b * ho * wo]), &device);
             let grads = (im2col_slices(x.clone(), g) * r).sum().backward();
             for (a, b) in adjoint.iter().zip(values(x.grad(&grads).unwrap())) {
                 assert!((a - b).abs() <= 1e-4, "{g:?}: {a} vs {b}");
