@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod activation;
 mod conv;
 #[cfg(feature = "flex")]
 mod gemm;
@@ -7,6 +8,7 @@ mod im2col;
 mod matmul;
 mod norm;
 
+pub use activation::{gelu, leaky_relu};
 pub use conv::{conv_transpose2d, conv2d};
 pub use matmul::{linear, matmul, rows_times};
 pub use norm::batch_norm;

@@ -4,7 +4,8 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, log_softmax};
+use burn::tensor::activation::log_softmax;
+use kernels::gelu;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 
 use crate::{Error, Trunk, TrunkConfig};

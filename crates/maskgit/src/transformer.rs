@@ -5,9 +5,9 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor};
-use kernels::{linear, matmul};
+use kernels::{gelu, linear, matmul};
 
 /// RMSNorm as the reference: `x / max(‖x‖₂, 1e-12) · √d · g`, `g` initialised to 1.
 #[derive(Module, Debug)]

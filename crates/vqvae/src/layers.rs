@@ -4,7 +4,6 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -14,11 +13,11 @@ use kernels::batch_norm;
 /// LeakyReLU slope used everywhere (spec §4).
 pub(crate) const SLOPE: f64 = 0.01;
 
-/// LeakyReLU written as `(1 − a)·relu(x) + a·x` (equal for any slope `a`). Burn's `leaky_relu` is a
-/// `mask_where`, which on the flex CPU backend (forward and backward) took 13 % of a stage-1 step;
-/// ReLU and the scalar ops are vectorised (see docs/benchmarks.md).
+/// LeakyReLU: on flex one parallel op forward and backward (`kernels::leaky_relu`), elsewhere
+/// `(1 − a)·relu(x) + a·x` (Burn's `leaky_relu` is a `mask_where`, which on flex took 13 % of a
+/// stage-1 step). The gradient at 0 is the slope either way.
 pub(crate) fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
-    relu(x.clone()).mul_scalar(1.0 - slope).add(x.mul_scalar(slope))
+    kernels::leaky_relu(x, slope)
 }
 
 /// Strided encoder block: replicate-pad (1, 1) → Conv2d(kernel (3, 4), stride (1, 2)) → BN → LeakyReLU.
