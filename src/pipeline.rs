@@ -269,7 +269,7 @@ fn step(progress: bool, text: &str) {
 pub fn run_job(config: &JobConfig, out: &Path, device: &Device, progress: bool) -> Result<(JobSummary, ModelResult, ModelResult), RunError> {
     let start = Instant::now();
     config.validate()?;
-    std::fs::create_dir_all(out).map_err(crate::run_dir::io(out))?;
+    crate::run_dir::ensure_writable(out)?;
     claim_folder(&out.join("config.toml"), config)?;
 
     let fcn_path = out.join("fcn.bpk");

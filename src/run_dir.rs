@@ -27,6 +27,15 @@ pub enum RunDirError {
         #[source]
         source: std::io::Error,
     },
+    /// The output folder cannot be created or written (the user's `--out`: an input error).
+    #[error("{path}: cannot write the output folder here: {source}")]
+    Unwritable {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// A file exists but cannot be understood.
     #[error("{path}: {message}")]
     Corrupt {
@@ -40,6 +49,16 @@ pub enum RunDirError {
 /// Maps an I/O error on `path` to [`RunDirError::Io`].
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
     move |source| RunDirError::Io { path: path.to_path_buf(), source }
+}
+
+/// Creates the output folder `dir` (and its parents) and checks that a file can be written in it,
+/// before any work starts: a folder that cannot hold the run is [`RunDirError::Unwritable`].
+pub fn ensure_writable(dir: &Path) -> Result<(), RunDirError> {
+    let unwritable = |source| RunDirError::Unwritable { path: dir.to_path_buf(), source };
+    std::fs::create_dir_all(dir).map_err(unwritable)?;
+    let probe = dir.join(format!(".write-test{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(unwritable)?;
+    std::fs::remove_file(&probe).map_err(unwritable)
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed to disk, then

@@ -38,6 +38,17 @@ pub enum SslChoice {
     Vibcreg,
 }
 
+impl SslChoice {
+    /// The SSL method, `None` for the baseline.
+    pub fn method(self) -> Option<SslMethod> {
+        match self {
+            SslChoice::None => None,
+            SslChoice::BarlowTwins => Some(SslMethod::BarlowTwins),
+            SslChoice::Vibcreg => Some(SslMethod::Vibcreg),
+        }
+    }
+}
+
 /// The augmentation recipe of an NC-VQVAE run (ignored by the baseline).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -146,6 +157,9 @@ impl Stage1Config {
         if self.projector_dim == 0 {
             return bad("projector_dim must be at least 1".into());
         }
+        if let Some(method) = self.ssl.method() {
+            ssl_losses::SslHeadConfig::new(method).with_hidden_dim(self.projector_dim).check().map_err(|e| Stage1Error::Config(format!("projector_dim: {e}")))?;
+        }
         Ok(())
     }
 }
@@ -246,7 +260,13 @@ impl RunError {
     pub fn is_input_error(&self) -> bool {
         matches!(
             self,
-            RunError::Data(_) | RunError::Model { .. } | RunError::Config(_) | RunError::RunExists(_) | RunError::NotReady(_) | RunError::Prior(_)
+            RunError::Data(_)
+                | RunError::Model { .. }
+                | RunError::Config(_)
+                | RunError::RunExists(_)
+                | RunError::NotReady(_)
+                | RunError::Prior(_)
+                | RunError::RunDir(RunDirError::Unwritable { .. })
         )
     }
 }
@@ -265,12 +285,9 @@ impl Stage1Model {
     /// Builds the model of `config` for series of `length`.
     pub fn new(config: &Stage1Config, length: usize, device: &Device) -> Result<Self, vqvae::Error> {
         let tokenizer = VqVaeConfig::new(length);
-        Ok(match config.ssl {
-            SslChoice::None => Stage1Model::Baseline(tokenizer.init(device)?),
-            ssl => {
-                let method = if ssl == SslChoice::Vibcreg { SslMethod::Vibcreg } else { SslMethod::BarlowTwins };
-                Stage1Model::NcVqVae(NcVqVaeConfig::new(tokenizer, method).with_projector_dim(config.projector_dim).init(device)?)
-            }
+        Ok(match config.ssl.method() {
+            None => Stage1Model::Baseline(tokenizer.init(device)?),
+            Some(method) => Stage1Model::NcVqVae(NcVqVaeConfig::new(tokenizer, method).with_projector_dim(config.projector_dim).init(device)?),
         })
     }
 
@@ -535,6 +552,7 @@ pub struct Stage1Options {
 /// and writes `stage1.json`.
 pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage1Options) -> Result<Stage1Summary, Stage1Error> {
     config.validate()?;
+    crate::run_dir::ensure_writable(out)?;
     let config: Stage1Config = run_config(
         &out.join("config.toml"),
         options.resume,

@@ -69,6 +69,20 @@ fn bad_stage1_input_exits_2_with_one_line() {
     let out = stage1(&tmp.path().join("nothing"), &["--resume"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no run to resume"));
+    // A VIbCReg projector width IterNorm cannot split into its 64 groups: a configuration error
+    // before anything is written, not a panic.
+    let out = stage1(&tmp.path().join("vib"), &["--ssl", "vibcreg", "--set", "stage1.projector_dim=100"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("projector_dim") && stderr.contains("64 IterNorm groups") && stderr.lines().count() == 1, "{stderr}");
+    assert!(!tmp.path().join("vib").exists(), "nothing written for a rejected configuration");
+    // An output folder that cannot be created: an input error naming it.
+    let unwritable = if std::path::Path::new("/proc/self").exists() { std::path::PathBuf::from("/proc/nc-vqvae-test/out") } else { tmp.path().join("file-not-folder").join("out") };
+    std::fs::write(tmp.path().join("file-not-folder"), b"a file").unwrap();
+    let out = stage1(&unwritable, &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&*unwritable.to_string_lossy()) && stderr.contains("cannot write the output folder") && stderr.lines().count() == 1, "{stderr}");
 }
 
 /// A learning rate of 1e10 blows the weights up after the first update: the run must stop with a

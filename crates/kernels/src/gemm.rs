@@ -2,11 +2,13 @@
 //! (the kernels Burn's flex backend uses), and a parallel product that splits the output into
 //! tiles, one single-threaded GEMM each.
 //!
-//! Why not the `gemm` crate's own parallelism (which Burn's matmul uses): on 2 cores it reaches
-//! 80 GFLOP/s on the prior's `9728×256 · 256×256` and 20 GFLOP/s on the projector's weight
-//! gradient `4096×32 · 32×4096`; split into tiles, the same kernels reach 177 and 161 GFLOP/s
-//! (`cargo test --release -p kernels gemm_throughput -- --ignored --nocapture`,
-//! docs/benchmarks.md).
+//! Measured on 2 cores (`cargo test --release -p kernels gemm_throughput -- --ignored
+//! --nocapture`, docs/benchmarks.md): the tiles are on par with the `gemm` crate's own parallelism
+//! where the output is large (the prior's `9728×256 · 256×256`: 135–180 against 147–167 GFLOP/s)
+//! and faster where the inner dimension is long and the output small (the prior's weight
+//! gradients `256×5248 · 5248×128`: 148–152 against 99–122 GFLOP/s); Burn's matmul around the same
+//! kernels reached 77–119 GFLOP/s on these products (its output allocation and layout handling,
+//! docs/upstream.md §7). Our ops also fuse the bias and run the whole backward as one op.
 
 use rayon::prelude::*;
 

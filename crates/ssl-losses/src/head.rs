@@ -58,8 +58,51 @@ pub struct SslHead {
     vibcreg: [f64; 4],
 }
 
+/// A setting the SSL head cannot take, found before anything is built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A width of zero.
+    #[error("{field} must be at least 1")]
+    Zero {
+        /// The setting.
+        field: &'static str,
+    },
+    /// VIbCReg's IterNorm splits the projector width into equal groups.
+    #[error("projector width {width} is not a multiple of the {groups} IterNorm groups VIbCReg whitens in (choose a multiple of {groups}, e.g. {suggestion})")]
+    IterNormGroups {
+        /// The projector width.
+        width: usize,
+        /// The number of groups.
+        groups: usize,
+        /// The nearest valid width at or above `width`.
+        suggestion: usize,
+    },
+}
+
 impl SslHeadConfig {
+    /// Checks the settings that [`SslHeadConfig::init`] would otherwise reject with a panic.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        for (field, value) in [("input_dim", self.input_dim), ("projector width (hidden_dim)", self.hidden_dim)] {
+            if value == 0 {
+                return Err(ConfigError::Zero { field });
+            }
+        }
+        if self.method == SslMethod::Vibcreg {
+            let groups = self.iter_norm_groups;
+            if groups == 0 {
+                return Err(ConfigError::Zero { field: "iter_norm_groups" });
+            }
+            if !self.hidden_dim.is_multiple_of(groups) {
+                return Err(ConfigError::IterNormGroups { width: self.hidden_dim, groups, suggestion: self.hidden_dim.div_ceil(groups) * groups });
+            }
+        }
+        Ok(())
+    }
+
     /// Builds the head.
+    ///
+    /// # Panics
+    /// On a setting [`SslHeadConfig::check`] rejects.
     pub fn init(&self, device: &Device) -> SslHead {
         let projector = ProjectorConfig::new().with_input_dim(self.input_dim).with_hidden_dim(self.hidden_dim).init(device);
         let is_vibcreg = self.method == SslMethod::Vibcreg;
@@ -99,6 +142,18 @@ impl SslHead {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_rejects_what_init_would_panic_on() {
+        let vib = |width| SslHeadConfig::new(SslMethod::Vibcreg).with_hidden_dim(width).check();
+        assert_eq!(vib(100), Err(ConfigError::IterNormGroups { width: 100, groups: 64, suggestion: 128 }));
+        assert_eq!(vib(4096), Ok(()));
+        assert_eq!(vib(0), Err(ConfigError::Zero { field: "projector width (hidden_dim)" }));
+        assert_eq!(SslHeadConfig::new(SslMethod::BarlowTwins).with_hidden_dim(100).check(), Ok(()), "Barlow Twins has no groups");
+        assert_eq!(SslHeadConfig::new(SslMethod::Vibcreg).with_iter_norm_groups(0).check(), Err(ConfigError::Zero { field: "iter_norm_groups" }));
+        let message = vib(100).unwrap_err().to_string();
+        assert!(message.contains("100") && message.contains("64") && message.contains("128"), "{message}");
+    }
 
     /// Burn's `num_params` also counts buffers (BatchNorm running mean and variance, IterNorm's
     /// running mean and whitening matrices), so the thesis' trainable counts are checked with the

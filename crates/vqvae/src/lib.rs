@@ -39,4 +39,7 @@ pub enum Error {
     /// The STFT settings or the series length do not fit.
     #[error(transparent)]
     Transform(#[from] tf_transform::Error),
+    /// The SSL head's settings do not fit (e.g. a VIbCReg projector width IterNorm cannot split).
+    #[error(transparent)]
+    Ssl(#[from] ssl_losses::ConfigError),
 }

@@ -42,11 +42,10 @@ pub struct NcVqVae {
 impl NcVqVaeConfig {
     /// Builds the model.
     pub fn init(&self, device: &Device) -> Result<NcVqVae, Error> {
+        let ssl = SslHeadConfig::new(self.method).with_input_dim(2 * self.vqvae.dim).with_hidden_dim(self.projector_dim);
+        ssl.check()?;
         let vqvae = self.vqvae.init(device)?;
-        let ssl = SslHeadConfig::new(self.method)
-            .with_input_dim(2 * self.vqvae.dim)
-            .with_hidden_dim(self.projector_dim)
-            .init(device);
+        let ssl = ssl.init(device);
         Ok(NcVqVae { vqvae, ssl, aug_recon_weight: self.aug_recon_weight })
     }
 }
