@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod activation;
+mod attention;
 mod conv;
 #[cfg(feature = "flex")]
 mod gemm;
@@ -9,6 +10,7 @@ mod matmul;
 mod norm;
 
 pub use activation::{gelu, leaky_relu};
+pub use attention::attention;
 pub use conv::{conv_transpose2d, conv2d};
 pub use matmul::{linear, matmul, rows_times};
 pub use norm::batch_norm;

@@ -5,9 +5,8 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor};
-use kernels::{gelu, linear, matmul};
+use kernels::{attention, gelu, linear};
 
 /// RMSNorm as the reference: `x / max(‖x‖₂, 1e-12) · √d · g`, `g` initialised to 1.
 #[derive(Module, Debug)]
@@ -50,15 +49,8 @@ impl Attention {
 
     /// `(B, S, width) → (B, S, width)`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, s, _] = x.dims();
-        let (h, d) = (self.heads, self.head_dim);
-        let split = |t: Tensor<3>| t.reshape([b, s, h, d]).swap_dims(1, 2);
-        let q = split(linear(&self.q, x.clone()));
-        let k = split(linear(&self.k, x.clone()));
-        let v = split(linear(&self.v, x));
-        let scores = matmul(q, k.swap_dims(2, 3)).div_scalar((d as f64).sqrt());
-        let mixed = matmul(softmax(scores, 3), v).swap_dims(1, 2).reshape([b, s, h * d]);
-        linear(&self.out, mixed)
+        let (q, k, v) = (linear(&self.q, x.clone()), linear(&self.k, x.clone()), linear(&self.v, x));
+        linear(&self.out, attention(q, k, v, self.heads))
     }
 }
 
