@@ -4,23 +4,25 @@
 //! convolution's input through `conv_transpose`, a direct loop on one core, and build their im2col
 //! matrix through extra layout copies (docs/benchmarks.md has the profiles). Our layers are small
 //! in every spatial direction (5 frequency rows, 8–250 columns), so here a convolution of `x`
-//! `(B, C, H, W)` with `W (O, C·kh·kw)` is, for each chunk of samples `x_s`,
+//! `(B, C, H, W)` with `W (O, C, kh, kw)` is, for each chunk of `n` samples `x_s`,
 //!
 //! ```text
-//! cols_s = im2col(x_s)              (C·kh·kw, n·Ho·Wo)   a gather
-//! y_s    = W · cols_s               (O, n·Ho·Wo)         one GEMM
+//! xt_s   = channels_last(x_s)       (n, H, W, C)              a transpose
+//! cols_s = im2col(xt_s)             (n·Ho·Wo, kh·kw·C)        a gather, order (i, j, c)
+//! t_s    = cols_s · W'ᵀ             (n·Ho·Wo, O)              one GEMM, W' = W in (i, j, c) order
+//! y_s    = channels_first(t_s) + b  (n, O, Ho, Wo)            a transpose
 //! ```
 //!
-//! with its backward `dW = Σ_s dy_s · cols_sᵀ` (cols recomputed, never stored) and
-//! `dx_s = col2im(Wᵀ · dy_s)` (a GEMM and a scatter-add). The chunks hold just enough samples
-//! for an efficient GEMM (≥ 256 columns) and run in parallel, one GEMM per thread, into buffers
-//! of their own: the whole op is one parallel region, allocates only its output and per-chunk
-//! scratch that stays in cache, and keeps no im2col matrix alive between forward and backward.
-//! The op is a Burn backend extension with its own backward ([`flex`]), so Burn's autodiff sees
-//! one node per convolution.
+//! with its backward `dW' = Σ_s dy_sᵀ · cols_s` (cols recomputed, never stored) and
+//! `dx_s = col2im(dy_s · W')` (a GEMM and a scatter-add), in one pass that lays `dy_s` out once
+//! for both. The chunks hold just enough samples for an efficient GEMM (≥ 256 rows) and run in
+//! parallel, one single-threaded GEMM each, into per-thread scratch: the whole op is one parallel
+//! region, allocates only its output, and keeps no im2col matrix alive between forward and
+//! backward. The op is a Burn backend extension with its own backward ([`flex`]), so Burn's
+//! autodiff sees one node per convolution. Why channels-last: [`crate::im2col`].
 //!
 //! A transposed convolution is the adjoint of a convolution: its forward is the convolution's
-//! input gradient `col2im(Wᵀ · x)` (no im2col copy of its input, no zero taps), its input gradient
+//! input gradient `col2im(x · W')` (no im2col copy of its input, no zero taps), its input gradient
 //! is the convolution's forward, and its weight gradient the convolution's weight gradient with the
 //! roles of input and output gradient swapped.
 //!
@@ -152,9 +154,9 @@ mod flex {
         Tensor::from_dispatch(<Dispatch as ConvBackend>::conv_transpose2d_gemm(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), geometry, output))
     }
 
-    /// Fewest GEMM columns per chunk: below this the GEMM's packing of `W` and its edge tiles
+    /// Fewest GEMM rows (output positions) per chunk: below this the GEMM's packing of `W` and its edge tiles
     /// cost more than the parallel split gains.
-    const MIN_COLUMNS: usize = 256;
+    const MIN_ROWS: usize = 256;
 
     /// A convolution of `batch` inputs `(C, H, W)` with `O` output channels: the shapes every
     /// kernel below works on. A transposed convolution is planned as the convolution it is the
@@ -280,7 +282,7 @@ mod flex {
                 return Vec::new();
             }
             let threads = rayon::current_num_threads().max(1);
-            let per = MIN_COLUMNS.div_ceil(self.p().max(1)).max(1);
+            let per = MIN_ROWS.div_ceil(self.p().max(1)).max(1);
             let items = (b.div_ceil(per).div_ceil(threads) * threads).min(b);
             (0..items).map(|i| i * b / items..(i + 1) * b / items).collect()
         }
