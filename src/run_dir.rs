@@ -108,9 +108,10 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Opens (creating if needed) the run folder.
+    /// Opens (creating if needed) the run folder; one that cannot be written is
+    /// [`RunDirError::Unwritable`] ([`ensure_writable`]).
     pub fn create(root: &Path) -> Result<Self, RunDirError> {
-        std::fs::create_dir_all(root).map_err(io(root))?;
+        ensure_writable(root)?;
         Ok(Self { root: root.to_path_buf() })
     }
 

@@ -552,7 +552,10 @@ pub struct Stage1Options {
 /// and writes `stage1.json`.
 pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage1Options) -> Result<Stage1Summary, Stage1Error> {
     config.validate()?;
-    crate::run_dir::ensure_writable(out)?;
+    if !options.resume {
+        // The config is claimed in the folder before the run folder is opened below.
+        crate::run_dir::ensure_writable(out)?;
+    }
     let config: Stage1Config = run_config(
         &out.join("config.toml"),
         options.resume,

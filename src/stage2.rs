@@ -252,7 +252,6 @@ pub struct Stage2Options {
 pub fn train(config: &Stage2Config, run: &Path, device: &Device, options: &Stage2Options) -> Result<Stage2Summary, RunError> {
     config.validate()?;
     let (stage1, data, tokenizer) = load_finished(run, device)?;
-    crate::run_dir::ensure_writable(&run.join("stage2"))?;
     let folder = RunDir::create(&run.join("stage2"))?;
     let config: Stage2Config = run_config(
         &folder.path("config.toml"),

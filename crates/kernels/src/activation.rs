@@ -59,11 +59,11 @@ mod flex {
     use burn::backend::flex::FlexTensor;
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
-    use burn::tensor::{Tensor, TensorData};
+    use burn::tensor::Tensor;
     use rayon::prelude::*;
 
     use super::normal_cdf_pdf;
-    use crate::im2col::flex::f32_values as values;
+    use crate::buffers::{tensor, values};
 
     /// Values per parallel task.
     const CHUNK: usize = 1 << 14;
@@ -90,7 +90,7 @@ mod flex {
         let xs = values(x);
         let mut out = vec![0f32; xs.len()];
         out.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x)));
-        FlexTensor::from_data(TensorData::new(out, x.shape()))
+        tensor(out, x.shape())
     }
 
     /// `dy · f'(x)` for every value, in parallel.
@@ -102,7 +102,7 @@ mod flex {
                 *o = dy * derivative(x);
             }
         });
-        FlexTensor::from_data(TensorData::new(out, x.shape()))
+        tensor(out, x.shape())
     }
 
     fn leaky(slope: f32) -> impl Fn(f32) -> f32 + Sync {

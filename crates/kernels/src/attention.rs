@@ -42,12 +42,12 @@ mod flex {
     use burn::backend::flex::FlexTensor;
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
-    use burn::tensor::{Tensor, TensorData};
+    use burn::tensor::Tensor;
     use rayon::prelude::*;
     use std::sync::Arc;
 
     use crate::gemm::{View, matmul};
-    use crate::im2col::flex::f32_values as values;
+    use crate::buffers::{tensor, values};
 
     /// The op as a Burn backend extension (flex and its autodiff decorator only).
     #[backend_extension(Flex, Autodiff)]
@@ -123,7 +123,7 @@ mod flex {
                 put_head(&dims, &head, h, block);
             }
         });
-        (FlexTensor::from_data(TensorData::new(out, q.shape())), probs)
+        (tensor(out, q.shape()), probs)
     }
 
     /// `(dq, dk, dv)` from the output gradient.
@@ -190,7 +190,7 @@ mod flex {
             let [dq, dk, dv] = backward(&q, &k, &v, &probs, &grad, heads);
             for (node, g) in ops.parents.into_iter().zip([dq, dk, dv]) {
                 if let Some(node) = node {
-                    grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(g, shape.clone())));
+                    grads.register::<Flex>(node.id, tensor(g, shape.clone()));
                 }
             }
         }

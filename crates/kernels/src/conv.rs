@@ -41,22 +41,27 @@ use crate::im2col::Geometry;
 /// `conv.forward(x)` computed as GEMMs over im2col chunks (see the module docs).
 /// Falls back to Burn's op for groups, dilation, `Same` padding or another backend.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    match conv_geometry(conv, &x) {
+        #[cfg(feature = "flex")]
+        Some(geometry) => flex::conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry),
+        _ => conv.forward(x),
+    }
+}
+
+/// The geometry of `conv` on `x` where the GEMM convolution applies to them.
+fn conv_geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<Geometry> {
     let padding = match conv.padding {
         PaddingConfig2d::Valid => [0; 4],
         PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
-        PaddingConfig2d::Same => return conv.forward(x),
+        PaddingConfig2d::Same => return None,
     };
-    if conv.groups != 1 || conv.dilation != [1, 1] || !fast_path(&x) {
-        return conv.forward(x);
+    if conv.groups != 1 || conv.dilation != [1, 1] || !fast_path(x) {
+        return None;
     }
     let [_, _, kh, kw] = conv.weight.dims();
-    let geometry = Geometry { kernel: [kh, kw], stride: conv.stride, padding };
     let [_, _, h, w] = x.dims();
     let [hp, wp] = [h + padding[0] + padding[2], w + padding[1] + padding[3]];
-    if hp < kh || wp < kw {
-        return conv.forward(x);
-    }
-    run(|| flex::conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry))
+    (hp >= kh && wp >= kw).then_some(Geometry { kernel: [kh, kw], stride: conv.stride, padding })
 }
 
 /// `conv.forward(x)` for a transposed convolution: the adjoint of a convolution, so one GEMM
@@ -64,48 +69,26 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// module docs). Falls back to Burn's op for groups, dilation, an output padding of at least the
 /// stride, or another backend.
 pub fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
-    if conv.groups != 1 || conv.dilation != [1, 1] || !fast_path(&x) {
-        return conv.forward(x);
+    match transposed_geometry(conv, &x) {
+        #[cfg(feature = "flex")]
+        Some((geometry, output)) => flex::conv_transpose2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry, output),
+        _ => conv.forward(x),
+    }
+}
+
+/// Where the GEMM path applies to `conv` on `x`: the convolution that maps the output grid back
+/// onto the input grid, and the output size.
+fn transposed_geometry(conv: &ConvTranspose2d, x: &Tensor<4>) -> Option<(Geometry, [usize; 2])> {
+    if conv.groups != 1 || conv.dilation != [1, 1] || !fast_path(x) {
+        return None;
     }
     let [_, _, h, w] = x.dims();
     let [_, _, kh, kw] = conv.weight.dims();
     let ([sh, sw], [ph, pw], [qh, qw]) = (conv.stride, conv.padding, conv.padding_out);
     let out = |n: usize, k: usize, s: usize, p: usize, q: usize| ((n - 1) * s + k + q).checked_sub(2 * p).filter(|&m| m + 2 * p >= k);
-    let (Some(ho), Some(wo)) = (out(h, kh, sh, ph, qh), out(w, kw, sw, pw, qw)) else {
-        return conv.forward(x);
-    };
-    // The convolution that maps the output grid back onto the input grid.
+    let (ho, wo) = (out(h, kh, sh, ph, qh)?, out(w, kw, sw, pw, qw)?);
     let geometry = Geometry { kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw, ph, pw] };
-    if geometry.output(ho, wo) != [h, w] {
-        return conv.forward(x);
-    }
-    run(|| flex::conv_transpose2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry, [ho, wo]))
-}
-
-/// Calls the flex op (only reached when [`fast_path`] holds, which needs the `flex` feature).
-fn run(op: impl FnOnce() -> Tensor<4>) -> Tensor<4> {
-    #[cfg(feature = "flex")]
-    return op();
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = op;
-        unreachable!("the GEMM convolutions run on the flex backend only, and fast_path is false without it")
-    }
-}
-
-#[cfg(not(feature = "flex"))]
-mod flex {
-    //! Without the `flex` feature the layers always take Burn's ops; these are never called.
-    use super::Geometry;
-    use burn::tensor::Tensor;
-
-    pub(super) fn conv2d(_: Tensor<4>, _: Tensor<4>, _: Option<Tensor<1>>, _: Geometry) -> Tensor<4> {
-        unreachable!()
-    }
-
-    pub(super) fn conv_transpose2d(_: Tensor<4>, _: Tensor<4>, _: Option<Tensor<1>>, _: Geometry, _: [usize; 2]) -> Tensor<4> {
-        unreachable!()
-    }
+    (geometry.output(ho, wo) == [h, w]).then_some((geometry, [ho, wo]))
 }
 
 #[cfg(feature = "flex")]
@@ -121,14 +104,15 @@ mod flex {
     use burn::backend::flex::FlexTensor;
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
-    use burn::tensor::{Shape, Tensor, TensorData};
+    use burn::tensor::{Shape, Tensor};
     use rayon::prelude::*;
     use std::cell::RefCell;
     use std::ops::Range;
 
     use crate::gemm::{View, matmul};
     use crate::im2col::Geometry;
-    use crate::im2col::flex::{f32_values as values, gather_into, scatter_into, transpose_samples};
+    use crate::buffers::{tensor, values};
+    use crate::im2col::flex::{gather_into, scatter_into, transpose_samples};
 
     /// The ops as a Burn backend extension (flex and its autodiff decorator only).
     #[backend_extension(Flex, Autodiff)]
@@ -292,57 +276,19 @@ mod flex {
             [self.out_channels, self.channels, kh, kw]
         }
 
-        /// The convolution `(B, O, Ho, Wo)` of `x` `(B, C, H, W)` with `w (O, C, kh, kw)`, plus
-        /// `bias`. Per chunk: channels-last copy, im2col, one GEMM, transpose back.
-        fn forward(&self, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
-            let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
-            let wp = permute_weight(w, self.weight_dims(), false);
-            let mut y = vec![0f32; self.batch * o * p];
-            let chunks = self.chunks();
-            chunks.par_iter().zip(split_mut(&mut y, &chunks, o * p)).for_each(|(range, y)| {
-                let n = range.len();
-                with_scratch([n * c * q, n * p * k, n * p * o], |xt, cols, t| {
-                    transpose_samples(&x[range.start * c * q..range.end * c * q], [n, c, q], None, xt);
-                    gather_into(xt, self.input_dims(n), self.geometry, cols);
-                    matmul(t, View::row_major(cols, n * p, k), View::row_major(&wp, o, k).t());
-                    transpose_samples(t, [n, p, o], Some(bias), y);
-                });
-            });
-            y
-        }
-
-        /// The adjoint of [`Plan::forward`] without its bias: `col2im(dy · W)`, `(B, C, H, W)`
-        /// from `dy (B, O, Ho, Wo)`, plus `bias` per input channel.
-        fn input_grad(&self, dy: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
-            let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
-            let wp = permute_weight(w, self.weight_dims(), false);
-            let mut dx = vec![0f32; self.batch * c * q];
-            let chunks = self.chunks();
-            chunks.par_iter().zip(split_mut(&mut dx, &chunks, c * q)).for_each(|(range, dx)| {
-                let n = range.len();
-                with_scratch([n * p * o, n * p * k, n * q * c], |dyt, cols, dxt| {
-                    transpose_samples(&dy[range.start * o * p..range.end * o * p], [n, o, p], None, dyt);
-                    matmul(cols, View::row_major(dyt, n * p, o), View::row_major(&wp, o, k));
-                    dxt.fill(0.0);
-                    scatter_into(cols, self.input_dims(n), self.geometry, dxt);
-                    transpose_samples(dxt, [n, q, c], Some(bias), dx);
-                });
-            });
-            dx
-        }
-
-        /// Runs `chunk(range, dx piece, dW partial)` over the chunks in parallel (`dx` pieces empty
-        /// where `dx_per_sample` is 0) and sums the weight-gradient partials, un-permuted.
-        fn backward_pass(&self, dx_per_sample: usize, want_dw: bool, chunk: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync) -> (Vec<f32>, Option<Vec<f32>>) {
+        /// Runs `chunk(range, output piece, dW partial)` over the chunks in parallel (output
+        /// pieces empty where `out_per_sample` is 0) and sums the weight-gradient partials,
+        /// un-permuted.
+        fn chunk_pass(&self, out_per_sample: usize, want_dw: bool, chunk: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync) -> (Vec<f32>, Option<Vec<f32>>) {
             let (k, o) = (self.k(), self.out_channels);
-            let mut dx = vec![0f32; self.batch * dx_per_sample];
+            let mut out = vec![0f32; self.batch * out_per_sample];
             let chunks = self.chunks();
             let dwp = chunks
                 .par_iter()
-                .zip(split_mut(&mut dx, &chunks, dx_per_sample))
-                .map(|(range, dx)| {
+                .zip(split_mut(&mut out, &chunks, out_per_sample))
+                .map(|(range, out)| {
                     let mut dw = vec![0f32; if want_dw { o * k } else { 0 }];
-                    chunk(range.clone(), dx, &mut dw);
+                    chunk(range.clone(), out, &mut dw);
                     dw
                 })
                 .reduce_with(|mut a, b| {
@@ -350,54 +296,56 @@ mod flex {
                     a
                 });
             let dw = want_dw.then(|| permute_weight(&dwp.unwrap_or_else(|| vec![0f32; o * k]), self.weight_dims(), true));
-            (dx, dw)
+            (out, dw)
         }
 
-        /// The convolution's gradients from `dy (B, O, Ho, Wo)`: `dx = col2im(dy · W)` and
-        /// `dW = Σ dyᵀ · im2col(x)`, each where asked for, in one pass over the chunks that
-        /// lays `dy` out once for both (im2col recomputed, never stored).
-        fn conv_backward(&self, x: &[f32], dy: &[f32], w: &[f32], want_dx: bool, want_dw: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+        /// The passes that start from the im2col matrix of `x (B, C, H, W)`: the convolution
+        /// `y = im2col(x) · Wᵀ (+ bias)`, `(B, O, Ho, Wo)`, and `dW = Σ gᵀ · im2col(x)` for a
+        /// gradient `g (B, O, Ho, Wo)`, each where asked for, sharing one im2col per chunk. The
+        /// convolution's forward, and a transposed convolution's backward (`x` its output
+        /// gradient, `g` its input).
+        fn im2col_pass(&self, x: &[f32], g: &[f32], w: &[f32], bias: Option<&[f32]>, want_y: bool, want_dw: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
             let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
             let wp = permute_weight(w, self.weight_dims(), false);
-            let (dx, dw) = self.backward_pass(if want_dx { c * q } else { 0 }, want_dw, |range, dx, dw| {
+            let (y, dw) = self.chunk_pass(if want_y { o * p } else { 0 }, want_dw, |range, y, dw| {
                 let n = range.len();
-                with_scratch([n * p * o, n * p * k, n * q * c], |dyt, cols, planes| {
-                    transpose_samples(&dy[range.start * o * p..range.end * o * p], [n, o, p], None, dyt);
+                with_scratch([n * q * c, n * p * k, n * p * o], |planes, cols, t| {
+                    transpose_samples(&x[range.start * c * q..range.end * c * q], [n, c, q], None, planes);
+                    gather_into(planes, self.input_dims(n), self.geometry, cols);
+                    if want_y {
+                        matmul(t, View::row_major(cols, n * p, k), View::row_major(&wp, o, k).t());
+                        transpose_samples(t, [n, p, o], bias, y);
+                    }
+                    if want_dw {
+                        transpose_samples(&g[range.start * o * p..range.end * o * p], [n, o, p], None, t);
+                        matmul(dw, View::row_major(t, n * p, o).t(), View::row_major(cols, n * p, k));
+                    }
+                });
+            });
+            (want_y.then_some(y), dw)
+        }
+
+        /// The passes that start from a gradient `g (B, O, Ho, Wo)` laid out once per chunk: the
+        /// adjoint `dx = col2im(g · W) (+ bias per input channel)`, `(B, C, H, W)`, and
+        /// `dW = Σ gᵀ · im2col(x)`, each where asked for (im2col recomputed, never stored). The
+        /// convolution's backward, and a transposed convolution's forward (`g` its input).
+        fn scatter_pass(&self, g: &[f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, want_dx: bool, want_dw: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+            let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
+            let wp = permute_weight(w, self.weight_dims(), false);
+            let (dx, dw) = self.chunk_pass(if want_dx { c * q } else { 0 }, want_dw, |range, dx, dw| {
+                let n = range.len();
+                with_scratch([n * p * o, n * p * k, n * q * c], |gt, cols, planes| {
+                    transpose_samples(&g[range.start * o * p..range.end * o * p], [n, o, p], None, gt);
                     if want_dx {
-                        matmul(cols, View::row_major(dyt, n * p, o), View::row_major(&wp, o, k));
+                        matmul(cols, View::row_major(gt, n * p, o), View::row_major(&wp, o, k));
                         planes.fill(0.0);
                         scatter_into(cols, self.input_dims(n), self.geometry, planes);
-                        transpose_samples(planes, [n, q, c], None, dx);
+                        transpose_samples(planes, [n, q, c], bias, dx);
                     }
                     if want_dw {
                         transpose_samples(&x[range.start * c * q..range.end * c * q], [n, c, q], None, planes);
                         gather_into(planes, self.input_dims(n), self.geometry, cols);
-                        matmul(dw, View::row_major(dyt, n * p, o).t(), View::row_major(cols, n * p, k));
-                    }
-                });
-            });
-            (want_dx.then_some(dx), dw)
-        }
-
-        /// The transposed convolution's gradients: its input `x (B, O, Ho', Wo')` plays the
-        /// convolution's output gradient and its output gradient `dy (B, C, H, W)` the
-        /// convolution's input, so `dx = conv(dy)` and `dW = Σ xᵀ · im2col(dy)`, sharing one
-        /// im2col of `dy` per chunk.
-        fn transposed_backward(&self, x: &[f32], dy: &[f32], w: &[f32], want_dx: bool, want_dw: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
-            let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
-            let wp = permute_weight(w, self.weight_dims(), false);
-            let (dx, dw) = self.backward_pass(if want_dx { o * p } else { 0 }, want_dw, |range, dx, dw| {
-                let n = range.len();
-                with_scratch([n * q * c, n * p * k, n * p * o], |planes, cols, t| {
-                    transpose_samples(&dy[range.start * c * q..range.end * c * q], [n, c, q], None, planes);
-                    gather_into(planes, self.input_dims(n), self.geometry, cols);
-                    if want_dx {
-                        matmul(t, View::row_major(cols, n * p, k), View::row_major(&wp, o, k).t());
-                        transpose_samples(t, [n, p, o], None, dx);
-                    }
-                    if want_dw {
-                        transpose_samples(&x[range.start * o * p..range.end * o * p], [n, o, p], None, t);
-                        matmul(dw, View::row_major(t, n * p, o).t(), View::row_major(cols, n * p, k));
+                        matmul(dw, View::row_major(gt, n * p, o).t(), View::row_major(cols, n * p, k));
                     }
                 });
             });
@@ -424,16 +372,14 @@ mod flex {
             .unwrap_or_else(|| vec![0f32; c])
     }
 
-    fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
-        FlexTensor::from_data(TensorData::new(values, shape))
-    }
-
     fn conv_forward(plan: &Plan, x: &FlexTensor, w: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
-        tensor(plan.forward(&values(x), &values(w), &values(bias)), plan.output_shape())
+        let (y, _) = plan.im2col_pass(&values(x), &[], &values(w), Some(&values(bias)), true, false);
+        tensor(y.expect("asked for"), plan.output_shape())
     }
 
     fn transposed_forward(plan: &Plan, x: &FlexTensor, w: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
-        tensor(plan.input_grad(&values(x), &values(w), &values(bias)), plan.input_shape())
+        let (y, _) = plan.scatter_pass(&values(x), &[], &values(w), Some(&values(bias)), true, false);
+        tensor(y.expect("asked for"), plan.input_shape())
     }
 
     impl ConvBackend for Flex {
@@ -468,10 +414,11 @@ mod flex {
             let (dy, xs, w) = (values(&grad), values(&x), values(&weight));
             let (want_dx, want_dw) = (node_x.is_some(), node_w.is_some());
             let (dx, dw, db) = if transposed {
-                let (dx, dw) = plan.transposed_backward(&xs, &dy, &w, want_dx, want_dw);
+                // y = col2im(x · W): y plays the convolution's input, x its output gradient.
+                let (dx, dw) = plan.im2col_pass(&dy, &xs, &w, None, want_dx, want_dw);
                 (dx, dw, node_b.as_ref().map(|_| channel_sums(&dy, plan.channels, plan.q())))
             } else {
-                let (dx, dw) = plan.conv_backward(&xs, &dy, &w, want_dx, want_dw);
+                let (dx, dw) = plan.scatter_pass(&dy, &xs, &w, None, want_dx, want_dw);
                 (dx, dw, node_b.as_ref().map(|_| channel_sums(&dy, plan.out_channels, plan.p())))
             };
             for (node, grad, shape) in [(node_x, dx, x.shape()), (node_w, dw, weight.shape())] {

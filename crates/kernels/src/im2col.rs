@@ -71,22 +71,9 @@ fn im2col_slices(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
 
 #[cfg(feature = "flex")]
 pub(crate) mod flex {
-    //! The kernels on slices, and what the flex-backend ops need around them.
-
-    use burn::backend::flex::FlexTensor;
-    use std::borrow::Cow;
+    //! The kernels on slices.
 
     use super::Geometry;
-
-
-    /// The values of an `f32` tensor: borrowed from its buffer where its layout is contiguous
-    /// (the usual case), copied otherwise. Never copies a buffer only because it is shared.
-    pub(crate) fn f32_values(x: &FlexTensor) -> Cow<'_, [f32]> {
-        match x.as_slice::<f32>() {
-            Some(values) => Cow::Borrowed(values),
-            None => Cow::Owned(x.clone().into_data().try_into_vec::<f32>().expect("flex kernels take f32 tensors")),
-        }
-    }
 
     /// `src (n, rows, cols)` → `dst (n, cols, rows)`, plus `bias[c]` along the new rows `c` where
     /// given: the layout change between channels-first and channels-last, per sample, in blocks

@@ -2,6 +2,8 @@
 
 mod activation;
 mod attention;
+#[cfg(feature = "flex")]
+mod buffers;
 mod conv;
 #[cfg(feature = "flex")]
 mod gemm;

@@ -20,28 +20,26 @@ use crate::flex_f32;
 /// backends).
 pub fn matmul<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D> {
     let (l, r) = (lhs.dims(), rhs.dims());
-    if D < 2 || l[..D - 2] != r[..D - 2] || l[D - 1] != r[D - 2] || !flex_f32(&lhs) || !flex_f32(&rhs) {
-        return lhs.matmul(rhs);
+    if D >= 2 && l[..D - 2] == r[..D - 2] && l[D - 1] == r[D - 2] && flex_f32(&lhs) && flex_f32(&rhs) {
+        #[cfg(feature = "flex")]
+        return flex::matmul(lhs, rhs);
     }
-    run(|| flex::matmul(lhs, rhs))
+    lhs.matmul(rhs)
 }
 
 /// `layer.forward(x)` for `x (…, d_input)`: on flex (f32) one op, `x · W + b` over all rows at
 /// once, with its own backward; Burn's `Linear` otherwise.
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
-    let Some(bias) = &layer.bias else {
-        return if D >= 2 { rows_times(x, layer.weight.val()) } else { layer.forward(x) };
-    };
-    let weight = layer.weight.val();
-    let [d_input, d_output] = weight.dims();
-    let dims = x.dims();
-    if D < 1 || dims[D - 1] != d_input || !flex_f32(&x) {
-        return layer.forward(x);
+    match &layer.bias {
+        None if D >= 2 => rows_times(x, layer.weight.val()),
+        #[cfg(feature = "flex")]
+        Some(bias) if x.dims()[D - 1] == layer.weight.dims()[0] && flex_f32(&x) => {
+            let [d_input, d_output] = layer.weight.dims();
+            let (rows, out) = flattened(x.dims(), d_output);
+            flex::linear(x.reshape([rows, d_input]), layer.weight.val(), bias.val()).reshape(out)
+        }
+        _ => layer.forward(x),
     }
-    let rows = dims[..D - 1].iter().product::<usize>();
-    let mut out = dims;
-    out[D - 1] = d_output;
-    run(|| flex::linear(x.reshape([rows, d_input]), weight, bias.val())).reshape(out)
 }
 
 /// `x (…, d_in) · weight (d_in, d_out)` (`x` of rank 2 or more), the weight shared by every row of `x` (a linear layer
@@ -50,41 +48,24 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
 pub fn rows_times<const D: usize>(x: Tensor<D>, weight: Tensor<2>) -> Tensor<D> {
     assert!(D >= 2, "rows_times: x needs a row dimension");
     let [d_input, d_output] = weight.dims();
-    let dims = x.dims();
-    if dims[D - 1] != d_input || !flex_f32(&x) {
-        let mut shape = [1; D];
-        shape[D - 2..].copy_from_slice(&[d_input, d_output]);
-        return x.matmul(weight.reshape(shape));
+    if x.dims()[D - 1] == d_input && flex_f32(&x) {
+        #[cfg(feature = "flex")]
+        {
+            let (rows, out) = flattened(x.dims(), d_output);
+            return flex::matmul(x.reshape([rows, d_input]), weight).reshape(out);
+        }
     }
-    let rows = dims[..D - 1].iter().product::<usize>();
+    let mut shape = [1; D];
+    shape[D - 2..].copy_from_slice(&[d_input, d_output]);
+    x.matmul(weight.reshape(shape))
+}
+
+/// For an input of `dims (…, d_in)`: the number of rows `Π …` and the output dims `(…, d_out)`.
+#[cfg(feature = "flex")]
+fn flattened<const D: usize>(dims: [usize; D], d_output: usize) -> (usize, [usize; D]) {
     let mut out = dims;
     out[D - 1] = d_output;
-    run(|| flex::matmul(x.reshape([rows, d_input]), weight)).reshape(out)
-}
-
-/// Calls the flex op (only reached when [`flex_f32`] holds, which needs the `flex` feature).
-fn run<const D: usize>(op: impl FnOnce() -> Tensor<D>) -> Tensor<D> {
-    #[cfg(feature = "flex")]
-    return op();
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = op;
-        unreachable!("the tiled GEMM runs on the flex backend only, and flex_f32 is false without it")
-    }
-}
-
-#[cfg(not(feature = "flex"))]
-mod flex {
-    //! Without the `flex` feature the callers always take Burn's ops; these are never called.
-    use burn::tensor::Tensor;
-
-    pub(super) fn matmul<const D: usize>(_: Tensor<D>, _: Tensor<D>) -> Tensor<D> {
-        unreachable!()
-    }
-
-    pub(super) fn linear(_: Tensor<2>, _: Tensor<2>, _: Tensor<1>) -> Tensor<2> {
-        unreachable!()
-    }
+    (dims[..D - 1].iter().product(), out)
 }
 
 #[cfg(feature = "flex")]
@@ -98,10 +79,11 @@ mod flex {
     use burn::backend::flex::FlexTensor;
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
-    use burn::tensor::{Shape, Tensor, TensorData};
+    use burn::tensor::{Shape, Tensor};
     use rayon::prelude::*;
     use std::borrow::Cow;
 
+    use crate::buffers::tensor;
     use crate::gemm::{View, batched};
 
     /// The ops as a Burn backend extension (flex and its autodiff decorator only).
@@ -160,10 +142,6 @@ mod flex {
         fn batch(&self) -> usize {
             self.offsets.len()
         }
-    }
-
-    fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
-        FlexTensor::from_data(TensorData::new(values, shape))
     }
 
     /// The values of `lhs · rhs` and the output shape `(…, m, n)`.

@@ -49,7 +49,7 @@ mod flex {
     use burn::backend::flex::FlexTensor;
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
-    use burn::tensor::{Tensor, TensorData};
+    use burn::tensor::Tensor;
     use rayon::prelude::*;
 
     /// The op as a Burn backend extension (flex and its autodiff decorator only).
@@ -64,7 +64,7 @@ mod flex {
         (Tensor::from_dispatch(y), Tensor::from_dispatch(m), Tensor::from_dispatch(v))
     }
 
-    use crate::im2col::flex::f32_values as values;
+    use crate::buffers::{tensor, values};
 
     /// `(B, C, S)`: batch, channels, and the elements per channel and sample.
     fn layout(x: &FlexTensor) -> (usize, usize, usize) {
@@ -134,10 +134,6 @@ mod flex {
         (dx, sum_dy_xhat.iter().map(|&v| v as f32).collect(), sum_dy.iter().map(|&v| v as f32).collect())
     }
 
-    fn tensor(values: Vec<f32>, shape: burn::tensor::Shape) -> FlexTensor {
-        FlexTensor::from_data(TensorData::new(values, shape))
-    }
-
     /// Forward on flex tensors: output, mean, variance, and the inverse deviations for backward.
     fn forward(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: f64) -> (FlexTensor, Vec<f32>, Vec<f32>, Vec<f32>) {
         let dims = layout(x);
@@ -152,7 +148,7 @@ mod flex {
         fn batch_norm_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
             let (y, mean, variance, _) = forward(&x, &gamma, &beta, epsilon);
             let c = mean.len();
-            (y, tensor(mean, [c].into()), tensor(variance, [c].into()))
+            (y, tensor(mean, [c]), tensor(variance, [c]))
         }
     }
 
@@ -181,10 +177,10 @@ mod flex {
                 grads.register::<Flex>(node.id, tensor(dx, saved.x.shape()));
             }
             if let Some(node) = node_gamma {
-                grads.register::<Flex>(node.id, tensor(dgamma, [c].into()));
+                grads.register::<Flex>(node.id, tensor(dgamma, [c]));
             }
             if let Some(node) = node_beta {
-                grads.register::<Flex>(node.id, tensor(dbeta, [c].into()));
+                grads.register::<Flex>(node.id, tensor(dbeta, [c]));
             }
         }
     }
@@ -196,7 +192,7 @@ mod flex {
             let (beta, node_beta) = beta.into_parts();
             let (y, mean, variance, inv) = forward(&x, &gamma, &beta, epsilon);
             let c = mean.len();
-            let stats = |v: &[f32]| FloatTensor::<Self>::new(tensor(v.to_vec(), [c].into()));
+            let stats = |v: &[f32]| FloatTensor::<Self>::new(tensor(v.to_vec(), [c]));
             let (mean_out, variance_out) = (stats(&mean), stats(&variance));
             let output = match BatchNormBackward.prepare::<C>([node_x, node_gamma, node_beta]).compute_bound().stateful() {
                 OpsKind::Tracked(prep) => prep.finish(Saved { gamma: values(&gamma).into_owned(), x, mean, inv_std: inv }, y),

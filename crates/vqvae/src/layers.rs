@@ -7,18 +7,12 @@ use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use kernels::{conv_transpose2d, conv2d};
+use kernels::{conv_transpose2d, conv2d, leaky_relu};
 use kernels::batch_norm;
 
 /// LeakyReLU slope used everywhere (spec §4).
 pub(crate) const SLOPE: f64 = 0.01;
 
-/// LeakyReLU: on flex one parallel op forward and backward (`kernels::leaky_relu`), elsewhere
-/// `(1 − a)·relu(x) + a·x` (Burn's `leaky_relu` is a `mask_where`, which on flex took 13 % of a
-/// stage-1 step). The gradient at 0 is the slope either way.
-pub(crate) fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
-    kernels::leaky_relu(x, slope)
-}
 
 /// Strided encoder block: replicate-pad (1, 1) → Conv2d(kernel (3, 4), stride (1, 2)) → BN → LeakyReLU.
 /// Maps `(B, i, 5, w)` to `(B, o, 5, ⌊w/2⌋)`.
