@@ -1,7 +1,7 @@
 //! One thesis experiment through the library API: the baseline VQ-VAE against one NC-VQVAE
 //! setting on one dataset, stage 1 → stage 2 → FID / IS / CAS → report, exactly what
 //! `nc-vqvae run` does. The experiment families of the thesis are the SSL method × augmentation
-//! pairs (spec §11.2); pick one with the arguments:
+//! pairs (docs/reference.md §11); pick one with the arguments:
 //!
 //!     cargo run --release --example thesis_experiment -- [DATASET] [barlow-twins|vibcreg] [warp|slice|gauss] [EPOCHS]
 //!
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 use nc_vqvae::pipeline::{JobConfig, run_job};
-use nc_vqvae::stage1::{AugChoice, SslChoice};
+use nc_vqvae::stage1::{Recipe, SslChoice};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,9 +22,9 @@ fn main() {
         _ => SslChoice::BarlowTwins,
     };
     let aug = match args.get(2).map(String::as_str).unwrap_or("warp") {
-        "slice" => AugChoice::Slice,
-        "gauss" => AugChoice::Gauss,
-        _ => AugChoice::Warp,
+        "slice" => Recipe::Slice,
+        "gauss" => Recipe::Gauss,
+        _ => Recipe::Warp,
     };
     let mut job = JobConfig::quick(&dataset).with_dataset(&dataset, None);
     job.run.ssl = ssl;

@@ -4,7 +4,7 @@
 //!
 //! Cases (all on random inputs, standard normal series and uniform tokens; the data pipeline and
 //! augmentation are outside the timed step, as in the reference where data loader workers do them):
-//! - `stage1_baseline`: VQ-VAE losses, backward and the AdamW update (spec §6, §8.1).
+//! - `stage1_baseline`: VQ-VAE losses, backward and the AdamW update (docs/reference.md §6, §8.1).
 //! - `stage1_nc_vqvae`: the same plus the Barlow Twins branch on a second view, projector width
 //!   4096 by default (34 M parameters at the thesis setting).
 //! - `stage2_prior`: one MaskGIT prior step (variant A, masked positions, AdamW) on the `5 · W'`
@@ -82,7 +82,7 @@ impl std::str::FromStr for Shape {
     }
 }
 
-/// The shapes of spec §12.4 (the reference's own timings): batch 32 and 128, lengths 140 and 500.
+/// The shapes of docs/reference.md §12 (the reference's own timings): batch 32 and 128, lengths 140 and 500.
 pub const THESIS_SHAPES: [Shape; 4] = [
     Shape { batch: 32, length: 140 },
     Shape { batch: 128, length: 140 },
@@ -244,11 +244,11 @@ fn series(shape: Shape, device: &Device) -> Tensor<3> {
 }
 
 /// Times training steps of `model`: `loss` builds the step's loss (read back once, as a training
-/// loop logs it), then backward and the thesis' stage-1 AdamW update (spec §8.1, from the
+/// loop logs it), then backward and the thesis' stage-1 AdamW update (docs/reference.md §8.1, from the
 /// `Stage1Config` defaults).
 fn time_training<M: Module>(options: &BenchOptions, device: &Device, model: M, mut loss: impl FnMut(&M) -> Tensor<1>) -> Result<Measured, BenchError> {
     let c = Stage1Config::new("bench");
-    let mut optim = crate::stage1::adamw(c.beta1, c.beta2, c.epsilon, c.weight_decay);
+    let mut optim = train::adamw(c.beta1, c.beta2, c.epsilon, c.weight_decay);
     let mut model = Some(model);
     time_steps(options, device, || {
         let m = model.take().expect("model is put back after every step");

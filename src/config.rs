@@ -9,8 +9,69 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A library recipe together with the dataset it runs on, as the command line records it in a
+/// run's `config.toml` and reads it from a `[stage1]` / `[fcn]` table: the keys `dataset` and
+/// `data_dir` next to the recipe's own keys, in one flat table. Unknown keys are errors (the
+/// recipe's `deny_unknown_fields`). Dereferences to the recipe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnDataset<T> {
+    /// Dataset name or path (as given on the command line).
+    pub dataset: String,
+    /// `--data-dir`, if given.
+    pub data_dir: Option<PathBuf>,
+    /// The recipe.
+    pub recipe: T,
+}
+
+impl<T> std::ops::Deref for OnDataset<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.recipe
+    }
+}
+
+impl<T> std::ops::DerefMut for OnDataset<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.recipe
+    }
+}
+
+impl<T: Serialize> Serialize for OnDataset<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Flat<'a, T> {
+            dataset: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            data_dir: &'a Option<PathBuf>,
+            #[serde(flatten)]
+            recipe: &'a T,
+        }
+        Flat { dataset: &self.dataset, data_dir: &self.data_dir, recipe: &self.recipe }.serialize(serializer)
+    }
+}
+
+impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for OnDataset<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut table = toml::Table::deserialize(deserializer)?;
+        let dataset = match table.remove("dataset") {
+            Some(toml::Value::String(s)) => s,
+            Some(other) => return Err(D::Error::custom(format!("dataset: expected a string, found {}", other.type_str()))),
+            None => return Err(D::Error::missing_field("dataset")),
+        };
+        let data_dir = match table.remove("data_dir") {
+            None => None,
+            Some(toml::Value::String(s)) => Some(PathBuf::from(s)),
+            Some(other) => return Err(D::Error::custom(format!("data_dir: expected a path string, found {}", other.type_str()))),
+        };
+        let recipe = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| D::Error::custom(e.message()))?;
+        Ok(Self { dataset, data_dir, recipe })
+    }
+}
 
 /// The tables a config file may hold.
 pub const SECTIONS: [&str; 4] = ["run", "stage1", "stage2", "fcn"];
@@ -124,7 +185,7 @@ mod tests {
         assert_eq!(c.epochs, 50, "from the file");
         assert_eq!(c.lr, 5e-4, "--set wins over the file");
         assert_eq!(c.ssl, SslChoice::Vibcreg);
-        assert_eq!(c.aug, crate::stage1::AugChoice::Gauss, "bare strings are strings");
+        assert_eq!(c.aug, crate::stage1::Recipe::Gauss, "bare strings are strings");
         assert_eq!(c.batch_size, 128, "other sections' settings are ignored");
         assert_eq!(layer(&base, "stage1", None, &[]).unwrap(), base);
     }

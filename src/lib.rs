@@ -11,13 +11,16 @@
 //! | [`vqvae`] | the VQ-VAE tokenizer and NC-VQVAE |
 //! | [`ssl_losses`] | Barlow Twins, VIbCReg, projector, IterNorm |
 //! | [`maskgit`] | the MaskGIT prior and iterative decoding |
-//! | [`metrics`] | KNN / SVM probes; FCN, FID, IS, CAS (planned) |
+//! | [`metrics`] | KNN / SVM probes; the FCN, FID, IS, CAS |
+//! | [`train`] | the training recipe: fused AdamW, the cosine schedule, the fit loop, stage-1 / stage-2 / FCN training on splits in memory, run folders ([`run_dir`]) |
 //!
-//! This package also holds what ties them together for the `nc-vqvae` command line: backend
-//! selection ([`backend`]), dataset reports ([`inspect`]), run folders with atomic writes and
-//! checkpoints ([`run_dir`]), the stage-1 training loop ([`stage1`]), the stage-2 prior training and
-//! sampling ([`stage2`]) and PNG plots ([`plot`]). Library crates never choose a
-//! device; only the binary maps `--backend` to one.
+//! This package also holds the `nc-vqvae` command line around them: backend selection
+//! ([`backend`]), layered TOML configs ([`config`]), dataset reports ([`inspect`]), runs in folders
+//! by dataset name ([`stage1`], [`stage2`] with sampling, [`fcn`]), the progress bar
+//! ([`progress`]), FID / IS / CAS of a finished run ([`evaluate`]), the main job and its report
+//! ([`pipeline`], [`report`], [`plot`]), sweeps ([`sweep`]) and benchmarks ([`bench`]). No file
+//! here defines a training loop: they all run `train::fit`. Library crates never choose a device;
+//! only the binary maps `--backend` to one.
 
 pub mod alloc;
 pub mod backend;
@@ -28,14 +31,16 @@ pub mod fcn;
 pub mod inspect;
 pub mod pipeline;
 pub mod plot;
+pub mod progress;
 pub mod report;
-pub mod run_dir;
 pub mod stage1;
 pub mod stage2;
 pub mod sweep;
 pub mod thesis;
 
 pub use augment;
+pub use train;
+pub use train::run_dir;
 pub use maskgit;
 pub use metrics;
 pub use ssl_losses;

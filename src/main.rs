@@ -11,7 +11,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use nc_vqvae::backend::{Backend, NotCompiled};
 use nc_vqvae::inspect::DatasetReport;
-use nc_vqvae::stage1::{AugChoice, SslChoice, Stage1Config, Stage1Error, Stage1Options};
+use nc_vqvae::stage1::{Recipe, SslChoice, Stage1Config, Stage1Error, Stage1Options};
 use nc_vqvae::ucr_data::{Resolver, UcrDataset};
 
 /// Keeps freed tensor buffers of 16 MiB and more for reuse instead of returning them to the
@@ -128,11 +128,11 @@ struct RunArgs {
     #[arg(long)]
     epochs: Option<usize>,
     /// SSL branch of the NC-VQVAE model.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<SslChoice>(SslChoice::ALL.map(SslChoice::name)))]
     ssl: Option<SslChoice>,
     /// Augmentation of the NC-VQVAE model.
-    #[arg(long, value_enum)]
-    aug: Option<AugChoice>,
+    #[arg(long, value_parser = choice::<Recipe>(Recipe::ALL.map(Recipe::name)))]
+    aug: Option<Recipe>,
     /// Seed of every stage.
     #[arg(long)]
     seed: Option<u64>,
@@ -223,7 +223,7 @@ struct Stage2Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Prior variant: auto (the thesis' pairing: token for the baseline, embedding for NC-VQVAE), token or embedding.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = choice::<nc_vqvae::stage2::PriorChoice>(nc_vqvae::stage2::PriorChoice::ALL.map(nc_vqvae::stage2::PriorChoice::name)))]
     prior: nc_vqvae::stage2::PriorChoice,
     /// Reproduce the reference's quirks: inverted masking for the token prior (Q5) and loss on all positions (Q6).
     #[arg(long)]
@@ -281,11 +281,11 @@ struct Stage1Args {
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Self-supervised branch: none (baseline VQ-VAE), barlow-twins or vibcreg.
-    #[arg(long, value_enum, default_value = "none")]
+    #[arg(long, default_value = "none", value_parser = choice::<SslChoice>(SslChoice::ALL.map(SslChoice::name)))]
     ssl: SslChoice,
     /// Augmentation of the second view (NC-VQVAE): warp, slice or gauss.
-    #[arg(long, value_enum, default_value = "slice")]
-    aug: AugChoice,
+    #[arg(long, default_value = "slice", value_parser = choice::<Recipe>(Recipe::ALL.map(Recipe::name)))]
+    aug: Recipe,
     /// Training epochs (thesis: 1000).
     #[arg(long, default_value_t = 1000)]
     epochs: usize,
@@ -332,6 +332,18 @@ enum DataCommand {
     },
 }
 
+/// A command-line parser for one of the library's named choices (`SslChoice`, `Recipe`,
+/// `PriorChoice`): clap lists `names` in `--help` and refuses others, the library's `FromStr`
+/// builds the value.
+fn choice<T>(names: [&'static str; 3]) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(names).try_map(|name| name.parse::<T>().map_err(|e| e.to_string()))
+}
+
 /// Failures split by whose fault they are: bad input (exit 2) or ours (exit 1).
 enum Failure {
     Input(anyhow::Error),
@@ -341,6 +353,12 @@ enum Failure {
 impl From<nc_vqvae::ucr_data::Error> for Failure {
     fn from(e: nc_vqvae::ucr_data::Error) -> Self {
         Failure::Input(e.into())
+    }
+}
+
+impl From<nc_vqvae::stage1::RunError> for Failure {
+    fn from(e: nc_vqvae::stage1::RunError) -> Self {
+        if e.is_input_error() { Failure::Input(e.into()) } else { Failure::Internal(e.into()) }
     }
 }
 
@@ -550,11 +568,13 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             let opts = nc_vqvae::evaluate::EvaluateOptions {
                 fcn: args.fcn,
                 fcn_epochs: args.fcn_epochs,
-                cas_epochs: args.cas_epochs,
-                seed: args.seed,
                 progress: true,
-                max_fid_samples: args.max_fid_samples,
-                cas_samples: args.cas_samples,
+                scores: nc_vqvae::train::scores::ScoreConfig {
+                    cas_epochs: args.cas_epochs,
+                    seed: args.seed,
+                    max_fid_samples: args.max_fid_samples,
+                    cas_samples: args.cas_samples,
+                },
             };
             let summary = nc_vqvae::evaluate::evaluate(&args.run, &opts, &device)?;
             report(args.json, &summary, |s| {

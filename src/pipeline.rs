@@ -23,7 +23,9 @@ use crate::config::{ConfigError, layer};
 use crate::evaluate::{EvalSummary, EvaluateOptions};
 use crate::fcn::FcnTrainConfig;
 use crate::run_dir::{read_json, write_json};
-use crate::stage1::{AugChoice, RunError, SslChoice, Stage1Config, Stage1Options, Stage1Summary, claim_text};
+use crate::stage1::{Recipe, RunError, SslChoice, Stage1Config, Stage1Options, Stage1Summary};
+use train::scores::ScoreConfig;
+use train::persist::claim_text;
 use crate::stage2::{Stage2Config, Stage2Options, Stage2Summary};
 
 /// The dataset `run` uses when none is named (bundled with the project).
@@ -40,7 +42,7 @@ pub struct JobSettings {
     /// The SSL branch of the NC-VQVAE model (the other model is always the baseline).
     pub ssl: SslChoice,
     /// Its augmentation.
-    pub aug: AugChoice,
+    pub aug: Recipe,
     /// Epochs of the CAS classifier trained on synthetic series. Reference: 1000.
     pub cas_epochs: usize,
     /// Synthetic series for CAS (0: the reference's ≈ 1000).
@@ -67,7 +69,7 @@ pub struct JobConfig {
 }
 
 impl JobConfig {
-    /// The thesis' settings (spec §8, §9, §10: 1000 epochs everywhere, projector 4096) for
+    /// The thesis' settings (docs/reference.md §8, §9, §10: 1000 epochs everywhere, projector 4096) for
     /// `dataset`, comparing the baseline with Barlow Twins + slice-and-shuffle.
     pub fn thesis(dataset: &str) -> Self {
         let mut stage1 = Stage1Config::new(dataset);
@@ -77,7 +79,7 @@ impl JobConfig {
                 dataset: dataset.into(),
                 data_dir: None,
                 ssl: SslChoice::BarlowTwins,
-                aug: AugChoice::Slice,
+                aug: Recipe::Slice,
                 cas_epochs: 1000,
                 cas_samples: 0,
                 fid_samples: 0,
@@ -94,7 +96,7 @@ impl JobConfig {
     /// 2-core CPU. See docs/results.md for what it shows and what it does not.
     pub fn quick(dataset: &str) -> Self {
         let mut job = Self::thesis(dataset);
-        job.run.aug = AugChoice::Warp;
+        job.run.aug = Recipe::Warp;
         job.run.cas_epochs = 5;
         job.run.cas_samples = 256;
         job.run.fid_samples = 256;
@@ -156,10 +158,10 @@ impl JobConfig {
         self.stage1.validate()?;
         self.stage2.validate()?;
         if self.run.ssl == SslChoice::None {
-            return Err(RunError::Config("run.ssl must be barlow-twins or vibcreg: the job compares NC-VQVAE with the baseline".into()));
+            return Err(RunError::config("run.ssl must be barlow-twins or vibcreg: the job compares NC-VQVAE with the baseline"));
         }
         if self.run.cas_epochs == 0 || self.fcn.epochs == 0 {
-            return Err(RunError::Config("run.cas_epochs and fcn.epochs must be at least 1".into()));
+            return Err(RunError::config("run.cas_epochs and fcn.epochs must be at least 1"));
         }
         Ok(())
     }
@@ -230,15 +232,15 @@ pub fn run_model(
 
 /// Writes `config` to `path`, or checks that the job already there has the same config.
 pub fn claim_folder(path: &Path, config: &JobConfig) -> Result<(), RunError> {
-    crate::stage1::claim_config(path, config, || {
+    Ok(train::persist::claim_config(path, config, || {
         format!("{}: holds a job with a different config; choose another --out, or delete the folder to start over", path.display())
-    })
+    })?)
 }
 
 /// Writes `text` to `path`, or checks that the same text is already there (a sweep point's
 /// `point.toml`).
 pub fn claim_point(path: &Path, text: &str) -> Result<(), RunError> {
-    claim_text(path, text, || format!("{}: holds a different point; expand into another folder", path.display()))
+    Ok(claim_text(path, text, || format!("{}: holds a different point; expand into another folder", path.display()))?)
 }
 
 
@@ -283,11 +285,8 @@ pub fn run_job(config: &JobConfig, out: &Path, device: &Device, progress: bool) 
     let eval = EvaluateOptions {
         fcn: Some(fcn_path.clone()),
         fcn_epochs: config.fcn.epochs,
-        cas_epochs: config.run.cas_epochs,
-        seed: config.stage2.seed,
         progress,
-        max_fid_samples: config.run.fid_samples,
-        cas_samples: config.run.cas_samples,
+        scores: ScoreConfig { cas_epochs: config.run.cas_epochs, seed: config.stage2.seed, max_fid_samples: config.run.fid_samples, cas_samples: config.run.cas_samples },
     };
     let mut results = Vec::new();
     for (name, ssl) in [("baseline", SslChoice::None), ("nc_vqvae", config.run.ssl)] {

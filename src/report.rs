@@ -19,11 +19,12 @@ use ucr_data::epoch_batches;
 use crate::pipeline::{JobConfig, ModelResult};
 use crate::plot::{BLUE, BarPanel, Curve, CurvePanel, GREY, ORANGE, bar_row, curve_grid, panel_grid};
 use crate::run_dir::write_atomic;
-use crate::stage1::{RunError, SslChoice, read};
+use crate::stage1::{RunError, SslChoice};
+use train::persist::read;
 use crate::stage2::Generator;
 
 fn plot_err(e: crate::plot::PlotError) -> RunError {
-    RunError::Device(e.to_string())
+    RunError::Plot(e)
 }
 
 /// One numeric column of a `metrics.jsonl` file as `(epoch, value)` points (missing file or key:
@@ -105,7 +106,7 @@ fn model_name(config: &JobConfig) -> String {
         SslChoice::Vibcreg => "VIbCReg",
         SslChoice::None => "none",
     };
-    format!("NC-VQVAE ({ssl} + {:?})", config.run.aug).replace("Warp", "warp").replace("Slice", "slice").replace("Gauss", "gauss")
+    format!("NC-VQVAE ({ssl} + {})", config.run.aug)
 }
 
 /// Draws the plots and writes `report.md` for a finished job in `out`.
@@ -288,7 +289,7 @@ fn markdown(config: &JobConfig, base: &ModelResult, nc: &ModelResult, nc_name: &
     let (dk, ds) = (nc.stage1.probe_knn_acc - base.stage1.probe_knn_acc, nc.stage1.probe_svm_acc - base.stage1.probe_svm_acc);
     let _ = writeln!(
         t,
-        "Probe gain of NC-VQVAE over the baseline: KNN {dk:+.3}, SVM {ds:+.3} (one seed; probes on mean-pooled tokens in eval mode, spec §10.1 with quirk Q2 sane).\n"
+        "Probe gain of NC-VQVAE over the baseline: KNN {dk:+.3}, SVM {ds:+.3} (one seed; probes on mean-pooled tokens in eval mode, docs/reference.md §10.1 with quirk Q2 sane).\n"
     );
     for (title, file) in [
         ("Scores", "scores.png"),

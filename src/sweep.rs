@@ -32,7 +32,9 @@ use crate::evaluate::EvaluateOptions;
 use crate::fcn::FcnTrainConfig;
 use crate::pipeline::{JobConfig, ModelResult, claim_point, run_model};
 use crate::run_dir::{read_json, write_atomic};
-use crate::stage1::{AugChoice, RunError, SslChoice, Stage1Config, read_toml};
+use crate::stage1::{Recipe, RunError, SslChoice, Stage1Config};
+use train::scores::ScoreConfig;
+use train::persist::read_toml;
 use crate::stage2::Stage2Config;
 
 /// The `[grid]` table of a sweep spec.
@@ -79,32 +81,26 @@ pub struct Point {
 }
 
 /// Parses a config name of the grid.
-pub fn parse_config(name: &str) -> Result<(SslChoice, AugChoice), String> {
+pub fn parse_config(name: &str) -> Result<(SslChoice, Recipe), String> {
     if name == "baseline" {
-        return Ok((SslChoice::None, AugChoice::Slice));
+        return Ok((SslChoice::None, Recipe::Slice));
     }
     let (ssl, aug) = name.split_once('/').ok_or_else(|| format!("config `{name}`: expected \"baseline\" or \"SSL/AUG\" (e.g. \"barlow-twins/slice\")"))?;
-    let ssl = match ssl {
-        "barlow-twins" => SslChoice::BarlowTwins,
-        "vibcreg" => SslChoice::Vibcreg,
-        other => return Err(format!("config `{name}`: unknown SSL `{other}` (barlow-twins or vibcreg)")),
+    let ssl = match ssl.parse::<SslChoice>() {
+        Ok(SslChoice::None) | Err(_) => return Err(format!("config `{name}`: unknown SSL `{ssl}` (barlow-twins or vibcreg)")),
+        Ok(ssl) => ssl,
     };
-    let aug = match aug {
-        "warp" => AugChoice::Warp,
-        "slice" => AugChoice::Slice,
-        "gauss" => AugChoice::Gauss,
-        other => return Err(format!("config `{name}`: unknown augmentation `{other}` (warp, slice or gauss)")),
-    };
+    let aug = aug.parse::<Recipe>().map_err(|e| format!("config `{name}`: {e}"))?;
     Ok((ssl, aug))
 }
 
 fn spec_err(path: &Path, message: impl Into<String>) -> RunError {
-    RunError::Config(format!("{}: {}", path.display(), message.into()))
+    RunError::config(format!("{}: {}", path.display(), message.into()))
 }
 
 impl From<ConfigError> for RunError {
     fn from(e: ConfigError) -> Self {
-        RunError::Config(e.to_string())
+        RunError::config(e.to_string())
     }
 }
 
@@ -169,9 +165,9 @@ fn point_dir(dir: &Path, index: usize) -> PathBuf {
 pub fn expand(spec: &Path, dir: &Path) -> Result<usize, RunError> {
     let points = points(spec)?;
     let text = std::fs::read_to_string(spec).map_err(crate::run_dir::io(spec))?;
-    crate::stage1::claim_text(&dir.join("sweep.toml"), &text, || format!("{}: holds another sweep; choose another --out", dir.display()))?;
+    train::persist::claim_text(&dir.join("sweep.toml"), &text, || format!("{}: holds another sweep; choose another --out", dir.display()))?;
     for point in &points {
-        let text = toml::to_string_pretty(point).map_err(|e| RunError::Config(e.to_string()))?;
+        let text = toml::to_string_pretty(point).map_err(|e| RunError::config(e.to_string()))?;
         claim_point(&point_dir(dir, point.index).join("point.toml"), &text)?;
     }
     Ok(points.len())
@@ -193,11 +189,8 @@ pub fn run(dir: &Path, index: usize, progress: bool, device: &Device) -> Result<
     let eval = EvaluateOptions {
         fcn: Some(fcn),
         fcn_epochs: point.fcn_train.epochs,
-        cas_epochs: point.cas_epochs,
-        seed: point.seed,
         progress,
-        max_fid_samples: point.fid_samples,
-        cas_samples: point.cas_samples,
+        scores: ScoreConfig { cas_epochs: point.cas_epochs, seed: point.seed, max_fid_samples: point.fid_samples, cas_samples: point.cas_samples },
     };
     run_model(&folder.join("run"), &point.stage1, &point.stage2, &eval, progress, device)
 }
@@ -314,7 +307,7 @@ mod tests {
     #[test]
     fn config_names_parse() {
         assert_eq!(parse_config("baseline").unwrap().0, SslChoice::None);
-        assert_eq!(parse_config("vibcreg/gauss").unwrap(), (SslChoice::Vibcreg, AugChoice::Gauss));
+        assert_eq!(parse_config("vibcreg/gauss").unwrap(), (SslChoice::Vibcreg, Recipe::Gauss));
         assert!(parse_config("barlow/slice").unwrap_err().contains("unknown SSL"));
         assert!(parse_config("vibcreg").unwrap_err().contains("SSL/AUG"));
     }
@@ -323,10 +316,10 @@ mod tests {
     fn the_thesis_grid_has_364_points_in_order() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/sweeps/thesis.toml");
         let points = points(&path).unwrap();
-        assert_eq!(points.len(), 13 * 7 * 4, "13 datasets × 7 configs × 4 seeds (spec §11.2)");
+        assert_eq!(points.len(), 13 * 7 * 4, "13 datasets × 7 configs × 4 seeds (docs/reference.md §11)");
         let p = &points[5];
         assert_eq!((p.dataset.as_str(), p.config.as_str(), p.seed), ("FordA", "barlow-twins/warp", 2));
-        assert_eq!((p.stage1.ssl, p.stage1.aug, p.stage1.epochs, p.stage1.seed), (SslChoice::BarlowTwins, AugChoice::Warp, 1000, 2));
+        assert_eq!((p.stage1.ssl, p.stage1.aug, p.stage1.epochs, p.stage1.seed), (SslChoice::BarlowTwins, Recipe::Warp, 1000, 2));
         assert_eq!(p.stage2.epochs, 1000);
         assert!(points.iter().all(|q| q.index < points.len()));
     }

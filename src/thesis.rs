@@ -1,25 +1,25 @@
-//! Published numbers of the thesis (reference spec §12.1: 1000 epochs per stage, mean of 4
+//! Published numbers of the thesis (docs/reference.md §12: 1000 epochs per stage, mean of 4
 //! seeds), for putting next to ours in reports and sweep tables.
 
-use crate::stage1::{AugChoice, SslChoice};
+use crate::stage1::{Recipe, SslChoice};
 
 /// Column order of the thesis tables.
-const CONFIGS: [(SslChoice, Option<AugChoice>); 7] = [
+const CONFIGS: [(SslChoice, Option<Recipe>); 7] = [
     (SslChoice::None, None),
-    (SslChoice::BarlowTwins, Some(AugChoice::Warp)),
-    (SslChoice::BarlowTwins, Some(AugChoice::Slice)),
-    (SslChoice::BarlowTwins, Some(AugChoice::Gauss)),
-    (SslChoice::Vibcreg, Some(AugChoice::Warp)),
-    (SslChoice::Vibcreg, Some(AugChoice::Slice)),
-    (SslChoice::Vibcreg, Some(AugChoice::Gauss)),
+    (SslChoice::BarlowTwins, Some(Recipe::Warp)),
+    (SslChoice::BarlowTwins, Some(Recipe::Slice)),
+    (SslChoice::BarlowTwins, Some(Recipe::Gauss)),
+    (SslChoice::Vibcreg, Some(Recipe::Warp)),
+    (SslChoice::Vibcreg, Some(Recipe::Slice)),
+    (SslChoice::Vibcreg, Some(Recipe::Gauss)),
 ];
 
 /// The column of `ssl` + `aug` in the thesis tables (the baseline ignores `aug`).
-fn column(ssl: SslChoice, aug: Option<AugChoice>) -> Option<usize> {
+fn column(ssl: SslChoice, aug: Option<Recipe>) -> Option<usize> {
     CONFIGS.iter().position(|&(s, a)| s == ssl && (s == SslChoice::None || a == aug))
 }
 
-/// `(dataset, KNN means, SVM means)` in the column order of [`CONFIGS`] (spec §12.1, "KNN probe
+/// `(dataset, KNN means, SVM means)` in the column order of [`CONFIGS`] (docs/reference.md §12, "KNN probe
 /// accuracy (k=5), mean of 4 seeds" and "Linear-SVM probe accuracy, mean of 4 seeds").
 const PROBES: [(&str, [f64; 7], [f64; 7]); 10] = [
     ("FordA", [0.701, 0.830, 0.909, 0.804, 0.803, 0.868, 0.762], [0.742, 0.839, 0.894, 0.828, 0.740, 0.861, 0.781]),
@@ -49,13 +49,13 @@ pub struct ThesisProbes {
 
 /// The thesis' probe means for `dataset` (a UCR name) and the NC-VQVAE setting `ssl` + `aug`
 /// (`ssl = None` gives the baseline twice), if the thesis reports that dataset.
-pub fn probes(dataset: &str, ssl: SslChoice, aug: AugChoice) -> Option<ThesisProbes> {
+pub fn probes(dataset: &str, ssl: SslChoice, aug: Recipe) -> Option<ThesisProbes> {
     let (_, knn, svm) = PROBES.iter().find(|(name, _, _)| *name == dataset)?;
     let col = column(ssl, Some(aug))?;
     Some(ThesisProbes { base_knn: knn[0], base_svm: svm[0], knn: knn[col], svm: svm[col] })
 }
 
-/// `(dataset, FID means, IS means, CAS means)` in the column order of [`CONFIGS`] (spec §12.1,
+/// `(dataset, FID means, IS means, CAS means)` in the column order of [`CONFIGS`] (docs/reference.md §12,
 /// "Stage 2 — FID and IS" and "Stage 2 — CAS", mean of 4 seeds; CAS is the reference's running
 /// `val_acc_ema`).
 const GENERATION: [(&str, [f64; 7], [f64; 7], [f64; 7]); 10] = [
@@ -85,7 +85,7 @@ pub struct ThesisGeneration {
 
 /// The thesis' FID / IS / CAS means for `dataset` and the model `ssl` (+ `aug` when `ssl` is not
 /// `None`), if the thesis reports them.
-pub fn generation(dataset: &str, ssl: SslChoice, aug: Option<AugChoice>) -> Option<ThesisGeneration> {
+pub fn generation(dataset: &str, ssl: SslChoice, aug: Option<Recipe>) -> Option<ThesisGeneration> {
     let (_, fid, is, cas) = GENERATION.iter().find(|(name, ..)| *name == dataset)?;
     let col = column(ssl, aug)?;
     Some(ThesisGeneration { fid: fid[col], is: is[col], cas: cas[col] })
@@ -97,24 +97,24 @@ mod tests {
 
     #[test]
     fn lookup_follows_the_column_order() {
-        // Spot checks against the spec's tables: FordA BT-slice (the headline 0.74 → 0.89), TwoPatterns VIb-warp.
-        let f = probes("FordA", SslChoice::BarlowTwins, AugChoice::Slice).unwrap();
+        // Spot checks against the thesis' tables: FordA BT-slice (the headline 0.74 → 0.89), TwoPatterns VIb-warp.
+        let f = probes("FordA", SslChoice::BarlowTwins, Recipe::Slice).unwrap();
         assert_eq!((f.base_knn, f.base_svm, f.knn, f.svm), (0.701, 0.742, 0.909, 0.894));
-        let t = probes("TwoPatterns", SslChoice::Vibcreg, AugChoice::Warp).unwrap();
+        let t = probes("TwoPatterns", SslChoice::Vibcreg, Recipe::Warp).unwrap();
         assert_eq!((t.knn, t.svm), (0.641, 0.902));
-        let b = probes("Wafer", SslChoice::None, AugChoice::Gauss).unwrap();
+        let b = probes("Wafer", SslChoice::None, Recipe::Gauss).unwrap();
         assert_eq!((b.knn, b.svm), (0.933, 0.892));
-        assert!(probes("Mallat", SslChoice::BarlowTwins, AugChoice::Slice).is_none(), "held out in the thesis");
+        assert!(probes("Mallat", SslChoice::BarlowTwins, Recipe::Slice).is_none(), "held out in the thesis");
     }
 
     #[test]
     fn generation_lookup_follows_the_column_order() {
-        // Spot checks against the spec's tables.
+        // Spot checks against the thesis' tables.
         let e = generation("ECG5000", SslChoice::None, None).unwrap();
         assert_eq!((e.fid, e.is, e.cas), (1.62, 1.94, 0.866));
-        let s = generation("ECG5000", SslChoice::BarlowTwins, Some(AugChoice::Slice)).unwrap();
+        let s = generation("ECG5000", SslChoice::BarlowTwins, Some(Recipe::Slice)).unwrap();
         assert_eq!((s.fid, s.is, s.cas), (2.56, 1.98, 0.863));
-        let v = generation("SonyAIBORobotSurface1", SslChoice::Vibcreg, Some(AugChoice::Gauss)).unwrap();
+        let v = generation("SonyAIBORobotSurface1", SslChoice::Vibcreg, Some(Recipe::Gauss)).unwrap();
         assert_eq!((v.fid, v.is, v.cas), (18.61, 1.44, 0.985));
         assert!(generation("ECG5000", SslChoice::BarlowTwins, None).is_none(), "an SSL model needs its augmentation");
         assert!(generation("Mallat", SslChoice::None, None).is_none());

@@ -4,7 +4,7 @@ use rand_distr::{Distribution, Normal};
 
 use crate::Augmentation;
 
-/// Multiplies the whole series by `1 + N(0, sigma²)` (spec §7; thesis σ = 0.2).
+/// Multiplies the whole series by `1 + N(0, sigma²)` (docs/reference.md §7; thesis σ = 0.2).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AmplitudeResize {
     /// Standard deviation of the gain around 1.

@@ -4,7 +4,7 @@ use rand_distr::{Distribution, Normal};
 
 use crate::Augmentation;
 
-/// Adds i.i.d. `N(0, sigma²)` to every value (spec §7; thesis σ = 0.05).
+/// Adds i.i.d. `N(0, sigma²)` to every value (docs/reference.md §7; thesis σ = 0.05).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GaussianNoise {
     /// Standard deviation of the noise.

@@ -5,7 +5,7 @@ use rand::rngs::StdRng;
 
 use crate::{AmplitudeResize, Augmentation, GaussianNoise, SliceAndShuffle, WindowWarp};
 
-/// An augmentation recipe of the thesis (spec §7): a fixed, ordered list of operations.
+/// An augmentation recipe of the thesis (docs/reference.md §7): a fixed, ordered list of operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Recipe {
@@ -18,6 +18,9 @@ pub enum Recipe {
 }
 
 impl Recipe {
+    /// Every recipe, in the order of the thesis' tables.
+    pub const ALL: [Recipe; 3] = [Recipe::Warp, Recipe::Slice, Recipe::Gauss];
+
     /// The name used on the command line and in configs.
     pub fn name(self) -> &'static str {
         match self {

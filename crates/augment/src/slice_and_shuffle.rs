@@ -7,7 +7,7 @@ use crate::Augmentation;
 
 /// Draws `segments − 1` cut points independently from `0..=L−1` (with replacement), sorts them,
 /// cuts the series into `segments` pieces (some may be empty) and concatenates them in a random
-/// order (spec §7; thesis: 4 segments). The values are a permutation of the input.
+/// order (docs/reference.md §7; thesis: 4 segments). The values are a permutation of the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SliceAndShuffle {
     /// Number of pieces.

@@ -26,7 +26,7 @@ pub fn linear_resample(values: &[f32], count: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Window warp (spec §7): window `w = max(round(ratio·L), 1)` starting at `a ~ U{0, …, L−w−1}`,
+/// Window warp (docs/reference.md §7): window `w = max(round(ratio·L), 1)` starting at `a ~ U{0, …, L−w−1}`,
 /// resampled to `⌊w·s⌋` points with `s ~ U(scale_min, scale_max)`, spliced back, and the spliced
 /// series (length `L − w + ⌊w·s⌋`) resampled to `L` points. Thesis: ratio 0.4, scale U(0.9, 2.0).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,4 +1,4 @@
-//! The cosine masking schedule (spec §9.1, §9.5), training masks in both the standard and the
+//! The cosine masking schedule (docs/reference.md §9.1, §9.5), training masks in both the standard and the
 //! reference's inverted form (quirk Q5), stochastic training tokens (quirk Q8) and class dropout.
 
 use rand::RngExt;
@@ -84,7 +84,7 @@ pub fn drop_classes<R: rand::Rng + ?Sized>(classes: &[usize], null: usize, p: f6
     classes.iter().map(|&c| if p > 0.0 && rng.random::<f64>() < p { null } else { c }).collect()
 }
 
-/// Tokens fixed at each of the `steps` decoding steps for `n` positions (spec §9.5): after step
+/// Tokens fixed at each of the `steps` decoding steps for `n` positions (docs/reference.md §9.5): after step
 /// `t`, `⌊n·γ((t+1)/steps)⌋` positions stay masked.
 pub fn tokens_fixed_per_step(n: usize, steps: usize) -> Vec<usize> {
     let mut masked = n;

@@ -1,5 +1,5 @@
 //! The MaskGIT prior: the trunk plus the input embedding and output head of the two thesis
-//! variants (spec §9.3, §9.4).
+//! variants (docs/reference.md §9.3, §9.4).
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -22,7 +22,7 @@ pub enum Variant {
     Embedding,
 }
 
-/// Settings of [`MaskGit`]; defaults are the reference's (spec §9).
+/// Settings of [`MaskGit`]; defaults are the reference's (docs/reference.md §9).
 #[derive(Config, Debug)]
 pub struct MaskGitConfig {
     /// The transformer trunk: token positions N (`5 · W'` of the stage-1 latent), classes (the
@@ -201,7 +201,7 @@ mod tests {
         assert_eq!(vqvae::trainable_params(&a), 1_119_211);
         let b = MaskGitConfig::new(TrunkConfig::new(75, 2), Variant::Embedding).init(codebook(&device), &device).unwrap();
         assert_eq!(vqvae::trainable_params(&b), 1_118_816);
-        // Trunk: 1,052,672 (blocks) + 256 + 2·16,384 + 256·(N+1), spec §9.2.
+        // Trunk: 1,052,672 (blocks) + 256 + 2·16,384 + 256·(N+1), docs/reference.md §9.2.
         assert_eq!(vqvae::trainable_params(&a.trunk), 1_052_672 + 256 + 2 * 16_384 + 256 * 76 + 76 * 64 + 128 + 3 * 64);
     }
 

@@ -1,4 +1,4 @@
-//! MaskGIT iterative decoding (spec §9.5).
+//! MaskGIT iterative decoding (docs/reference.md §9.5).
 
 use burn::config::Config;
 use burn::tensor::{Device, Int, Tensor, TensorData};

@@ -1,4 +1,4 @@
-//! The transformer trunk of the prior (spec §9.2): bidirectional pre-norm blocks with RMSNorm,
+//! The transformer trunk of the prior (docs/reference.md §9.2): bidirectional pre-norm blocks with RMSNorm,
 //! two-head attention without biases, a one-hidden-layer GELU feed-forward, two learned position
 //! embeddings (quirk Q9) and a class token in front of the token sequence.
 
@@ -89,7 +89,7 @@ impl Block {
     }
 }
 
-/// Settings of the [`Trunk`]; defaults are the reference's (spec §9.2).
+/// Settings of the [`Trunk`]; defaults are the reference's (docs/reference.md §9.2).
 #[derive(Config, Debug)]
 pub struct TrunkConfig {
     /// Number of token positions N (`5 · W'`).

@@ -1,4 +1,4 @@
-//! The supervised FCN of spec §10.2 (Wang et al. 2017), the classifier behind FID, IS and CAS:
+//! The supervised FCN of docs/reference.md §10.2 (Wang et al. 2017), the classifier behind FID, IS and CAS:
 //! three `Conv1d → BatchNorm → ReLU` blocks (128/256/128 channels, kernels 8/5/3, stride 1, "same"
 //! padding with the extra zero on the right for the even kernel), global average pooling over time
 //! (any input length) and a linear head.
@@ -115,7 +115,7 @@ mod tests {
     fn same_padding_keeps_the_length_and_puts_the_extra_zero_right() {
         let device = Device::flex();
         let block = FcnBlock::new(1, 1, 8, &device);
-        assert_eq!((block.pad_left, block.pad_right), (3, 4), "k = 8: left 3, right 4 (spec §10.2)");
+        assert_eq!((block.pad_left, block.pad_right), (3, 4), "k = 8: left 3, right 4 (docs/reference.md §10.2)");
         let x = Tensor::<3>::ones([1, 1, 10], &device);
         assert_eq!(block.forward(x).dims(), [1, 1, 10]);
         let b5 = FcnBlock::new(1, 1, 5, &device);

@@ -1,4 +1,4 @@
-//! Scores of generated series computed from a classifier's outputs (spec §10.3–§10.5): FID on
+//! Scores of generated series computed from a classifier's outputs (docs/reference.md §10.3–§10.5): FID on
 //! feature vectors, IS on class probabilities, and the CAS bookkeeping (sample counts per class,
 //! the reference's running accuracy).
 
@@ -54,7 +54,7 @@ pub fn sqrt_psd(m: &DMatrix<f64>) -> DMatrix<f64> {
 
 /// Fréchet distance between Gaussians fitted to two feature sets (rows of `dim` values):
 /// `‖μ_r − μ_g‖² + Tr(Σ_r + Σ_g) − 2·Σ √max(λ_i, 0)`, with `λ_i` the eigenvalues of the symmetric
-/// PSD matrix `Σ_r^{1/2} Σ_g Σ_r^{1/2}` (equal to `Tr((Σ_r Σ_g)^{1/2})`, spec §10.3).
+/// PSD matrix `Σ_r^{1/2} Σ_g Σ_r^{1/2}` (equal to `Tr((Σ_r Σ_g)^{1/2})`, docs/reference.md §10.3).
 pub fn fid(real: &[f32], generated: &[f32], dim: usize) -> Result<f64, ScoreError> {
     let (mu_r, cov_r) = mean_and_covariance(&rows(real, dim, "real features")?)?;
     let (mu_g, cov_g) = mean_and_covariance(&rows(generated, dim, "generated features")?)?;
@@ -70,7 +70,7 @@ pub fn frechet_distance(mu_r: &DVector<f64>, cov_r: &DMatrix<f64>, mu_g: &DVecto
     (mu_r - mu_g).norm_squared() + cov_r.trace() + cov_g.trace() - 2.0 * cross
 }
 
-/// Inception score (spec §10.4) of class probabilities `probs` (rows of `k`, each summing to 1):
+/// Inception score (docs/reference.md §10.4) of class probabilities `probs` (rows of `k`, each summing to 1):
 /// rows shuffled with `seed`, cut into `splits` parts of `⌊n/splits⌋` rows (remainder dropped),
 /// `IS_j = exp(mean_i Σ_c P_ic (ln(P_ic + 1e-16) − ln(p̄_c + 1e-16)))`. Returns the mean and the
 /// population standard deviation over the parts.
@@ -106,7 +106,7 @@ pub fn inception_score(probs: &[f32], k: usize, splits: usize, seed: u64) -> Res
     Ok((mean, var.sqrt()))
 }
 
-/// Class-conditional sample counts for CAS (spec §10.5): the train-set class counts, scaled by
+/// Class-conditional sample counts for CAS (docs/reference.md §10.5): the train-set class counts, scaled by
 /// `1000 / n_train` and rounded when the train set has fewer than 1000 series.
 pub fn cas_sample_counts(train_counts: &[usize]) -> Vec<usize> {
     let n: usize = train_counts.iter().sum();

@@ -1,4 +1,4 @@
-//! Representation probes (spec §10.1): KNN and linear SVM on min–max-scaled features.
+//! Representation probes (docs/reference.md §10.1): KNN and linear SVM on min–max-scaled features.
 
 use rayon::prelude::*;
 use rand::SeedableRng;
@@ -184,7 +184,7 @@ pub fn svm_accuracy(train: &[f64], train_y: &[usize], test: &[f64], test_y: &[us
     Ok(accuracy(predicted, test_y))
 }
 
-/// Both probes of spec §10.1 on raw features (`dim` columns): min–max scaling fitted on train, then
+/// Both probes of docs/reference.md §10.1 on raw features (`dim` columns): min–max scaling fitted on train, then
 /// KNN with k = 5 and a linear SVM.
 pub fn probe_accuracy(train: &[f32], train_y: &[usize], test: &[f32], test_y: &[usize], dim: usize) -> Result<ProbeAccuracy, ProbeError> {
     let (train, test) = min_max_scale(train, test, dim);

@@ -1,4 +1,4 @@
-//! Barlow Twins (spec §6.2).
+//! Barlow Twins (docs/reference.md §6.2).
 
 use burn::tensor::Tensor;
 

@@ -15,7 +15,7 @@ pub enum SslMethod {
     Vibcreg,
 }
 
-/// Settings of [`SslHead`]; defaults are the thesis settings (spec §6).
+/// Settings of [`SslHead`]; defaults are the thesis settings (docs/reference.md §6).
 #[derive(Config, Debug)]
 pub struct SslHeadConfig {
     /// The method.

@@ -1,4 +1,4 @@
-//! IterNorm: group whitening by Newton iterations (spec §6.3), used by VIbCReg's projector.
+//! IterNorm: group whitening by Newton iterations (docs/reference.md §6.3), used by VIbCReg's projector.
 
 use burn::config::Config;
 use burn::module::{Module, Param, RunningState};
@@ -108,7 +108,7 @@ mod tests {
     use super::*;
     use burn::tensor::TensorData;
 
-    /// Plain f64 loops of spec §6.3's training forward, for one group at a time.
+    /// Plain f64 loops of docs/reference.md §6.3's training forward, for one group at a time.
     fn reference(x: &[f64], b: usize, f: usize, groups: usize, iterations: usize) -> Vec<f64> {
         let g = f / groups;
         let mut out = vec![0.0; b * f];

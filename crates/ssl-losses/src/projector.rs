@@ -1,4 +1,4 @@
-//! The SSL projector (spec §6.1).
+//! The SSL projector (docs/reference.md §6.1).
 
 use burn::config::Config;
 use burn::module::Module;

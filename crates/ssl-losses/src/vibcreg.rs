@@ -1,4 +1,4 @@
-//! VIbCReg (spec §6.3).
+//! VIbCReg (docs/reference.md §6.3).
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;

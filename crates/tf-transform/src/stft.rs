@@ -1,4 +1,4 @@
-//! STFT and ISTFT (spec §3) as a windowed-DFT matrix product and a shifted-sum overlap-add.
+//! STFT and ISTFT (docs/reference.md §3) as a windowed-DFT matrix product and a shifted-sum overlap-add.
 //!
 //! Framing: after centre padding by `n_fft/2` on each side, frame `t` covers samples
 //! `[t·hop, t·hop + n_fft)`. With `r = n_fft / hop` the padded signal is viewed as chunks of `hop`
@@ -35,7 +35,7 @@ pub enum Error {
     },
 }
 
-/// Settings of the time–frequency transform. Defaults are the thesis settings (spec §3).
+/// Settings of the time–frequency transform. Defaults are the thesis settings (docs/reference.md §3).
 #[derive(Config, Debug, PartialEq)]
 pub struct StftConfig {
     /// FFT size and window length. Thesis: 8 (5 one-sided frequency bins).

@@ -53,6 +53,13 @@ impl FusedAdamWConfig {
     }
 }
 
+/// PyTorch's AdamW (the reference's optimizer) with every setting written out, fused into one
+/// pass per parameter tensor on the CPU backend ([`FusedAdamW`]); the learning rate is given
+/// per step. Its state is Burn's `AdamWState`, so checkpoints keep their format.
+pub fn adamw(beta1: f64, beta2: f64, epsilon: f64, weight_decay: f64) -> ModuleOptimizer {
+    FusedAdamWConfig::new().with_beta_1(beta1).with_beta_2(beta2).with_epsilon(epsilon).with_weight_decay(weight_decay).init()
+}
+
 /// AdamW with PyTorch's update, fused on the CPU backend (see the module docs).
 #[derive(Debug, Clone, Copy)]
 pub struct FusedAdamW {

@@ -1,10 +1,34 @@
-//! Training building blocks shared by the nc-vqvae stages.
+//! Training for the nc-vqvae models on Burn: the reference's recipe as library code.
 //!
 //! - [`FusedAdamW`]: AdamW with PyTorch's update rule and defaults, one pass over parameter,
 //!   gradient and both moments per tensor on the CPU backend.
+//! - [`CosineSchedule`]: the cosine learning rate with the reference's step counter (one extra
+//!   scheduler step per epoch); [`mix`] derives per-batch seeds.
+//! - [`fit()`]: the one training loop (NaN guard, per-epoch metrics line, checkpoint cadence,
+//!   resume), driven by a [`Task`] that turns a batch into a loss and reports progress to a
+//!   [`Progress`].
+//! - [`stage1`], [`stage2`], [`fcn`]: the tokenizer, the prior and the FCN classifier trained on
+//!   splits in memory, optionally in a run folder; [`scores`]: sampling and FID / IS / CAS.
+//! - [`run_dir`]: run folders written atomically (`metrics.jsonl`, checkpoints that switch in one
+//!   rename); [`persist`]: the run's config claimed once, weights and checkpoints saved and loaded.
+//!
+//! Nothing here parses arguments, draws progress bars or plots; the `nc-vqvae` binary does.
 
 mod adamw;
+mod error;
+pub mod fcn;
+pub mod fit;
 #[cfg(test)]
 mod gemm_timing;
+pub mod persist;
+pub mod run_dir;
+mod schedule;
+pub mod scores;
+pub mod stage1;
+pub mod stage2;
 
-pub use adamw::{FusedAdamW, FusedAdamWConfig};
+pub use adamw::{FusedAdamW, FusedAdamWConfig, adamw};
+pub use error::Error;
+pub use fit::{FitConfig, Fitted, Progress, Silent, StepLoss, Task, fit};
+pub use run_dir::{RunDir, RunDirError};
+pub use schedule::{CosineSchedule, cosine_lr, mix};

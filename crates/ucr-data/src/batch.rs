@@ -1,5 +1,5 @@
 //! Feeding a split to a Burn model: a Burn [`Dataset`] of items, a [`Batcher`] into tensors, and a
-//! seeded epoch order with the reference loader's conventions (spec §2).
+//! seeded epoch order with the reference loader's conventions (docs/reference.md §2).
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
@@ -87,7 +87,7 @@ fn to_batch(values: Vec<f32>, labels: Vec<i64>, length: usize, device: &Device) 
 ///   order, so a resumed run sees the same batches); otherwise `0..n` in order.
 /// * The last partial batch is kept (`drop_last = false`, as the reference: small UCR training
 ///   sets have 20–55 series). A final batch of exactly one series is merged into the one before
-///   it, because BatchNorm cannot use batch statistics of one sample (spec §13 Q25).
+///   it, because BatchNorm cannot use batch statistics of one sample (quirk Q25).
 pub fn epoch_batches(n: usize, batch_size: usize, shuffle: bool, seed: u64, epoch: u64) -> Result<Vec<Vec<usize>>> {
     if batch_size == 0 {
         return Err(Error::BatchSize(batch_size));

@@ -1,4 +1,4 @@
-//! A loaded, validated and preprocessed UCR dataset (reference spec §2).
+//! A loaded, validated and preprocessed UCR dataset (docs/reference.md §2).
 
 use std::collections::BTreeMap;
 
@@ -67,7 +67,7 @@ impl Split {
     }
 }
 
-/// A UCR dataset with both splits, preprocessed as the reference does (spec §2): a label encoder
+/// A UCR dataset with both splits, preprocessed as the reference does (docs/reference.md §2): a label encoder
 /// fitted on the train labels, one scalar mean/std over the whole train matrix, NaN → 0.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UcrDataset {
@@ -202,7 +202,7 @@ mod tests {
         assert!(ds.normalizer.mean.abs() < 0.1 && (ds.normalizer.std - 1.0).abs() < 0.1);
         let mean: f64 = ds.train.values.iter().map(|&v| v as f64).sum::<f64>() / 1400.0;
         assert!(mean.abs() < 1e-5, "train mean after scaling {mean}");
-        // The default dataset of `nc-vqvae run` (UCR archive counts, spec §11.1).
+        // The default dataset of `nc-vqvae run` (UCR archive counts, docs/reference.md §11).
         let source = Resolver::with_roots(vec![crate::DataRoot::Bundled]).resolve("TwoPatterns").unwrap();
         let ds = UcrDataset::load(&source).unwrap();
         assert_eq!((ds.train.n(), ds.test.n(), ds.length(), ds.num_classes()), (1000, 4000, 128, 4));

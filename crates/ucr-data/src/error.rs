@@ -127,6 +127,16 @@ pub enum Error {
         /// The line the expectation comes from.
         first_line: usize,
     },
+    /// Series given in memory with a different number of labels.
+    #[error("{origin}: {series} series but {labels} labels")]
+    LabelCount {
+        /// What the data is called.
+        origin: String,
+        /// Labels given.
+        labels: usize,
+        /// Series given.
+        series: usize,
+    },
     /// Train and test rows have different lengths.
     #[error("{origin}: series have {found} values but the train split has {expected}")]
     LengthMismatch {

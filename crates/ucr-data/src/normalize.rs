@@ -1,4 +1,4 @@
-//! The reference scaling (spec §2): one scalar mean and standard deviation over all train values.
+//! The reference scaling (docs/reference.md §2): one scalar mean and standard deviation over all train values.
 
 /// `x ← (x − mean) / std`, with `mean` and population `std` (ddof 0) of every non-NaN train value.
 #[derive(Debug, Clone, Copy, PartialEq)]

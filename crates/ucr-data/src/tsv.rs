@@ -28,6 +28,33 @@ impl RawSplit {
     pub fn n(&self) -> usize {
         self.labels.len()
     }
+
+    /// A split from series in memory (one label each), checked as a file would be: at least one
+    /// series, equal lengths (NaN-pad variable-length series), no infinite values. In errors,
+    /// `origin` names the data and the "line" is the 1-based series number.
+    pub fn from_series(origin: &str, labels: &[i64], series: &[Vec<f32>]) -> Result<Self> {
+        let Some(first) = series.first() else {
+            return Err(Error::Empty { origin: origin.to_string() });
+        };
+        if labels.len() != series.len() {
+            return Err(Error::LabelCount { origin: origin.to_string(), labels: labels.len(), series: series.len() });
+        }
+        let mut values = Vec::with_capacity(series.len() * first.len());
+        for (i, row) in series.iter().enumerate() {
+            let line = i + 1;
+            if row.is_empty() {
+                return Err(Error::NoValues { origin: origin.to_string(), line });
+            }
+            if row.len() != first.len() {
+                return Err(Error::Ragged { origin: origin.to_string(), line, found: row.len(), expected: first.len(), first_line: 1 });
+            }
+            if let Some(c) = row.iter().position(|v| v.is_infinite()) {
+                return Err(Error::Infinite { origin: origin.to_string(), line, column: c + 2, value: row[c].to_string() });
+            }
+            values.extend_from_slice(row);
+        }
+        Ok(Self { origin: origin.to_string(), labels: labels.to_vec(), lines: (1..=series.len()).collect(), values, length: first.len() })
+    }
 }
 
 /// Gzip streams start with these two bytes.
@@ -169,6 +196,19 @@ fn shorten(cell: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_in_memory_are_checked_like_a_file() {
+        let ok = RawSplit::from_series("mine", &[3, 1], &[vec![0.5, f32::NAN, 1.0], vec![2.0, 3.0, 4.0]]).unwrap();
+        assert_eq!((ok.n(), ok.length, ok.lines.clone()), (2, 3, vec![1, 2]));
+        assert_eq!(&ok.values[3..], &[2.0, 3.0, 4.0]);
+        let err = |labels: &[i64], rows: &[Vec<f32>]| RawSplit::from_series("mine", labels, rows).unwrap_err().to_string();
+        assert_eq!(err(&[], &[]), "mine: empty file (no series)");
+        assert!(err(&[1], &[vec![1.0], vec![2.0]]).contains("2 series but 1 labels"), "{}", err(&[1], &[vec![1.0], vec![2.0]]));
+        assert!(err(&[1, 1], &[vec![1.0, 2.0], vec![2.0]]).starts_with("mine:2: 1 values, but line 1 has 2"));
+        assert!(err(&[1], &[vec![1.0, f32::INFINITY]]).starts_with("mine:1: column 3: infinite value"));
+        assert!(err(&[1], &[vec![]]).starts_with("mine:1: line has a label but no values"));
+    }
     use std::io::Write;
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {

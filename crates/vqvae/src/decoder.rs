@@ -1,4 +1,4 @@
-//! The decoder (spec §4.3).
+//! The decoder (docs/reference.md §4.3).
 
 use burn::config::Config;
 use burn::module::Module;

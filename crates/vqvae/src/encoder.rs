@@ -1,4 +1,4 @@
-//! The encoder (spec §4.1, §4.2).
+//! The encoder (docs/reference.md §4.1, §4.2).
 
 use burn::config::Config;
 use burn::module::Module;
@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor};
 use kernels::batch_norm;
 use crate::layers::{BlockConfig, EncBlock, ResBlock};
 
-/// Number of stride-2 encoder blocks for a series of length `length` (spec §4.1, quirk Q15):
+/// Number of stride-2 encoder blocks for a series of length `length` (docs/reference.md §4.1, quirk Q15):
 /// `rate = round_half_even(L / (log2(n_fft) − 1) / downsampled_width)` (1 if `L < downsampled_width`),
 /// `n = max(1, ⌊log2(rate)⌋)`.
 pub fn downsample_blocks(length: usize, n_fft: usize, downsampled_width: usize) -> usize {
@@ -48,7 +48,7 @@ pub struct Encoder {
 }
 
 impl EncoderConfig {
-    /// Builds the encoder (PyTorch default initialisation, spec §4.5).
+    /// Builds the encoder (PyTorch default initialisation, docs/reference.md §4.5).
     pub fn init(&self, device: &Device) -> Encoder {
         let d = self.dim;
         let mut down = vec![BlockConfig::new(self.in_channels, d).enc_block(device)];
@@ -81,7 +81,7 @@ mod tests {
 
     #[test]
     fn downsampling_follows_the_reference_table() {
-        // (L, n) from reference-shapes.md / spec §4.1.
+        // (L, n) from reference-shapes.md / docs/reference.md §4.1.
         for (length, n) in [(65, 2), (70, 2), (96, 2), (128, 3), (140, 3), (152, 3), (398, 4), (500, 4), (512, 5), (945, 5), (1024, 6)] {
             assert_eq!(downsample_blocks(length, 8, 8), n, "L = {length}");
         }

@@ -1,4 +1,4 @@
-//! Small building blocks shared by the encoder and decoder (spec §4.2, §4.3).
+//! Small building blocks shared by the encoder and decoder (docs/reference.md §4.2, §4.3).
 
 use burn::config::Config;
 use burn::module::Module;
@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use kernels::{conv_transpose2d, conv2d, leaky_relu};
 use kernels::batch_norm;
 
-/// LeakyReLU slope used everywhere (spec §4).
+/// LeakyReLU slope used everywhere (docs/reference.md §4).
 pub(crate) const SLOPE: f64 = 0.01;
 
 

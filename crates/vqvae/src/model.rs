@@ -7,7 +7,7 @@ use tf_transform::{Stft, StftConfig};
 
 use crate::{Decoder, DecoderConfig, Encoder, EncoderConfig, Error, Quantized, VectorQuantizer, VectorQuantizerConfig, downsample_blocks};
 
-/// Settings of [`VqVae`]; defaults are the thesis settings (spec §3–§5).
+/// Settings of [`VqVae`]; defaults are the thesis settings (docs/reference.md §3–§5).
 #[derive(Config, Debug)]
 pub struct VqVaeConfig {
     /// Series length L (the model is built for one length).
@@ -21,7 +21,7 @@ pub struct VqVaeConfig {
     /// Residual blocks in the encoder and in the decoder. Thesis: 4.
     #[config(default = 4)]
     pub res_blocks: usize,
-    /// The encoder's `downsampled_width` (spec §4.1, quirk Q15). Code: 8.
+    /// The encoder's `downsampled_width` (docs/reference.md §4.1, quirk Q15). Code: 8.
     #[config(default = 8)]
     pub downsampled_width: usize,
     /// STFT settings (n_fft 8, hop 2).
@@ -58,7 +58,7 @@ pub struct Reconstruction {
     pub x_hat: Tensor<3>,
 }
 
-/// The stage-1 loss terms (spec §6.4), each a one-element tensor. Terms a model does not have are 0.
+/// The stage-1 loss terms (docs/reference.md §6.4), each a one-element tensor. Terms a model does not have are 0.
 #[derive(Debug, Clone)]
 pub struct Stage1Losses {
     /// The loss to minimise.
@@ -80,7 +80,7 @@ pub struct Stage1Losses {
 }
 
 /// Mean squared error over all elements; the longer tensor is cropped on the last axis to the
-/// shorter one (odd lengths, spec §3 / quirk Q4).
+/// shorter one (odd lengths, docs/reference.md §3 / quirk Q4).
 pub fn mse<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<1> {
     let (la, lb) = (a.dims()[D - 1], b.dims()[D - 1]);
     let n = la.min(lb);
@@ -164,7 +164,7 @@ impl VqVae {
         self.quantizer.forward(z).tokens
     }
 
-    /// The probe features of spec §10.1: `z_q` averaged over frequency and time, `(B, D)`.
+    /// The probe features of docs/reference.md §10.1: `z_q` averaged over frequency and time, `(B, D)`.
     pub fn pooled_features(&self, x: Tensor<3>) -> Tensor<2> {
         let (_, z) = self.encode(x);
         let z_q = self.quantizer.forward(z).z_q;
@@ -172,7 +172,7 @@ impl VqVae {
         z_q.reshape([b, d, h * w]).mean_dim(2).reshape([b, d])
     }
 
-    /// The baseline's loss `MSE(x, x̂) + MSE(u, û) + β·commitment` (spec §6.4) and its terms.
+    /// The baseline's loss `MSE(x, x̂) + MSE(u, û) + β·commitment` (docs/reference.md §6.4) and its terms.
     pub fn losses(&self, x: Tensor<3>) -> Stage1Losses {
         let rec = self.forward(x.clone());
         Self::reconstruction_losses(x, &rec)
@@ -234,7 +234,7 @@ mod tests {
             assert_eq!(rec.u_hat.dims(), [2, 2, 5, frames], "decoder output, L = {length}");
             assert_eq!(rec.x_hat.dims(), [2, 1, 2 * (length / 2)], "ISTFT output, L = {length}");
         }
-        // FordA: stage-1 baseline total 629,620 (spec §4.4).
+        // FordA: stage-1 baseline total 629,620 (docs/reference.md §4.4).
         assert_eq!(crate::trainable_params(&VqVaeConfig::new(500).init(&device).unwrap()), 629_620);
     }
 

@@ -1,4 +1,4 @@
-//! NC-VQVAE: the tokenizer plus a non-contrastive SSL branch on an augmented view (spec §6, §8.2).
+//! NC-VQVAE: the tokenizer plus a non-contrastive SSL branch on an augmented view (docs/reference.md §6, §8.2).
 
 use burn::config::Config;
 use burn::module::Module;
@@ -61,7 +61,7 @@ impl NcVqVae {
         self.vqvae
     }
 
-    /// One SSL training step's loss (spec §8.2): the original view goes through the quantiser
+    /// One SSL training step's loss (docs/reference.md §8.2): the original view goes through the quantiser
     /// (EMA update), the augmented view is decoded from its continuous latent, and the projector
     /// runs once per branch (augmented first, as the reference). Total =
     /// `L_rec + L_commit + ζ·L_aug + L_SSL`.

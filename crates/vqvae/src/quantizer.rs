@@ -1,10 +1,10 @@
-//! The EMA vector quantiser (spec §5).
+//! The EMA vector quantiser (docs/reference.md §5).
 
 use burn::config::Config;
 use burn::module::{Module, RunningState};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 
-/// Settings of the [`VectorQuantizer`]; defaults are the thesis settings (spec §5).
+/// Settings of the [`VectorQuantizer`]; defaults are the thesis settings (docs/reference.md §5).
 #[derive(Config, Debug)]
 pub struct VectorQuantizerConfig {
     /// Number of codewords K. Thesis: 32.
@@ -25,7 +25,7 @@ pub struct VectorQuantizerConfig {
 }
 
 /// The codebook and its EMA statistics. None of them is a trainable parameter: the codebook moves
-/// by exponential moving averages of the encodings assigned to each codeword (spec §5), exactly as
+/// by exponential moving averages of the encodings assigned to each codeword (docs/reference.md §5), exactly as
 /// the reference, including its start (`embed_avg` = the random initial codebook, quirk Q17).
 #[derive(Module, Debug)]
 pub struct VectorQuantizer {
@@ -111,7 +111,7 @@ impl VectorQuantizer {
         Quantized { z_q, tokens: tokens.reshape([b, h * w]), commitment_loss, perplexity }
     }
 
-    /// The EMA step of spec §5 (item 3), from this batch's one-hot assignments and encodings.
+    /// The EMA step of docs/reference.md §5 (item 3), from this batch's one-hot assignments and encodings.
     fn ema_update(&self, one_hot: Tensor<2>, flat: Tensor<2>) {
         let (gamma, eps) = (self.decay, self.epsilon);
         let device = flat.device();

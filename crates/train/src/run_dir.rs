@@ -47,7 +47,7 @@ pub enum RunDirError {
 }
 
 /// Maps an I/O error on `path` to [`RunDirError::Io`].
-pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
+pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
     move |source| RunDirError::Io { path: path.to_path_buf(), source }
 }
 

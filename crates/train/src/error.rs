@@ -1,0 +1,79 @@
+//! What a training run can raise: the loop, its run folder and the files in it.
+
+use std::path::{Path, PathBuf};
+
+use crate::run_dir::RunDirError;
+
+/// Errors of training and evaluation: the fit loop, the run folder and its files, the models' own
+/// checks, the probes and scores.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing the run folder failed.
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    /// Saving or loading weights or optimiser state failed.
+    #[error("{path}: {message}")]
+    Record {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A setting is invalid, or a stored config file cannot be read (bad input).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The run folder holds another run, or no run to resume (bad input).
+    #[error("{0}")]
+    RunExists(String),
+    /// A loss term became NaN or infinite; the last checkpoint is kept.
+    #[error("training diverged: {term} = {value} at epoch {epoch}, step {step}; the last good checkpoint is kept (lower --set lr or check the data)")]
+    NonFinite {
+        /// The loss term.
+        term: &'static str,
+        /// Its value.
+        value: f32,
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Optimiser step.
+        step: usize,
+    },
+    /// The batches cannot be formed (e.g. an empty training split).
+    #[error(transparent)]
+    Data(#[from] ucr_data::Error),
+    /// Reading a result back from the device failed.
+    #[error("reading results from the device failed: {0}")]
+    Device(String),
+    /// The model cannot be built for this data (bad input, e.g. a series too short).
+    #[error("{dataset}: {source}")]
+    Model {
+        /// Dataset name.
+        dataset: String,
+        /// Cause.
+        #[source]
+        source: vqvae::Error,
+    },
+    /// A probe failed.
+    #[error(transparent)]
+    Probe(#[from] metrics::ProbeError),
+    /// The prior rejected its settings or input (bad input).
+    #[error(transparent)]
+    Prior(#[from] maskgit::Error),
+    /// A generative score could not be computed.
+    #[error(transparent)]
+    Score(#[from] metrics::ScoreError),
+}
+
+impl Error {
+    /// Whether the user's input is at fault (exit code 2) rather than the program (exit code 1).
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Config(_) | Error::RunExists(_) | Error::Data(_) | Error::Model { .. } | Error::Prior(_) | Error::RunDir(RunDirError::Unwritable { .. })
+        )
+    }
+}
+
+/// Maps a record error on `path` to [`Error::Record`].
+pub(crate) fn record_err(path: &Path) -> impl FnOnce(burn::store::RecordError) -> Error + '_ {
+    move |e| Error::Record { path: path.to_path_buf(), message: e.to_string() }
+}
