@@ -16,7 +16,8 @@
 //!
 //! This package also holds the `nc-vqvae` command line around them: backend selection
 //! ([`backend`]), layered TOML configs ([`config`]), dataset reports ([`inspect`]), runs in folders
-//! by dataset name ([`stage1`], [`stage2`] with sampling, [`fcn`]), the progress bar
+//! by dataset name ([`stage1`], [`stage2`] with sampling, [`fcn`]), tokens and features of any
+//! file of series ([`encode`]), the progress bar
 //! ([`progress`]), FID / IS / CAS of a finished run ([`evaluate`]), the main job and its report
 //! ([`pipeline`], [`report`], [`plot`]), sweeps ([`sweep`]) and benchmarks ([`bench`]). No file
 //! here defines a training loop: they all run `train::fit`. Library crates never choose a device;
@@ -26,6 +27,7 @@ pub mod alloc;
 pub mod backend;
 pub mod bench;
 pub mod config;
+pub mod encode;
 pub mod evaluate;
 pub mod fcn;
 pub mod inspect;

@@ -49,6 +49,8 @@ enum Command {
     Stage2(Stage2Args),
     /// Draw synthetic series from a run's prior, write them as a UCR TSV file.
     Sample(SampleArgs),
+    /// Tokens and probe features of a file of series (TSV / CSV / .npy) with a finished stage-1 run's tokenizer.
+    Encode(EncodeArgs),
     /// FID, IS and CAS of a finished stage-2 run (and its probes): writes DIR/eval.json.
     Evaluate(EvaluateArgs),
     /// The main job: baseline and NC-VQVAE stage 1, stage 2, evaluation, report.md with plots.
@@ -176,6 +178,21 @@ struct EvaluateArgs {
 enum FcnCommand {
     /// Train the FCN on a dataset (reference recipe): weights at FILE, FILE.json, FILE.metrics.jsonl.
     Train(FcnTrainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct EncodeArgs {
+    /// A finished stage-1 run folder (its model.bpk and config.toml).
+    #[arg(long, value_name = "DIR")]
+    run: PathBuf,
+    /// The series: a .npy 2-D float array (rows = series), or text (UCR TSV, CSV) with or without a label column.
+    input: PathBuf,
+    /// Output prefix: writes PREFIX.tokens.npy, PREFIX.features.npy, PREFIX.tokens.csv and PREFIX.features.csv.
+    #[arg(long, value_name = "PREFIX")]
+    out: PathBuf,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -616,6 +633,14 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                     s.wall_seconds,
                     args.out.display()
                 )
+            })?;
+        }
+        Command::Encode(args) => {
+            let device = cli.backend.device()?;
+            let summary = nc_vqvae::encode::encode(&args.run, &args.input, &args.out, &device)?;
+            report(args.json, &summary, |s| {
+                let files: Vec<String> = s.files.iter().map(|f| f.display().to_string()).collect();
+                format!("{} series of length {}: tokens {:?}, features {:?} -> {}", s.n, s.length, s.tokens_shape, s.features_shape, files.join(", "))
             })?;
         }
         Command::Sample(args) => {

@@ -71,6 +71,9 @@ pub enum RunError {
     /// The run folder does not hold what the command needs (e.g. no finished stage 1; bad input).
     #[error("{0}")]
     NotReady(String),
+    /// An input file does not fit the run it is given to (e.g. series of another length; bad input).
+    #[error("{0}")]
+    Input(String),
     /// A plot of the report cannot be drawn or written.
     #[error(transparent)]
     Plot(#[from] crate::plot::PlotError),
@@ -101,7 +104,7 @@ impl RunError {
     pub fn is_input_error(&self) -> bool {
         match self {
             RunError::Train(e) => e.is_input_error(),
-            RunError::NotReady(_) => true,
+            RunError::NotReady(_) | RunError::Input(_) => true,
             RunError::Plot(_) => false,
         }
     }

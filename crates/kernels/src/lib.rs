@@ -10,12 +10,14 @@ mod gemm;
 mod im2col;
 mod matmul;
 mod norm;
+mod rms_norm;
 
 pub use activation::{gelu, leaky_relu};
 pub use attention::attention;
 pub use conv::{conv_transpose2d, conv2d};
 pub use matmul::{linear, matmul, rows_times};
 pub use norm::batch_norm;
+pub use rms_norm::rms_norm;
 
 /// Whether the flex kernels apply to `x`: an `f32` tensor on Burn's flex CPU backend (with or
 /// without autodiff), and the crate built with its `flex` feature.

@@ -241,7 +241,39 @@ fn features(model: &VqVae, split: &Split, device: &Device) -> Result<Vec<f32>, E
     Ok(out)
 }
 
-/// Reconstruction errors, token perplexity and probes of a tokenizer in eval mode (spec §10.1 with
+/// What a tokenizer makes of series: per series its token grid (frequency-major, `grid = [5, W']`)
+/// and the pooled feature vector the probes use (docs/reference.md §10.1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    /// Series encoded.
+    pub n: usize,
+    /// `[5, W']`: token rows (frequency) and columns (time) per series.
+    pub grid: [usize; 2],
+    /// `n · 5 · W'` token ids, series by series, row-major.
+    pub tokens: Vec<i64>,
+    /// Width of a feature vector (the codebook dimension, 64).
+    pub feature_dim: usize,
+    /// `n · feature_dim` features, series by series.
+    pub features: Vec<f32>,
+}
+
+/// Encodes every series of `split` (already scaled as the tokenizer's training data was, e.g. by
+/// the training set's `Normalizer`) with `model` in eval mode, in batches of 128.
+pub fn encode(model: &VqVae, split: &Split, device: &Device) -> Result<Encoded, Error> {
+    let (mut tokens, mut features) = (Vec::new(), Vec::new());
+    let mut n_tokens = 0;
+    for idx in epoch_batches(split.n(), 128, false, 0, 0)? {
+        let x = split.batch(&idx, device).x;
+        let t = model.tokens(x.clone());
+        n_tokens = t.dims()[1];
+        tokens.extend(read::<i64, 2, _>(t)?);
+        features.extend(read::<f32, 2, _>(model.pooled_features(x))?);
+    }
+    let feature_dim = model.quantizer().codebook().dims()[1];
+    Ok(Encoded { n: split.n(), grid: [5, n_tokens / 5], tokens, feature_dim, features })
+}
+
+/// Reconstruction errors, token perplexity and probes of a tokenizer in eval mode (docs/reference.md §10.1 with
 /// quirk Q2 sane: BatchNorm running statistics, no EMA update).
 pub fn evaluate(model: &VqVae, data: &UcrDataset, device: &Device) -> Result<Evaluation, Error> {
     let mut eval = reconstruction(model, data, device)?;

@@ -127,6 +127,14 @@ pub enum Error {
         /// The line the expectation comes from.
         first_line: usize,
     },
+    /// A `.npy` file that cannot be read as the array it should be.
+    #[error("{origin}: {message}")]
+    Npy {
+        /// The file.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Series given in memory with a different number of labels.
     #[error("{origin}: {series} series but {labels} labels")]
     LabelCount {

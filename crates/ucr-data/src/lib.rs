@@ -4,6 +4,7 @@ mod batch;
 mod dataset;
 mod error;
 mod normalize;
+mod npy;
 mod source;
 mod tsv;
 
@@ -11,5 +12,6 @@ pub use batch::{UcrBatch, UcrBatcher, UcrItem, epoch_batches};
 pub use dataset::{Split, SplitStats, UcrDataset, read_split};
 pub use error::{Error, Result};
 pub use normalize::Normalizer;
+pub use npy::{npy_f32, npy_i64, read_npy_series};
 pub use source::{DATA_ENV, DataRoot, DatasetSource, Resolver, SplitSource, bundled_names};
-pub use tsv::{RawSplit, decode, parse};
+pub use tsv::{RawSplit, decode, parse, parse_unlabelled};

@@ -87,6 +87,16 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<String> {
 
 /// Parses the text of one split file. See the module docs for the format.
 pub fn parse(text: &str, origin: &str) -> Result<RawSplit> {
+    parse_with(text, origin, true)
+}
+
+/// Parses series without a label column (every cell a value; tab-, comma- or space-separated, as
+/// [`parse`]). Every series gets the label 0.
+pub fn parse_unlabelled(text: &str, origin: &str) -> Result<RawSplit> {
+    parse_with(text, origin, false)
+}
+
+fn parse_with(text: &str, origin: &str, labelled: bool) -> Result<RawSplit> {
     let mut split = RawSplit {
         origin: origin.to_string(),
         labels: Vec::new(),
@@ -107,7 +117,7 @@ pub fn parse(text: &str, origin: &str) -> Result<RawSplit> {
             continue;
         }
         row.clear();
-        let label = parse_row(line, line_no, origin, &mut row)?;
+        let label = parse_row(line, line_no, origin, labelled, &mut row)?;
         if split.labels.is_empty() {
             split.length = row.len();
             first_line = line_no;
@@ -130,8 +140,8 @@ pub fn parse(text: &str, origin: &str) -> Result<RawSplit> {
     Ok(split)
 }
 
-/// Parses one non-blank line into its label and values (appended to `row`).
-fn parse_row(line: &str, line_no: usize, origin: &str, row: &mut Vec<f32>) -> Result<i64> {
+/// Parses one non-blank line into its label (0 when not `labelled`) and values (appended to `row`).
+fn parse_row(line: &str, line_no: usize, origin: &str, labelled: bool, row: &mut Vec<f32>) -> Result<i64> {
     let mut cells: Box<dyn Iterator<Item = &str>> = if line.contains('\t') {
         Box::new(line.split('\t'))
     } else if line.contains(',') {
@@ -139,6 +149,10 @@ fn parse_row(line: &str, line_no: usize, origin: &str, row: &mut Vec<f32>) -> Re
     } else {
         Box::new(line.split_whitespace())
     };
+    if !labelled {
+        parse_values(cells, 1, line_no, origin, row)?;
+        return Ok(0);
+    }
     let label_cell = cells.next().unwrap_or("").trim();
     if label_cell.is_empty() {
         return Err(Error::MissingLabel { origin: origin.to_string(), line: line_no });
@@ -148,9 +162,15 @@ fn parse_row(line: &str, line_no: usize, origin: &str, row: &mut Vec<f32>) -> Re
         line: line_no,
         value: shorten(label_cell),
     })?;
+    parse_values(cells, 2, line_no, origin, row)?;
+    Ok(label)
+}
+
+/// Parses value cells (the first in column `first_column`) into `row`; at least one.
+fn parse_values<'a>(cells: impl Iterator<Item = &'a str>, first_column: usize, line_no: usize, origin: &str, row: &mut Vec<f32>) -> Result<()> {
     for (offset, cell) in cells.enumerate() {
         let cell = cell.trim();
-        let column = offset + 2;
+        let column = offset + first_column;
         let value: f64 = cell.parse().map_err(|_| Error::NonNumeric {
             origin: origin.to_string(),
             line: line_no,
@@ -170,7 +190,7 @@ fn parse_row(line: &str, line_no: usize, origin: &str, row: &mut Vec<f32>) -> Re
     if row.is_empty() {
         return Err(Error::NoValues { origin: origin.to_string(), line: line_no });
     }
-    Ok(label)
+    Ok(())
 }
 
 /// A label is an integer, possibly written as a float with no fractional part (`1.0000000e+00`).
@@ -196,6 +216,22 @@ fn shorten(cell: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unlabelled_rows_are_all_values() {
+        let split = parse_unlabelled("1.5,2,3\n4,5,6.25\n", "own.csv").unwrap();
+        assert_eq!((split.n(), split.length, split.labels.clone()), (2, 3, vec![0, 0]));
+        assert_eq!(split.values, vec![1.5, 2.0, 3.0, 4.0, 5.0, 6.25]);
+        let e = parse_unlabelled("1,2,3\n4,x,6\n", "own.csv").unwrap_err().to_string();
+        assert_eq!(e, "own.csv:2: column 2: 'x' is not a number");
+        let e = parse_unlabelled("1,2,3\n4,5\n", "own.csv").unwrap_err().to_string();
+        assert!(e.starts_with("own.csv:2: 2 values, but line 1 has 3"), "{e}");
+        assert_eq!(parse(text_with_label(), "l.csv").unwrap().labels, vec![7]);
+    }
+
+    fn text_with_label() -> &'static str {
+        "7,1,2,3\n"
+    }
 
     #[test]
     fn series_in_memory_are_checked_like_a_file() {
