@@ -11,21 +11,15 @@
 use std::path::PathBuf;
 
 use burn::tensor::Device;
-use nc_vqvae::pipeline::{JobConfig, run_job};
+use nc_vqvae::pipeline::JobConfig;
+use nc_vqvae::report;
 use nc_vqvae::stage1::{Recipe, SslChoice};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dataset = args.first().cloned().unwrap_or_else(|| "TwoPatterns".into());
-    let ssl = match args.get(1).map(String::as_str).unwrap_or("barlow-twins") {
-        "vibcreg" => SslChoice::Vibcreg,
-        _ => SslChoice::BarlowTwins,
-    };
-    let aug = match args.get(2).map(String::as_str).unwrap_or("warp") {
-        "slice" => Recipe::Slice,
-        "gauss" => Recipe::Gauss,
-        _ => Recipe::Warp,
-    };
+    let ssl: SslChoice = args.get(1).map_or("barlow-twins", String::as_str).parse().unwrap_or_else(|e| exit_usage(e));
+    let aug: Recipe = args.get(2).map_or("warp", String::as_str).parse().unwrap_or_else(|e| exit_usage(e));
     let mut job = JobConfig::quick(&dataset).with_dataset(&dataset, None);
     job.run.ssl = ssl;
     job.run.aug = aug;
@@ -34,7 +28,7 @@ fn main() {
         job.stage2.epochs = epochs;
     }
     let out = PathBuf::from("runs").join(format!("example-{dataset}-{ssl:?}-{aug:?}").to_lowercase());
-    match run_job(&job, &out, &Device::flex(), true) {
+    match report::job(&job, &out, &Device::flex(), true) {
         Ok((_, base, nc)) => println!(
             "SVM probe {:.3} -> {:.3}, KNN {:.3} -> {:.3}; report: {}",
             base.stage1.probe_svm_acc,
@@ -48,4 +42,10 @@ fn main() {
             std::process::exit(if e.is_input_error() { 2 } else { 1 });
         }
     }
+}
+
+/// Stops with a usage error (exit code 2).
+fn exit_usage(message: impl std::fmt::Display) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(2)
 }

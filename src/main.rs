@@ -504,7 +504,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             let name = std::path::Path::new(&dataset).file_name().and_then(|n| n.to_str()).unwrap_or("run").replace("_TRAIN.tsv.gz", "").replace("_TRAIN.tsv", "");
             let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(name));
             let device = cli.backend.device()?;
-            let (summary, base, nc) = nc_vqvae::pipeline::run_job(&job, &out, &device, true)?;
+            let (summary, base, nc) = nc_vqvae::report::job(&job, &out, &device, true)?;
             report(args.json, &summary, |s| {
                 format!(
                     "{}: SVM probe {:.3} -> {:.3}, KNN probe {:.3} -> {:.3}, recon MSE {:.3} -> {:.3}, FID {:.2} -> {:.2}, CAS {:.3} -> {:.3} (baseline -> NC-VQVAE) in {:.0}s\nreport: {}",

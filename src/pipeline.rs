@@ -260,14 +260,14 @@ pub struct JobSummary {
 }
 
 /// Prints a step header on stderr.
-fn step(progress: bool, text: &str) {
+pub(crate) fn step(progress: bool, text: &str) {
     if progress {
         eprintln!("== {text}");
     }
 }
 
-/// Runs (or finishes) the job of `config` in `out` and writes `summary.json`, `report.md` and the
-/// plots.
+/// Runs (or finishes) the job of `config` in `out`: the FCN, both models, `summary.json`. The
+/// report and its plots are [`crate::report::job`]'s (which calls this).
 pub fn run_job(config: &JobConfig, out: &Path, device: &Device, progress: bool) -> Result<(JobSummary, ModelResult, ModelResult), RunError> {
     let start = Instant::now();
     config.validate()?;
@@ -296,8 +296,6 @@ pub fn run_job(config: &JobConfig, out: &Path, device: &Device, progress: bool) 
     }
     let nc = results.pop().expect("two results");
     let base = results.pop().expect("two results");
-    step(progress, "report and plots");
-    crate::report::write(out, config, &base, &nc, device)?;
     let summary = JobSummary {
         dataset: base.stage1.dataset.clone(),
         baseline: base.flat(),

@@ -16,7 +16,7 @@ use burn::tensor::{Device, Int};
 use maskgit::SamplerConfig;
 use ucr_data::epoch_batches;
 
-use crate::pipeline::{JobConfig, ModelResult};
+use crate::pipeline::{JobConfig, JobSummary, ModelResult};
 use crate::plot::{BLUE, BarPanel, Curve, CurvePanel, GREY, ORANGE, bar_row, curve_grid, panel_grid};
 use crate::run_dir::write_atomic;
 use crate::stage1::{RunError, SslChoice};
@@ -107,6 +107,15 @@ fn model_name(config: &JobConfig) -> String {
         SslChoice::None => "none",
     };
     format!("NC-VQVAE ({ssl} + {})", config.run.aug)
+}
+
+/// `nc-vqvae run`: runs (or finishes) the job of `config` in `out` ([`crate::pipeline::run_job`]),
+/// then draws the plots and writes `report.md`.
+pub fn job(config: &JobConfig, out: &Path, device: &Device, progress: bool) -> Result<(JobSummary, ModelResult, ModelResult), RunError> {
+    let (summary, base, nc) = crate::pipeline::run_job(config, out, device, progress)?;
+    crate::pipeline::step(progress, "report and plots");
+    write(out, config, &base, &nc, device)?;
+    Ok((summary, base, nc))
 }
 
 /// Draws the plots and writes `report.md` for a finished job in `out`.

@@ -23,7 +23,7 @@ use ucr_data::epoch_batches;
 use crate::error::Error;
 use crate::persist::{restore, save_checkpoint};
 use crate::run_dir::RunDir;
-use crate::schedule::CosineSchedule;
+use crate::schedule::CosineScheduleConfig;
 
 /// The loop's settings. The learning rate is the schedule's peak; the optimiser is given to
 /// [`fit`] ready-made (e.g. [`FusedAdamWConfig`](crate::FusedAdamWConfig)).
@@ -181,7 +181,7 @@ pub fn fit<M: Module, T: Task<M>>(
         None => (model, optim, 0, 0, 0.0),
     };
     let steps_per_epoch = epoch_batches(n_train, config.batch_size, false, 0, 0).map_err(Error::from)?.len();
-    let schedule = CosineSchedule::for_epochs(config.lr, config.epochs, steps_per_epoch);
+    let schedule = CosineScheduleConfig::new(config.epochs, steps_per_epoch).with_lr(config.lr).init();
     let terms = task.terms();
     progress.start((config.epochs * steps_per_epoch) as u64, (start_epoch * steps_per_epoch) as u64);
     let mut segment_start = Instant::now();

@@ -31,4 +31,4 @@ pub use adamw::{FusedAdamW, FusedAdamWConfig, adamw};
 pub use error::Error;
 pub use fit::{FitConfig, Fitted, Progress, Silent, StepLoss, Task, fit};
 pub use run_dir::{RunDir, RunDirError};
-pub use schedule::{CosineSchedule, cosine_lr, mix};
+pub use schedule::{CosineSchedule, CosineScheduleConfig, cosine_lr, mix};

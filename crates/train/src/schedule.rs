@@ -11,6 +11,26 @@ pub fn cosine_lr(lr: f64, step: usize, t_max: usize) -> f64 {
     0.5 * lr * (1.0 + (std::f64::consts::PI * step as f64 / t_max.max(1) as f64).cos())
 }
 
+/// Settings of the reference's cosine schedule, as a Burn config: the peak learning rate and the
+/// run's length; [`init`](Self::init) gives the [`CosineSchedule`].
+#[derive(burn::config::Config, Debug)]
+pub struct CosineScheduleConfig {
+    /// Peak learning rate (step 0). Thesis: 1e-3.
+    #[config(default = 1e-3)]
+    pub lr: f64,
+    /// Training epochs.
+    pub epochs: usize,
+    /// Optimiser steps per epoch (batches, the last partial one included).
+    pub steps_per_epoch: usize,
+}
+
+impl CosineScheduleConfig {
+    /// The schedule, with the reference's extra scheduler step per epoch.
+    pub fn init(&self) -> CosineSchedule {
+        CosineSchedule::for_epochs(self.lr, self.epochs, self.steps_per_epoch)
+    }
+}
+
 /// The reference's cosine schedule over a whole run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CosineSchedule {
@@ -57,6 +77,7 @@ mod tests {
     #[test]
     fn the_schedule_counts_one_extra_step_per_epoch() {
         let s = CosineSchedule::for_epochs(1e-3, 10, 4);
+        assert_eq!(s, CosineScheduleConfig::new(10, 4).init());
         assert_eq!(s.t_max, 50);
         assert_eq!(s.lr_at(25), cosine_lr(1e-3, 25, 50));
         assert!((s.lr_at(25) - 5e-4).abs() < 1e-12);
