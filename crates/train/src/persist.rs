@@ -128,11 +128,13 @@ pub fn load_weights<M: Module>(model: M, path: &Path) -> Result<M, Error> {
     model.try_load_record(record).map_err(record_err(path))
 }
 
-/// Saves a module's weights atomically (a temporary file in the same folder, then a rename).
+/// Saves a module's weights atomically with the guarantee of [`write_atomic`]: a temporary file
+/// in the same folder, flushed to disk, then renamed over the target.
 pub fn save_weights<M: Module>(model: M, path: &Path) -> Result<(), Error> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("weights");
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     model.into_record().save(&tmp).map_err(record_err(&tmp))?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))?;
     Ok(())
 }
