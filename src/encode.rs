@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use serde::Serialize;
-use ucr_data::{RawSplit, Split, SplitStats};
+use ucr_data::{RawSplit, Split};
 
 use crate::fcn::with_suffix;
 use crate::run_dir::write_atomic;
@@ -70,16 +70,8 @@ pub fn encode(run: &Path, input: &Path, out: &Path, device: &Device) -> Result<E
             config.dataset
         )));
     }
-    let mut values = raw.values;
-    data.normalizer.apply(&mut values);
-    let n = raw.labels.len();
-    let split = Split {
-        values,
-        labels: vec![0; n],
-        length,
-        origin: raw.origin,
-        stats: SplitStats { n, length_min: length, length_max: length, classes: 1, nan_values: 0 },
-    };
+    let n = raw.n();
+    let split = Split::scaled(raw, vec![0; n], &data.normalizer);
     let encoded = train::stage1::encode(model.vqvae(), &split, device)?;
     let [rows, cols] = encoded.grid;
     let files: Vec<PathBuf> = [".tokens.npy", ".features.npy", ".tokens.csv", ".features.csv"].iter().map(|s| with_suffix(out, s)).collect();

@@ -65,6 +65,15 @@ impl Split {
     pub fn series(&self, i: usize) -> &[f32] {
         &self.values[i * self.length..(i + 1) * self.length]
     }
+
+    /// `raw` preprocessed with `normalizer` (NaN → 0 after scaling), with the class indices
+    /// `labels` (one per series); `stats` describe `raw` as read.
+    pub fn scaled(raw: RawSplit, labels: Vec<usize>, normalizer: &Normalizer) -> Self {
+        let stats = SplitStats::of(&raw);
+        let mut values = raw.values;
+        normalizer.apply(&mut values);
+        Split { values, labels, length: raw.length, origin: raw.origin, stats }
+    }
 }
 
 /// A UCR dataset with both splits, preprocessed as the reference does (docs/reference.md §2): a label encoder
@@ -118,16 +127,10 @@ impl UcrDataset {
             .collect::<Result<Vec<_>>>()?;
         let train_labels = train.labels.iter().map(|l| index[l]).collect();
         let normalizer = Normalizer::fit(&train.values);
-        let split = |raw: RawSplit, labels: Vec<usize>| {
-            let stats = SplitStats::of(&raw);
-            let mut values = raw.values;
-            normalizer.apply(&mut values);
-            Split { values, labels, length: raw.length, origin: raw.origin, stats }
-        };
         Ok(Self {
             name: name.to_string(),
-            train: split(train, train_labels),
-            test: split(test, test_labels),
+            train: Split::scaled(train, train_labels, &normalizer),
+            test: Split::scaled(test, test_labels, &normalizer),
             classes,
             normalizer,
         })
