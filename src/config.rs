@@ -22,8 +22,41 @@ pub struct OnDataset<T> {
     pub dataset: String,
     /// `--data-dir`, if given.
     pub data_dir: Option<PathBuf>,
+    /// For a file of one's own series (`dataset` a `.csv` / `.npy` / … path, see
+    /// [`ucr_data::load_files`]): where its labels come from (`first-column`, `none` or a labels
+    /// `.npy`); `None`: the file type's default.
+    pub labels: Option<String>,
+    /// For a file of one's own series: the test file (`None`: every fifth series is held out).
+    pub test: Option<PathBuf>,
+    /// The test file's labels, as `labels`.
+    pub test_labels: Option<String>,
     /// The recipe.
     pub recipe: T,
+}
+
+impl<T> OnDataset<T> {
+    /// `recipe` on `dataset` (a UCR name or path), no other settings.
+    pub fn on(dataset: &str, recipe: T) -> Self {
+        Self { dataset: dataset.to_string(), data_dir: None, labels: None, test: None, test_labels: None, recipe }
+    }
+
+    /// Whether the dataset is a file of one's own series rather than a UCR dataset.
+    pub fn own_files(&self) -> bool {
+        ucr_data::is_series_file(&self.dataset) || self.labels.is_some() || self.test.is_some()
+    }
+
+    /// Reads the dataset: a UCR dataset found by [`ucr_data::Resolver`], or one's own files.
+    pub fn load_data(&self) -> Result<ucr_data::UcrDataset, ucr_data::Error> {
+        if !self.own_files() {
+            let source = ucr_data::Resolver::new(self.data_dir.clone()).resolve(&self.dataset)?;
+            return ucr_data::UcrDataset::load(&source);
+        }
+        let train = std::path::Path::new(&self.dataset);
+        let labels = |spec: &Option<String>, file: &std::path::Path| spec.as_deref().map_or_else(|| ucr_data::Labels::default_for(file), ucr_data::Labels::parse);
+        let name = train.file_stem().and_then(|s| s.to_str()).map_or("data", |s| s.trim_end_matches(".csv").trim_end_matches(".txt"));
+        let test = self.test.as_deref().map(|t| (t, labels(&self.test_labels, t)));
+        ucr_data::load_files(name, train, &labels(&self.labels, train), test.as_ref().map(|(p, l)| (*p, l)))
+    }
 }
 
 impl<T> std::ops::Deref for OnDataset<T> {
@@ -47,10 +80,17 @@ impl<T: Serialize> Serialize for OnDataset<T> {
             dataset: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
             data_dir: &'a Option<PathBuf>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            labels: &'a Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            test: &'a Option<PathBuf>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            test_labels: &'a Option<String>,
             #[serde(flatten)]
             recipe: &'a T,
         }
-        Flat { dataset: &self.dataset, data_dir: &self.data_dir, recipe: &self.recipe }.serialize(serializer)
+        Flat { dataset: &self.dataset, data_dir: &self.data_dir, labels: &self.labels, test: &self.test, test_labels: &self.test_labels, recipe: &self.recipe }
+            .serialize(serializer)
     }
 }
 
@@ -63,13 +103,17 @@ impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for OnDataset<T> {
             Some(other) => return Err(D::Error::custom(format!("dataset: expected a string, found {}", other.type_str()))),
             None => return Err(D::Error::missing_field("dataset")),
         };
-        let data_dir = match table.remove("data_dir") {
-            None => None,
-            Some(toml::Value::String(s)) => Some(PathBuf::from(s)),
-            Some(other) => return Err(D::Error::custom(format!("data_dir: expected a path string, found {}", other.type_str()))),
+        let mut text = |key: &str| match table.remove(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(D::Error::custom(format!("{key}: expected a string, found {}", other.type_str()))),
         };
+        let data_dir = text("data_dir")?.map(PathBuf::from);
+        let labels = text("labels")?;
+        let test = text("test")?.map(PathBuf::from);
+        let test_labels = text("test_labels")?;
         let recipe = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| D::Error::custom(e.message()))?;
-        Ok(Self { dataset, data_dir, recipe })
+        Ok(Self { dataset, data_dir, labels, test, test_labels, recipe })
     }
 }
 

@@ -68,6 +68,9 @@ pub struct EvalSummary {
     pub n_cas_samples: usize,
     /// Epochs of the CAS classifier.
     pub cas_epochs: usize,
+    /// Its batch size.
+    #[serde(default = "crate::pipeline::reference_cas_batch_size")]
+    pub cas_batch_size: usize,
     /// Wall time, seconds.
     pub wall_seconds: f64,
 }
@@ -79,11 +82,20 @@ pub fn evaluate(run: &Path, opts: &EvaluateOptions, device: &Device) -> Result<E
     let stage1: Stage1Summary = read_json(&run.join("stage1.json"))?;
     let data = &generator.data;
     let k = data.num_classes();
+    if k < 2 {
+        return Err(RunError::Input(format!(
+            "{}: the run's data has {k} class label(s); FID, IS and CAS are judged by classifiers and need a labelled dataset of two classes or more",
+            run.display()
+        )));
+    }
 
     let fcn_path = opts.fcn.clone().unwrap_or_else(|| run.join("fcn.bpk"));
     if !fcn_path.exists() {
         let mut config = FcnTrainConfig::new(&generator.stage1.dataset);
         config.data_dir = generator.stage1.data_dir.clone();
+        config.labels = generator.stage1.labels.clone();
+        config.test = generator.stage1.test.clone();
+        config.test_labels = generator.stage1.test_labels.clone();
         config.epochs = opts.fcn_epochs;
         config.seed = opts.scores.seed;
         train_on(&config, data, &fcn_path, device, opts.progress)?;
@@ -106,6 +118,7 @@ pub fn evaluate(run: &Path, opts: &EvaluateOptions, device: &Device) -> Result<E
         n_generated: scores.n_generated,
         n_cas_samples: scores.n_cas_samples,
         cas_epochs: opts.scores.cas_epochs,
+        cas_batch_size: opts.scores.cas_batch_size,
         wall_seconds: start.elapsed().as_secs_f64(),
     };
     write_json(&run.join("eval.json"), &summary)?;

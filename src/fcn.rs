@@ -13,7 +13,7 @@ use burn::tensor::Device;
 use metrics::{Fcn, FcnConfig};
 use serde::{Deserialize, Serialize};
 use train::persist::{claim_config, load_weights, save_weights};
-use ucr_data::{Resolver, UcrDataset};
+use ucr_data::UcrDataset;
 
 pub use train::fcn::accuracy;
 
@@ -28,7 +28,7 @@ pub type FcnTrainConfig = OnDataset<train::fcn::FcnTrainConfig>;
 impl FcnTrainConfig {
     /// Reference defaults for `dataset`.
     pub fn new(dataset: &str) -> Self {
-        OnDataset { dataset: dataset.into(), data_dir: None, recipe: train::fcn::FcnTrainConfig::default() }
+        OnDataset::on(dataset, train::fcn::FcnTrainConfig::default())
     }
 }
 
@@ -60,8 +60,7 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 
 /// Trains an FCN on `config.dataset` and writes `out`, `out.json` and `out.metrics.jsonl`.
 pub fn train(config: &FcnTrainConfig, out: &Path, device: &Device, progress: bool) -> Result<FcnSummary, RunError> {
-    let source = Resolver::new(config.data_dir.clone()).resolve(&config.dataset)?;
-    let data = UcrDataset::load(&source)?;
+    let data = config.load_data()?;
     train_on(config, &data, out, device, progress)
 }
 
@@ -69,6 +68,13 @@ pub fn train(config: &FcnTrainConfig, out: &Path, device: &Device, progress: boo
 /// An interrupted run of the same `config` at `out` (in `FILE.run/`) is continued; one with other
 /// settings is refused.
 pub fn train_on(config: &FcnTrainConfig, data: &UcrDataset, out: &Path, device: &Device, progress: bool) -> Result<FcnSummary, RunError> {
+    if data.num_classes() < 2 {
+        return Err(RunError::Input(format!(
+            "{}: {} class label(s) in the train split; the FCN classifier (and FID / IS / CAS, which it judges) needs a labelled dataset of two classes or more",
+            data.train.origin,
+            data.num_classes()
+        )));
+    }
     if config.checkpoint_every == 0 {
         return Err(RunError::config("fcn checkpoint_every must be at least 1"));
     }

@@ -121,12 +121,12 @@ struct BenchArgs {
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// A UCR name or a path to a *_TRAIN.tsv[.gz] file. Default: the bundled TwoPatterns.
+    /// A UCR name, a path to a *_TRAIN.tsv[.gz] file or a labelled file of one's own series. Default: the bundled SyntheticControl.
     dataset: Option<String>,
     /// Job folder (created; rerunning the same command finishes an interrupted job). Default: runs/DATASET.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Epochs of stage 1 and of stage 2 (quick default: 8 and 3; thesis: 1000, see configs/thesis.toml).
+    /// Epochs of stage 1 and of stage 2 (quick default: 60 and 40; thesis: 1000, see configs/thesis.toml).
     #[arg(long)]
     epochs: Option<usize>,
     /// SSL branch of the NC-VQVAE model.
@@ -160,6 +160,9 @@ struct EvaluateArgs {
     /// Epochs of the CAS classifier trained on synthetic data (reference: 1000).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     cas_epochs: usize,
+    /// Batch size of the CAS classifier (reference: 256).
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    cas_batch_size: usize,
     /// Seed of the sampling, the IS shuffle and the CAS classifier.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -292,8 +295,20 @@ struct SampleArgs {
 
 #[derive(Debug, clap::Args)]
 struct Stage1Args {
-    /// A UCR name (see `data inspect --help`) or a path to a *_TRAIN.tsv[.gz] file.
+    /// A UCR name (see `data inspect --help`), a path to a *_TRAIN.tsv[.gz] file, or a file of one's
+    /// own series: CSV / TSV / space-separated text (gzip allowed) or a 2-D float .npy array (rows = series).
     dataset: String,
+    /// Labels of one's own file: first-column (text files' default), none (unlabelled; .npy files'
+    /// default) or a 1-D labels .npy for a .npy file. Without labels stage 1 trains and reports
+    /// reconstruction and codebook usage; the probes need labels.
+    #[arg(long, value_name = "first-column|none|FILE.npy")]
+    labels: Option<String>,
+    /// Test file of one's own series (same format); without it every fifth series of DATASET is held out.
+    #[arg(long, value_name = "FILE")]
+    test: Option<PathBuf>,
+    /// Labels of the --test file, as --labels.
+    #[arg(long, value_name = "first-column|none|FILE.npy")]
+    test_labels: Option<String>,
     /// Run folder: config.toml, metrics.jsonl, checkpoints, model.bpk, stage1.json.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -347,6 +362,15 @@ enum DataCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `spec` as an absolute path if it names an existing file of one's own series (UCR names and
+/// everything else unchanged).
+fn own_file_path(spec: String) -> String {
+    if !nc_vqvae::ucr_data::is_series_file(&spec) {
+        return spec;
+    }
+    std::fs::canonicalize(&spec).map_or(spec, |p| p.display().to_string())
 }
 
 /// A command-line parser for one of the library's named choices (`SslChoice`, `Recipe`,
@@ -588,6 +612,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                 progress: true,
                 scores: nc_vqvae::train::scores::ScoreConfig {
                     cas_epochs: args.cas_epochs,
+                    cas_batch_size: args.cas_batch_size,
                     seed: args.seed,
                     max_fid_samples: args.max_fid_samples,
                     cas_samples: args.cas_samples,
@@ -678,9 +703,22 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
         Command::Stage1(args) => {
             let m = matches.subcommand_matches("stage1");
             let mut config = layer(&Stage1Config::new(&args.dataset), "stage1", config_file.as_deref(), &sets)?;
-            config.dataset = args.dataset;
+            config.dataset = own_file_path(args.dataset);
             if args.data_dir.is_some() {
                 config.data_dir = args.data_dir;
+            }
+            for (given, field) in [(args.labels, &mut config.labels), (args.test_labels, &mut config.test_labels)] {
+                if given.is_some() {
+                    *field = given;
+                }
+            }
+            if args.test.is_some() {
+                config.test = args.test;
+            }
+            // Own files are recorded by absolute path, so the run loads them from any directory.
+            config.test = config.test.map(|t| PathBuf::from(own_file_path(t.display().to_string())));
+            for labels in [&mut config.labels, &mut config.test_labels] {
+                *labels = labels.take().map(|l| if matches!(l.as_str(), "first-column" | "none") { l } else { own_file_path(l) });
             }
             explicit_flags!(m, config, args: ssl, aug, epochs, batch_size, seed, checkpoint_every, probe_every);
             if args.faithful {
@@ -691,14 +729,17 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             let options = Stage1Options { resume: args.resume, progress: true };
             let summary = nc_vqvae::stage1::train(&config, &args.out, &device, &options)?;
             report(args.json, &summary, |s| {
+                let probes = if s.probe_knn_acc.is_nan() {
+                    "no probes (they need labels)".to_string()
+                } else {
+                    format!("probes KNN {:.3} SVM {:.3}", s.probe_knn_acc, s.probe_svm_acc)
+                };
                 format!(
-                    "{} ({:?}): test recon MSE {:.4} (time) {:.4} (time-freq), probes KNN {:.3} SVM {:.3}, perplexity {:.1}, {} epochs in {:.0}s -> {}",
+                    "{} ({:?}): test recon MSE {:.4} (time) {:.4} (time-freq), {probes}, perplexity {:.1}, {} epochs in {:.0}s -> {}",
                     s.dataset,
                     s.ssl,
                     s.recon_mse_time,
                     s.recon_mse_timefreq,
-                    s.probe_knn_acc,
-                    s.probe_svm_acc,
                     s.codebook_perplexity,
                     s.epochs,
                     s.wall_seconds,

@@ -45,6 +45,75 @@ fn title_size(title: &str, width: u32) -> f64 {
     (0.95 * width as f64 / (0.62 * chars)).clamp(10.0, 20.0)
 }
 
+/// A tick label with a plain '.': whole numbers without decimals ("2", not "2.0"), others with the
+/// fewest decimals (at most 3) that show them, very small or large ones in exponent form. On an
+/// `integral` axis (epochs, time steps) ticks between whole numbers get no label.
+pub fn tick_label(v: f64, integral: bool) -> String {
+    let r = v.round();
+    if (v - r).abs() <= 1e-9 * v.abs().max(1.0) {
+        return if r.abs() < 1e15 { format!("{}", r as i64) } else { format!("{r:.2e}") };
+    }
+    if integral {
+        return String::new();
+    }
+    if v.abs() < 1e-3 || v.abs() >= 1e6 {
+        return format!("{v:.1e}");
+    }
+    let mut text = format!("{v:.3}");
+    while text.ends_with('0') {
+        text.pop();
+    }
+    if text.ends_with('.') {
+        text.pop();
+    }
+    text
+}
+
+/// Whether every coordinate is a whole number (the axis counts epochs, steps or ranks).
+fn all_integral(values: impl Iterator<Item = f64>) -> bool {
+    let mut any = false;
+    for v in values.filter(|v| v.is_finite()) {
+        if v.fract() != 0.0 {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+/// How a legend entry is marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Line,
+    Box,
+}
+
+/// Height of the legend strip above a chart.
+const LEGEND_HEIGHT: u32 = 20;
+
+/// Draws legend entries in one centred row across `strip` (a band above the chart, so the legend
+/// never covers data).
+fn legend_strip(strip: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, entries: &[(String, RGBColor, Mark)]) -> Result<(), String> {
+    let font = TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    let widths: Vec<i32> = entries
+        .iter()
+        .map(|(name, _, _)| strip.estimate_text_size(name, &font).map(|(w, _)| w as i32 + 22 + 14).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let (width, height) = strip.dim_in_pixel();
+    let mut x = ((width as i32 - widths.iter().sum::<i32>()) / 2).max(4);
+    let y = height as i32 / 2;
+    for ((name, color, mark), w) in entries.iter().zip(widths) {
+        match mark {
+            Mark::Line => strip.draw(&PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))),
+            Mark::Box => strip.draw(&Rectangle::new([(x + 3, y - 5), (x + 15, y + 5)], color.filled())),
+        }
+        .map_err(|e| e.to_string())?;
+        strip.draw(&Text::new(name.clone(), (x + 22, y), font.clone())).map_err(|e| e.to_string())?;
+        x += w;
+    }
+    Ok(())
+}
+
 /// Draws `panels` row by row in a grid of `cols` columns; panels in the same row share their y
 /// range, so real and generated series of a class can be compared by eye.
 pub fn panel_grid(path: &Path, title: &str, cols: usize, panels: &[Panel]) -> Result<(), PlotError> {
@@ -79,7 +148,9 @@ pub fn panel_grid(path: &Path, title: &str, cols: usize, panels: &[Panel]) -> Re
                     .disable_mesh()
                     .x_labels(5)
                     .y_labels(5)
-                    .label_style(("sans-serif", 11))
+                    .x_label_formatter(&|x| tick_label(*x as f64, true))
+                    .y_label_formatter(&|y| tick_label(*y as f64, false))
+                    .label_style(("sans-serif", 12))
                     .draw()
                     .map_err(|e| err(&e))?;
                 let (red, green, blue) = panel.color;
@@ -175,29 +246,24 @@ fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-/// The legend of a chart's labelled series, upper right on a translucent white box.
-fn draw_legend<'a, DB: DrawingBackend + 'a>(chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>) -> Result<(), String> {
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .label_font(("sans-serif", 12))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| e.to_string())
-}
-
-/// Draws curve panels in a grid of `cols` columns, each with labelled axes and a legend.
+/// Draws curve panels in a grid of `cols` columns, each with labelled axes and a legend above the
+/// chart. An x axis whose points are all whole numbers (epochs, time steps) is labelled in whole
+/// numbers only.
 pub fn curve_grid(path: &Path, title: &str, cols: usize, panels: &[CurvePanel]) -> Result<(), PlotError> {
     let cols = cols.max(1);
     let rows = panels.len().div_ceil(cols).max(1);
-    render(path, (520 * cols as u32, 40 + 300 * rows as u32), title, |root| {
+    render(path, (520 * cols as u32, 40 + 320 * rows as u32), title, |root| {
         let areas = root.split_evenly((rows, cols));
         for (panel, area) in panels.iter().zip(&areas) {
             let (x0, x1) = padded_range(panel.curves.iter().flat_map(|c| c.points.iter().map(|p| p.0)));
             let (y0, y1) = padded_range(panel.curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)));
-            let mut chart = ChartBuilder::on(area)
-                .caption(&panel.title, ("sans-serif", 15))
+            let integral = all_integral(panel.curves.iter().flat_map(|c| c.points.iter().map(|p| p.0)));
+            let area = area.titled(&panel.title, ("sans-serif", 15)).map_err(|e| e.to_string())?;
+            let (strip, area) = area.split_vertically(LEGEND_HEIGHT);
+            let named: Vec<(String, RGBColor, Mark)> =
+                panel.curves.iter().filter(|c| !c.name.is_empty()).map(|c| (c.name.clone(), RGBColor(c.color.0, c.color.1, c.color.2), Mark::Line)).collect();
+            legend_strip(&strip, &named)?;
+            let mut chart = ChartBuilder::on(&area)
                 .margin(8)
                 .x_label_area_size(36)
                 .y_label_area_size(56)
@@ -210,29 +276,24 @@ pub fn curve_grid(path: &Path, title: &str, cols: usize, panels: &[CurvePanel]) 
                 .y_desc(&panel.y_label)
                 .x_labels(6)
                 .y_labels(6)
-                .label_style(("sans-serif", 11))
+                .x_label_formatter(&|x| tick_label(*x, integral))
+                .y_label_formatter(&|y| tick_label(*y, false))
+                .label_style(("sans-serif", 12))
                 .axis_desc_style(("sans-serif", 13))
                 .draw()
                 .map_err(|e| e.to_string())?;
             for curve in &panel.curves {
                 let (r, g, b) = curve.color;
-                let color = RGBColor(r, g, b);
                 let points: Vec<(f64, f64)> = curve.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
-                chart
-                    .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                    .map_err(|e| e.to_string())?
-                    .label(curve.name.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-            }
-            if panel.curves.iter().any(|c| !c.name.is_empty()) {
-                draw_legend(&mut chart)?;
+                chart.draw_series(LineSeries::new(points, RGBColor(r, g, b).stroke_width(2))).map_err(|e| e.to_string())?;
             }
         }
         Ok(())
     })
 }
 
-/// Draws grouped bar panels side by side (one row), each with labelled axes and a legend.
+/// Draws grouped bar panels side by side (one row), each with labelled axes and a legend above the
+/// chart.
 pub fn bar_row(path: &Path, title: &str, panels: &[BarPanel]) -> Result<(), PlotError> {
     let cols = panels.len().max(1);
     let widths: Vec<u32> = panels.iter().map(|p| (120 + 40 * p.categories.len() * p.groups.len().max(1)).clamp(360, 1400) as u32).collect();
@@ -248,11 +309,14 @@ pub fn bar_row(path: &Path, title: &str, panels: &[BarPanel]) -> Result<(), Plot
             };
             let n = panel.categories.len().max(1);
             let top = panel.groups.iter().flat_map(|g| g.2.iter()).copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max);
-            // Headroom above the tallest bar for its value and the legend.
-            let top = if top > 0.0 { top * 1.5 } else { 1.0 };
+            // Headroom above the tallest bar for its value.
+            let top = if top > 0.0 { top * 1.15 } else { 1.0 };
             let categories = panel.categories.clone();
+            let area = area.titled(&panel.title, ("sans-serif", 15)).map_err(|e| e.to_string())?;
+            let (strip, area) = area.split_vertically(LEGEND_HEIGHT);
+            let named: Vec<(String, RGBColor, Mark)> = panel.groups.iter().map(|(name, (r, g, b), _)| (name.clone(), RGBColor(*r, *g, *b), Mark::Box)).collect();
+            legend_strip(&strip, &named)?;
             let mut chart = ChartBuilder::on(&area)
-                .caption(&panel.title, ("sans-serif", 15))
                 .margin(8)
                 .x_label_area_size(40)
                 .y_label_area_size(56)
@@ -271,24 +335,20 @@ pub fn bar_row(path: &Path, title: &str, panels: &[BarPanel]) -> Result<(), Plot
                     if centre { categories.get(i).cloned().unwrap_or_default() } else { String::new() }
                 })
                 .y_labels(6)
-                .label_style(("sans-serif", 11))
+                .y_label_formatter(&|y| tick_label(*y, false))
+                .label_style(("sans-serif", 12))
                 .axis_desc_style(("sans-serif", 13))
                 .draw()
                 .map_err(|e| e.to_string())?;
             let k = panel.groups.len().max(1) as f64;
-            for (g, (name, (r, gr, b), values)) in panel.groups.iter().enumerate() {
+            for (g, (_, (r, gr, b), values)) in panel.groups.iter().enumerate() {
                 let color = RGBColor(*r, *gr, *b);
                 let bars = values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(move |(c, &v)| {
                     let x0 = c as f64 + 0.1 + 0.8 * g as f64 / k;
                     Rectangle::new([(x0, 0.0), (x0 + 0.8 / k, v)], color.filled())
                 });
-                chart
-                    .draw_series(bars)
-                    .map_err(|e| e.to_string())?
-                    .label(name.clone())
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+                chart.draw_series(bars).map_err(|e| e.to_string())?;
             }
-            draw_legend(&mut chart)?;
             // The value above each bar, so the figure can be read without the table.
             for (g, (_, _, values)) in panel.groups.iter().enumerate() {
                 for (c, &v) in values.iter().enumerate().filter(|(_, v)| v.is_finite()) {
@@ -300,6 +360,99 @@ pub fn bar_row(path: &Path, title: &str, panels: &[BarPanel]) -> Result<(), Plot
                             .map_err(|e| e.to_string())?;
                     }
                 }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// One series and its token grid, for [`token_grids`].
+#[derive(Debug, Clone)]
+pub struct TokenPanel {
+    /// Caption above the panel.
+    pub title: String,
+    /// The series, drawn above its grid.
+    pub series: Vec<f32>,
+    /// Codes, row-major `(rows, tokens.len() / rows)`; row 0 is the lowest frequency band.
+    pub tokens: Vec<usize>,
+    /// Frequency bands (grid rows).
+    pub rows: usize,
+}
+
+/// A colour per code: hues spread by the golden ratio so that neighbouring codes differ, two
+/// lightness levels; and whether text on it should be white.
+pub fn code_color(code: usize) -> (RGBColor, bool) {
+    let hue = (code as f64 * 0.618_033_988_75).fract();
+    let light = if code % 2 == 0 { 0.42 } else { 0.68 };
+    let (r, g, b) = HSLColor(hue, 0.7, light).rgb();
+    (RGBColor(r, g, b), light < 0.5)
+}
+
+/// Draws each series above its token grid (time on x, frequency bands on y, one colour per code,
+/// the code's number in its cell), `cols` panels per row.
+pub fn token_grids(path: &Path, title: &str, cols: usize, panels: &[TokenPanel]) -> Result<(), PlotError> {
+    let cols = cols.max(1);
+    let rows = panels.len().div_ceil(cols).max(1);
+    render(path, (520 * cols as u32, 40 + 380 * rows as u32), title, |root| {
+        let areas = root.split_evenly((rows, cols));
+        for (panel, area) in panels.iter().zip(&areas) {
+            let bands = panel.rows.max(1);
+            let width = panel.tokens.len() / bands;
+            let area = area.titled(&panel.title, ("sans-serif", 15)).map_err(|e| e.to_string())?;
+            let (top, bottom) = area.split_vertically(area.dim_in_pixel().1 * 2 / 5);
+            let len = panel.series.len().max(2);
+            let (y0, y1) = padded_range(panel.series.iter().map(|&v| v as f64));
+            let mut chart = ChartBuilder::on(&top)
+                .margin(6)
+                .x_label_area_size(22)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0f64..(len - 1) as f64, y0..y1)
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_labels(6)
+                .y_labels(4)
+                .x_label_formatter(&|x| tick_label(*x, true))
+                .y_label_formatter(&|y| tick_label(*y, false))
+                .label_style(("sans-serif", 12))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            let points = panel.series.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, &v)| (i as f64, v as f64));
+            chart.draw_series(LineSeries::new(points, RGBColor(GREY.0, GREY.1, GREY.2).stroke_width(2))).map_err(|e| e.to_string())?;
+
+            let mut grid = ChartBuilder::on(&bottom)
+                .margin(6)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0f64..width.max(1) as f64, 0f64..bands as f64)
+                .map_err(|e| e.to_string())?;
+            grid.configure_mesh()
+                .disable_mesh()
+                .x_desc("token (time)")
+                .y_desc("frequency band")
+                .x_labels((2 * width + 1).min(81))
+                .y_labels(2 * bands + 1)
+                // Labels at cell centres: the token index and the band index.
+                .x_label_formatter(&|x| if (x.fract() - 0.5).abs() < 1e-6 { format!("{}", x.floor() as usize) } else { String::new() })
+                .y_label_formatter(&|y| if (y.fract() - 0.5).abs() < 1e-6 { format!("{}", y.floor() as usize) } else { String::new() })
+                .label_style(("sans-serif", 12))
+                .axis_desc_style(("sans-serif", 13))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            let cells = panel.tokens.iter().enumerate().map(|(i, &code)| {
+                let (r, c) = (i / width.max(1), i % width.max(1));
+                Rectangle::new([(c as f64, r as f64), (c as f64 + 1.0, r as f64 + 1.0)], code_color(code).0.filled())
+            });
+            grid.draw_series(cells).map_err(|e| e.to_string())?;
+            let cell_px = bottom.dim_in_pixel().0 as f64 / width.max(1) as f64;
+            if cell_px >= 18.0 {
+                let labels = panel.tokens.iter().enumerate().map(|(i, &code)| {
+                    let (r, c) = (i / width.max(1), i % width.max(1));
+                    let color = if code_color(code).1 { WHITE } else { BLACK };
+                    Text::new(code.to_string(), (c as f64 + 0.5, r as f64 + 0.5), ("sans-serif", 11).into_font().color(&color).pos(Pos::new(HPos::Center, VPos::Center)))
+                });
+                grid.draw_series(labels).map_err(|e| e.to_string())?;
             }
         }
         Ok(())
@@ -361,5 +514,85 @@ mod tests {
         let (blue, orange) = (pixels_of(&bars, BLUE), pixels_of(&bars, ORANGE));
         assert!(orange > blue && blue > 1000, "bar areas follow the values: {blue} vs {orange}");
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2, "no temporary files left");
+    }
+
+    #[test]
+    fn tick_labels_use_a_plain_point_and_whole_numbers_where_the_axis_is_integral() {
+        assert_eq!(tick_label(2.0, true), "2");
+        assert_eq!(tick_label(2.0, false), "2");
+        assert_eq!(tick_label(-1.0, false), "-1");
+        assert_eq!(tick_label(2.5, true), "", "no label between epochs");
+        assert_eq!(tick_label(2.5, false), "2.5");
+        assert_eq!(tick_label(0.125, false), "0.125");
+        assert_eq!(tick_label(0.1 + 0.2, false), "0.3");
+        assert_eq!(tick_label(0.00025, false), "2.5e-4");
+        assert!(all_integral([1.0, 2.0, 30.0].into_iter()));
+        assert!(!all_integral([1.0, 2.5].into_iter()));
+        assert!(!all_integral(std::iter::empty()));
+    }
+
+    #[test]
+    fn the_legend_sits_above_the_data() {
+        // Curves that fill the upper right corner, where a legend inside the chart would sit: every
+        // pixel of the legend's colours inside the chart belongs to a curve, none is covered.
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("legend.png");
+        let flat = |y: f64| (0..=40).map(|x| (x as f64, y)).collect::<Vec<_>>();
+        let panel = CurvePanel {
+            title: "t".into(),
+            x_label: "epoch".into(),
+            y_label: "v".into(),
+            curves: vec![
+                Curve { name: "a long legend entry".into(), color: BLUE, points: flat(1.0) },
+                Curve { name: "b".into(), color: ORANGE, points: flat(0.99) },
+            ],
+        };
+        curve_grid(&path, "legend", 1, &[panel]).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        for color in [BLUE, ORANGE] {
+            // Rows holding pixels of exactly this colour, grouped into bands of adjacent rows: the
+            // legend mark (above the chart) and the curve (a 2 px line across the chart).
+            let mut rows: Vec<(u32, usize)> = Vec::new();
+            for (_, y, p) in img.enumerate_pixels() {
+                if (p[0], p[1], p[2]) == color {
+                    match rows.last_mut() {
+                        Some((r, n)) if *r == y => *n += 1,
+                        _ => rows.push((y, 1)),
+                    }
+                }
+            }
+            let mut bands: Vec<(u32, u32, usize)> = Vec::new();
+            for (y, n) in rows {
+                match bands.last_mut() {
+                    Some((_, hi, count)) if y == *hi + 1 => {
+                        *hi = y;
+                        *count += n;
+                    }
+                    _ => bands.push((y, y, n)),
+                }
+            }
+            assert_eq!(bands.len(), 2, "{color:?}: legend and curve apart: {bands:?}");
+            let (legend, curve) = (bands[0], bands[1]);
+            assert!(legend.1 < curve.0, "{color:?}: the legend is above the curve");
+            assert!(legend.0 < 40 + 30 + LEGEND_HEIGHT, "{color:?}: the legend is in the strip under the titles: {bands:?}");
+            // Nothing covers the curve: its line runs the whole chart width (≈ 440 px, 2 px thick).
+            assert!(curve.2 >= 2 * 400, "{color:?}: the curve is drawn in full: {bands:?}");
+        }
+    }
+
+    #[test]
+    fn token_grids_colour_each_cell_by_its_code() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("tokens.png");
+        let panel = TokenPanel { title: "series 0".into(), series: (0..64).map(|i| (i as f32 * 0.2).sin()).collect(), tokens: (0..40).map(|i| i % 4).collect(), rows: 5 };
+        token_grids(&path, "tokens", 2, &[panel]).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        for code in 0..4 {
+            let (c, _) = code_color(code);
+            let n = img.pixels().filter(|p| (p[0], p[1], p[2]) == (c.0, c.1, c.2)).count();
+            assert!(n > 500, "code {code}: {n} pixels");
+        }
+        let (c, _) = code_color(4);
+        assert_eq!(img.pixels().filter(|p| (p[0], p[1], p[2]) == (c.0, c.1, c.2)).count(), 0, "an unused code has no cells");
     }
 }

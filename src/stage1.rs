@@ -9,7 +9,7 @@ use std::path::Path;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use train::persist::{load_weights, read_toml, run_config, save_weights};
-use ucr_data::{Resolver, UcrDataset};
+use ucr_data::UcrDataset;
 
 pub use augment::Recipe;
 pub use train::stage1::{Evaluation, SslChoice, Stage1Model, evaluate, train_mode_probes};
@@ -25,7 +25,7 @@ pub type Stage1Config = OnDataset<train::stage1::Stage1Config>;
 impl Stage1Config {
     /// Thesis defaults for `dataset`.
     pub fn new(dataset: &str) -> Self {
-        OnDataset { dataset: dataset.to_string(), data_dir: None, recipe: train::stage1::Stage1Config::default() }
+        OnDataset::on(dataset, train::stage1::Stage1Config::default())
     }
 
     /// Checks the values that would otherwise fail deep inside training.
@@ -41,9 +41,11 @@ pub struct Stage1Summary {
     pub recon_mse_time: f64,
     /// Test-set STFT-domain reconstruction MSE.
     pub recon_mse_timefreq: f64,
-    /// KNN (k = 5) probe test accuracy.
+    /// KNN (k = 5) probe test accuracy; NaN (`null` in JSON) without labels.
+    #[serde(deserialize_with = "nan_if_null")]
     pub probe_knn_acc: f64,
-    /// Linear SVM probe test accuracy.
+    /// Linear SVM probe test accuracy; NaN (`null` in JSON) without labels.
+    #[serde(deserialize_with = "nan_if_null")]
     pub probe_svm_acc: f64,
     /// Perplexity of the codebook usage over all test tokens.
     pub codebook_perplexity: f64,
@@ -110,6 +112,11 @@ impl RunError {
     }
 }
 
+/// Reads a number that JSON writes as `null` when it is NaN (serde_json's NaN).
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
 /// Options of one invocation (not part of the run's identity).
 #[derive(Debug, Clone, Default)]
 pub struct Stage1Options {
@@ -123,6 +130,8 @@ pub struct Stage1Options {
 /// there) and writes `model.bpk` and `stage1.json`.
 pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage1Options) -> Result<Stage1Summary, Stage1Error> {
     config.validate()?;
+    // A new run reads its data before it claims the folder, so bad input leaves nothing behind.
+    let early = if options.resume { None } else { Some(config.load_data()?) };
     if !options.resume {
         // The config is claimed in the folder before the run folder is opened below.
         crate::run_dir::ensure_writable(out)?;
@@ -136,8 +145,10 @@ pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage
     )?;
     config.validate()?;
     let run = RunDir::create(out)?;
-    let source = Resolver::new(config.data_dir.clone()).resolve(&config.dataset)?;
-    let data = UcrDataset::load(&source)?;
+    let data = match early {
+        Some(data) => data,
+        None => config.load_data()?,
+    };
     let trained = train::stage1::train_tokenizer(&config.recipe, &data, device, Some(&run), options.resume, &mut Bar::new(options.progress))?;
     save_weights(trained.model, &run.path("model.bpk"))?;
     let eval = trained.evaluation;
@@ -170,8 +181,7 @@ pub fn load_finished(run: &Path, device: &Device) -> Result<(Stage1Config, UcrDa
         )));
     }
     let config: Stage1Config = read_toml(&run.join("config.toml"))?;
-    let source = Resolver::new(config.data_dir.clone()).resolve(&config.dataset)?;
-    let data = UcrDataset::load(&source)?;
+    let data = config.load_data()?;
     let model = Stage1Model::new(&config, data.length(), device).map_err(|source| train::Error::Model { dataset: data.name.clone(), source })?;
     Ok((config, data, load_weights(model, &model_path)?))
 }

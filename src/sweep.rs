@@ -68,6 +68,9 @@ pub struct Point {
     pub fcn: PathBuf,
     /// Epochs of the CAS classifier.
     pub cas_epochs: usize,
+    /// Batch size of the CAS classifier.
+    #[serde(default = "crate::pipeline::reference_cas_batch_size")]
+    pub cas_batch_size: usize,
     /// Synthetic series for CAS (0: the reference's count).
     pub cas_samples: usize,
     /// FID / IS sample cap (0: all test series).
@@ -145,6 +148,7 @@ pub fn points(spec: &Path) -> Result<Vec<Point>, RunError> {
                     seed,
                     fcn: PathBuf::from("fcn").join(format!("{name}.bpk")),
                     cas_epochs: job.run.cas_epochs,
+                    cas_batch_size: job.run.cas_batch_size,
                     cas_samples: job.run.cas_samples,
                     fid_samples: job.run.fid_samples,
                     stage1,
@@ -190,7 +194,13 @@ pub fn run(dir: &Path, index: usize, progress: bool, device: &Device) -> Result<
         fcn: Some(fcn),
         fcn_epochs: point.fcn_train.epochs,
         progress,
-        scores: ScoreConfig { cas_epochs: point.cas_epochs, seed: point.seed, max_fid_samples: point.fid_samples, cas_samples: point.cas_samples },
+        scores: ScoreConfig {
+            cas_epochs: point.cas_epochs,
+            cas_batch_size: point.cas_batch_size,
+            seed: point.seed,
+            max_fid_samples: point.fid_samples,
+            cas_samples: point.cas_samples,
+        },
     };
     run_model(&folder.join("run"), &point.stage1, &point.stage2, &eval, progress, device)
 }

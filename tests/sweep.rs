@@ -86,7 +86,7 @@ fn main_job_writes_report_plots_and_summary_and_finishes_when_rerun() {
     }
     assert_eq!(summary["nc_vqvae"]["ssl"], "barlow-twins");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
-    for png in ["scores", "curves", "reconstructions", "samples_baseline", "samples_nc_vqvae", "token_usage"] {
+    for png in ["scores", "curves", "reconstructions", "samples_baseline", "samples_nc_vqvae", "token_grids", "token_usage"] {
         assert!(report.contains(&format!("plots/{png}.png")), "{png} linked");
         let bytes = std::fs::read(out.join("plots").join(format!("{png}.png"))).unwrap();
         assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "{png}: {} bytes", bytes.len());

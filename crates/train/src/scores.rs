@@ -53,6 +53,9 @@ pub fn generate(
 pub struct ScoreConfig {
     /// Epochs of the CAS classifier. Reference: 1000.
     pub cas_epochs: usize,
+    /// Batch size of the CAS classifier. Reference: 256 (the FCN recipe, §10.2); a few hundred
+    /// synthetic series in batches of 256 make one step per epoch, so short profiles use less.
+    pub cas_batch_size: usize,
     /// Seed of the sampling, the IS shuffle and the CAS classifier.
     pub seed: u64,
     /// At most this many generated (and real test) series for FID / IS; 0: all `N_test`, as the
@@ -65,7 +68,7 @@ pub struct ScoreConfig {
 
 impl Default for ScoreConfig {
     fn default() -> Self {
-        Self { cas_epochs: 1000, seed: 1, max_fid_samples: 0, cas_samples: 0 }
+        Self { cas_epochs: 1000, cas_batch_size: 256, seed: 1, max_fid_samples: 0, cas_samples: 0 }
     }
 }
 
@@ -145,7 +148,7 @@ pub fn generative_scores(
     let synthetic = generate(tokenizer, prior, labels.len(), Some(&labels), &sampler, config.seed.wrapping_add(1), device)?;
     let n_cas_samples = synthetic.len();
     let split = synthetic_split(synthetic, labels, k);
-    let recipe = FcnTrainConfig { epochs: config.cas_epochs, seed: config.seed, ..FcnTrainConfig::default() };
+    let recipe = FcnTrainConfig { epochs: config.cas_epochs, batch_size: config.cas_batch_size, seed: config.seed, ..FcnTrainConfig::default() };
     let cas = fit_fcn(&split, &data.test, k, &recipe, true, device, None, progress)?;
     Ok(Scores {
         fid,

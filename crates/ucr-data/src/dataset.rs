@@ -205,9 +205,12 @@ mod tests {
         assert!(ds.normalizer.mean.abs() < 0.1 && (ds.normalizer.std - 1.0).abs() < 0.1);
         let mean: f64 = ds.train.values.iter().map(|&v| v as f64).sum::<f64>() / 1400.0;
         assert!(mean.abs() < 1e-5, "train mean after scaling {mean}");
-        // The default dataset of `nc-vqvae run` (UCR archive counts, docs/reference.md §11).
-        let source = Resolver::with_roots(vec![crate::DataRoot::Bundled]).resolve("TwoPatterns").unwrap();
-        let ds = UcrDataset::load(&source).unwrap();
-        assert_eq!((ds.train.n(), ds.test.n(), ds.length(), ds.num_classes()), (1000, 4000, 128, 4));
+        // The other bundled datasets, among them the default of `nc-vqvae run` (SyntheticControl);
+        // UCR archive counts.
+        for (name, counts) in [("TwoPatterns", (1000, 4000, 128, 4)), ("SyntheticControl", (300, 300, 60, 6))] {
+            let source = Resolver::with_roots(vec![crate::DataRoot::Bundled]).resolve(name).unwrap();
+            let ds = UcrDataset::load(&source).unwrap();
+            assert_eq!((ds.train.n(), ds.test.n(), ds.length(), ds.num_classes()), counts, "{name}");
+        }
     }
 }

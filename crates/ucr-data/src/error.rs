@@ -135,6 +135,22 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// Labels asked for in a way the file of series cannot give.
+    #[error("{origin}: {message}")]
+    LabelSource {
+        /// The file.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Too few series to hold out every fifth as a test split.
+    #[error("{origin}: {n} series are too few to hold out every fifth as the test split; give a test file")]
+    TooFewToSplit {
+        /// The file.
+        origin: String,
+        /// Series in it.
+        n: usize,
+    },
     /// Series given in memory with a different number of labels.
     #[error("{origin}: {series} series but {labels} labels")]
     LabelCount {

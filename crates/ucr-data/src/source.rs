@@ -16,6 +16,11 @@ const BUNDLED: &[(&str, &[u8], &[u8])] = &[
         include_bytes!("../data/SonyAIBORobotSurface1/SonyAIBORobotSurface1_TEST.tsv.gz"),
     ),
     (
+        "SyntheticControl",
+        include_bytes!("../data/SyntheticControl/SyntheticControl_TRAIN.tsv.gz"),
+        include_bytes!("../data/SyntheticControl/SyntheticControl_TEST.tsv.gz"),
+    ),
+    (
         "TwoPatterns",
         include_bytes!("../data/TwoPatterns/TwoPatterns_TRAIN.tsv.gz"),
         include_bytes!("../data/TwoPatterns/TwoPatterns_TEST.tsv.gz"),
