@@ -12,7 +12,6 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use nc_vqvae::backend::{Backend, NotCompiled};
 use nc_vqvae::inspect::DatasetReport;
 use nc_vqvae::stage1::{Recipe, SslChoice, Stage1Config, Stage1Error, Stage1Options};
-use nc_vqvae::ucr_data::{Resolver, UcrDataset};
 
 /// Keeps freed tensor buffers of 16 MiB and more for reuse instead of returning them to the
 /// kernel (see `nc_vqvae::alloc`): halves the NC-VQVAE projector's cost on the CPU backend.
@@ -352,8 +351,9 @@ struct Stage1Args {
 enum DataCommand {
     /// Load, validate and describe a dataset (counts, lengths, classes, NaN cells).
     Inspect {
-        /// A UCR name (looked up in --data-dir, then $NC_VQVAE_DATA, then the bundled data) or a
-        /// path to a *_TRAIN.tsv[.gz] / *_TEST.tsv[.gz] file.
+        /// A UCR name (looked up in --data-dir, then $NC_VQVAE_DATA, then the bundled data), a
+        /// path to a *_TRAIN.tsv[.gz] / *_TEST.tsv[.gz] file, or a file of one's own series (text
+        /// with a label column first, or a .npy array; every fifth series is shown as the test split).
         dataset: String,
         /// A directory holding <Name>/<Name>_TRAIN.tsv[.gz] and <Name>/<Name>_TEST.tsv[.gz].
         #[arg(long, value_name = "DIR")]
@@ -473,8 +473,10 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
     cli.backend.ensure_compiled()?;
     match cli.command {
         Command::Data { command: DataCommand::Inspect { dataset, data_dir, json } } => {
-            let source = Resolver::new(data_dir).resolve(&dataset)?;
-            let data = UcrDataset::load(&source)?;
+            // A UCR dataset, or a file of one's own series with its type's default labels.
+            let mut spec = nc_vqvae::config::OnDataset::on(&dataset, ());
+            spec.data_dir = data_dir;
+            let data = spec.load_data()?;
             let report = DatasetReport::new(&data);
             if json {
                 let text = serde_json::to_string(&report).map_err(|e| Failure::Internal(e.into()))?;

@@ -85,7 +85,14 @@ pub fn read_series_file(path: &Path, labels: &Labels) -> Result<RawSplit> {
     }
     let text = crate::tsv::decode(&bytes, &origin)?;
     match labels {
-        Labels::FirstColumn => crate::tsv::parse(&text, &origin),
+        Labels::FirstColumn => crate::tsv::parse(&text, &origin).map_err(|e| match e {
+            // Most likely a file without a label column: say how to read one.
+            Error::NonIntegerLabel { origin, line, value } => Error::LabelSource {
+                origin: format!("{origin}:{line}"),
+                message: format!("class label '{value}' is not an integer (the first column holds labels; for a file without labels use `--labels none`)"),
+            },
+            other => other,
+        }),
         Labels::None => crate::tsv::parse_unlabelled(&text, &origin),
         Labels::File(file) => Err(Error::LabelSource {
             origin: file.display().to_string(),
