@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
-use maskgit::{MaskGit, MaskGitConfig, SamplerConfig, TrunkConfig, Variant};
+use maskgit::{MaskGit, MaskGitConfig, SamplerConfig, Variant};
 use serde::{Deserialize, Serialize};
 use train::persist::{load_weights, read_toml, run_config, save_weights};
 use ucr_data::UcrDataset;
@@ -107,7 +107,7 @@ impl Generator {
         let config: Stage2Config = read_toml(&config_path)?;
         let vq = tokenizer.vqvae();
         let n_tokens = 5 * latent_width(vq, device);
-        let prior = MaskGitConfig::new(TrunkConfig::new(n_tokens, data.num_classes()), config.variant(stage1.ssl)).init(vq.quantizer().codebook(), device)?;
+        let prior = MaskGitConfig::new(config.trunk(n_tokens, data.num_classes()), config.variant(stage1.ssl)).init(vq.quantizer().codebook(), device)?;
         let prior = load_weights(prior, &prior_path)?;
         Ok(Self { stage1, data, tokenizer, prior })
     }

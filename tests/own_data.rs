@@ -46,8 +46,15 @@ fn stage1_trains_on_an_unlabelled_csv_and_on_npy_files() {
     assert!(s["probe_knn_acc"].is_null() && s["probe_svm_acc"].is_null(), "probes need labels: {s}");
     let config = std::fs::read_to_string(tmp.path().join("csv-run/config.toml")).unwrap();
     assert!(config.contains("labels = \"none\"") && config.contains(&format!("dataset = \"{}\"", p("mine.csv"))), "{config}");
-    // Stage 2 trains on the single class; the classifier-judged scores are refused.
-    ok(&nc_vqvae(&["stage2", "--run", &csv_run, "--epochs", "1", "--batch-size", "8", "--json"]));
+    // Stage 2 trains on the single class (here with a one-block prior, which sampling then loads
+    // as such); the classifier-judged scores are refused.
+    let s2 = ok(&nc_vqvae(&["stage2", "--run", &csv_run, "--epochs", "1", "--batch-size", "8", "--set", "stage2.depth=1", "--json"]));
+    assert!(s2["loss"].as_f64().unwrap().is_finite(), "{s2}");
+    let s2_config = std::fs::read_to_string(tmp.path().join("csv-run/stage2/config.toml")).unwrap();
+    assert!(s2_config.contains("depth = 1"), "{s2_config}");
+    let sampled = nc_vqvae(&["sample", "--run", &csv_run, "--n", "3", "--out", &p("samples.tsv")]);
+    assert_eq!(sampled.status.code(), Some(0), "{}", String::from_utf8_lossy(&sampled.stderr));
+    assert_eq!(std::fs::read_to_string(p("samples.tsv")).unwrap().lines().count(), 3);
     refused(&nc_vqvae(&["evaluate", "--run", &csv_run, "--fcn-epochs", "1", "--cas-epochs", "1"]), "labelled dataset");
     // Encoding the same file with the run: 20 series.
     let e = ok(&nc_vqvae(&["encode", "--run", &csv_run, &p("mine.csv"), "--out", &p("enc"), "--json"]));

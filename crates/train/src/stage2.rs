@@ -103,6 +103,13 @@ pub struct Stage2Config {
     pub eval_every: usize,
     /// Checkpoint every this many epochs (and at the end).
     pub checkpoint_every: usize,
+    /// Transformer blocks of the prior. Reference: 4 (docs/reference.md §9.2).
+    #[serde(default = "reference_depth")]
+    pub depth: usize,
+}
+
+fn reference_depth() -> usize {
+    4
 }
 
 impl Default for Stage2Config {
@@ -123,14 +130,24 @@ impl Default for Stage2Config {
             loss_on_all_positions: false,
             eval_every: 20,
             checkpoint_every: 50,
+            depth: reference_depth(),
         }
     }
 }
 
 impl Stage2Config {
+    /// The prior's trunk for `n_tokens` positions and `n_classes` classes: the reference's, with
+    /// `depth` blocks.
+    pub fn trunk(&self, n_tokens: usize, n_classes: usize) -> TrunkConfig {
+        TrunkConfig::new(n_tokens, n_classes).with_depth(self.depth)
+    }
+
     /// Checks values that would fail later.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::Config(m));
+        if self.depth == 0 {
+            return bad("depth must be at least 1".into());
+        }
         if self.epochs == 0 {
             return bad("epochs must be at least 1".into());
         }
@@ -286,7 +303,7 @@ pub fn train_prior(
     let variant = config.variant(ssl);
     let train_device = device.clone().autodiff();
     train_device.seed(config.seed);
-    let prior = MaskGitConfig::new(TrunkConfig::new(train_tokens.n_tokens, data.num_classes()), variant).init(tokenizer.quantizer().codebook(), &train_device)?;
+    let prior = MaskGitConfig::new(config.trunk(train_tokens.n_tokens, data.num_classes()), variant).init(tokenizer.quantizer().codebook(), &train_device)?;
     let optim = crate::adamw(config.beta1, config.beta2, config.epsilon, config.weight_decay);
     let mode = if variant == Variant::Token && config.inverted_masking { MaskMode::Inverted } else { MaskMode::Standard };
     let fit_config = FitConfig::new(config.epochs, config.batch_size, config.lr)
