@@ -359,6 +359,19 @@ mod tests {
     }
 
     #[test]
+    fn the_report_knows_the_quick_profile_by_its_settings() {
+        // On any dataset, seed and SSL branch / augmentation, but not with other schedules.
+        let mut quick = JobConfig::quick("ECG5000").with_dataset("ECG5000", Some("/data".into())).with_seed(3);
+        quick.run.ssl = SslChoice::Vibcreg;
+        quick.run.aug = Recipe::Slice;
+        assert!(quick.is_quick());
+        assert!(!JobConfig::thesis(DEFAULT_DATASET).is_quick());
+        let mut longer = JobConfig::quick(DEFAULT_DATASET);
+        longer.stage2.epochs += 1;
+        assert!(!longer.is_quick());
+    }
+
+    #[test]
     fn models_share_stage1_settings_but_not_the_branch() {
         let job = JobConfig::quick("ECG5000").with_seed(7);
         let (a, b) = (job.stage1_for(SslChoice::None), job.stage1_for(SslChoice::BarlowTwins));
