@@ -288,13 +288,14 @@ fn markdown(config: &JobConfig, base: &ModelResult, nc: &ModelResult, nc_name: &
             t,
             "**Quick profile.** Every number below comes from the quick default of `nc-vqvae run` \
              (`configs/quick.toml`): {} + {} epochs (stage 1 + stage 2) instead of the thesis' 1000 + 1000, batches of {}, \
-             a {}-wide projector, a {}-epoch FCN judge and a {}-epoch CAS classifier on {} synthetic series. \
+             a {}-wide projector, a prior of {} transformer blocks (thesis: 4), a {}-epoch FCN judge and a {}-epoch CAS classifier on {} synthetic series. \
              It shows the direction of the thesis' results in a few minutes on a 2-core CPU; \
              it does not reproduce the thesis' numbers (those are the right-hand columns).\n",
             s1.epochs,
             config.stage2.epochs,
             s1.batch_size,
             s1.projector_dim,
+            config.stage2.depth,
             config.fcn.epochs,
             config.run.cas_epochs,
             config.run.cas_samples,
