@@ -40,6 +40,18 @@ impl<T> OnDataset<T> {
         Self { dataset: dataset.to_string(), data_dir: None, labels: None, test: None, test_labels: None, recipe }
     }
 
+    /// `recipe` on the same data as this one: dataset, data directory, labels and test file.
+    pub fn same_data<U>(&self, recipe: U) -> OnDataset<U> {
+        OnDataset {
+            dataset: self.dataset.clone(),
+            data_dir: self.data_dir.clone(),
+            labels: self.labels.clone(),
+            test: self.test.clone(),
+            test_labels: self.test_labels.clone(),
+            recipe,
+        }
+    }
+
     /// Whether the dataset is a file of one's own series rather than a UCR dataset.
     pub fn own_files(&self) -> bool {
         ucr_data::is_series_file(&self.dataset) || self.labels.is_some() || self.test.is_some()

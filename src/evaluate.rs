@@ -16,7 +16,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use train::scores::{ScoreConfig, generative_scores};
 
-use crate::fcn::{FcnTrainConfig, accuracy, load, train_on};
+use crate::fcn::{accuracy, load, require_labels, train_on};
 use crate::progress::Bar;
 use crate::run_dir::{read_json, write_json};
 use crate::stage1::{RunError, Stage1Summary};
@@ -82,20 +82,11 @@ pub fn evaluate(run: &Path, opts: &EvaluateOptions, device: &Device) -> Result<E
     let stage1: Stage1Summary = read_json(&run.join("stage1.json"))?;
     let data = &generator.data;
     let k = data.num_classes();
-    if k < 2 {
-        return Err(RunError::Input(format!(
-            "{}: the run's data has {k} class label(s); FID, IS and CAS are judged by classifiers and need a labelled dataset of two classes or more",
-            run.display()
-        )));
-    }
+    require_labels(data, &run.display().to_string())?;
 
     let fcn_path = opts.fcn.clone().unwrap_or_else(|| run.join("fcn.bpk"));
     if !fcn_path.exists() {
-        let mut config = FcnTrainConfig::new(&generator.stage1.dataset);
-        config.data_dir = generator.stage1.data_dir.clone();
-        config.labels = generator.stage1.labels.clone();
-        config.test = generator.stage1.test.clone();
-        config.test_labels = generator.stage1.test_labels.clone();
+        let mut config = generator.stage1.same_data(train::fcn::FcnTrainConfig::default());
         config.epochs = opts.fcn_epochs;
         config.seed = opts.scores.seed;
         train_on(&config, data, &fcn_path, device, opts.progress)?;

@@ -58,6 +58,18 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Refuses data without labels ([`UcrDataset::labelled`]) for the FCN and the scores it judges;
+/// `what` names the data or run in the message.
+pub fn require_labels(data: &UcrDataset, what: &str) -> Result<(), RunError> {
+    if data.labelled() {
+        return Ok(());
+    }
+    Err(RunError::Input(format!(
+        "{what}: {} class label(s) in the train split; the FCN classifier and FID / IS / CAS, which it judges, need a labelled dataset of two classes or more",
+        data.num_classes()
+    )))
+}
+
 /// Trains an FCN on `config.dataset` and writes `out`, `out.json` and `out.metrics.jsonl`.
 pub fn train(config: &FcnTrainConfig, out: &Path, device: &Device, progress: bool) -> Result<FcnSummary, RunError> {
     let data = config.load_data()?;
@@ -68,13 +80,7 @@ pub fn train(config: &FcnTrainConfig, out: &Path, device: &Device, progress: boo
 /// An interrupted run of the same `config` at `out` (in `FILE.run/`) is continued; one with other
 /// settings is refused.
 pub fn train_on(config: &FcnTrainConfig, data: &UcrDataset, out: &Path, device: &Device, progress: bool) -> Result<FcnSummary, RunError> {
-    if data.num_classes() < 2 {
-        return Err(RunError::Input(format!(
-            "{}: {} class label(s) in the train split; the FCN classifier (and FID / IS / CAS, which it judges) needs a labelled dataset of two classes or more",
-            data.train.origin,
-            data.num_classes()
-        )));
-    }
+    require_labels(data, &data.train.origin)?;
     if config.checkpoint_every == 0 {
         return Err(RunError::config("fcn checkpoint_every must be at least 1"));
     }

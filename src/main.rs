@@ -125,7 +125,7 @@ struct RunArgs {
     /// Job folder (created; rerunning the same command finishes an interrupted job). Default: runs/DATASET.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Epochs of stage 1 and of stage 2 (quick default: 60 and 40; thesis: 1000, see configs/thesis.toml).
+    /// Epochs of stage 1 and of stage 2 (quick default: 70 and 60; thesis: 1000, see configs/thesis.toml).
     #[arg(long)]
     epochs: Option<usize>,
     /// SSL branch of the NC-VQVAE model.
@@ -720,7 +720,10 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             // Own files are recorded by absolute path, so the run loads them from any directory.
             config.test = config.test.map(|t| PathBuf::from(own_file_path(t.display().to_string())));
             for labels in [&mut config.labels, &mut config.test_labels] {
-                *labels = labels.take().map(|l| if matches!(l.as_str(), "first-column" | "none") { l } else { own_file_path(l) });
+                *labels = labels.take().map(|l| match nc_vqvae::ucr_data::Labels::parse(&l) {
+                    nc_vqvae::ucr_data::Labels::File(file) => own_file_path(file.display().to_string()),
+                    keyword => keyword.spec(),
+                });
             }
             explicit_flags!(m, config, args: ssl, aug, epochs, batch_size, seed, checkpoint_every, probe_every);
             if args.faithful {

@@ -114,6 +114,25 @@ fn legend_strip(strip: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, 
     Ok(())
 }
 
+/// Writes `title` across the top of `area`, the legend `entries` in a strip under it (above the
+/// chart, so it never covers data), and returns the rest of the area for the chart.
+fn titled_with_legend<'a>(
+    area: &DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>,
+    title: &str,
+    entries: &[(String, RGBColor, Mark)],
+) -> Result<DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>, String> {
+    let area = area.titled(title, ("sans-serif", 15)).map_err(|e| e.to_string())?;
+    let (strip, chart) = area.split_vertically(LEGEND_HEIGHT);
+    legend_strip(&strip, entries)?;
+    Ok(chart)
+}
+
+/// The index of the cell whose centre is at `v` (a tick at `k + 0.5`), for labelling cells rather
+/// than their edges.
+fn cell_at_centre(v: f64) -> Option<usize> {
+    ((v - v.floor() - 0.5).abs() < 1e-6).then(|| v.floor() as usize)
+}
+
 /// Draws `panels` row by row in a grid of `cols` columns; panels in the same row share their y
 /// range, so real and generated series of a class can be compared by eye.
 pub fn panel_grid(path: &Path, title: &str, cols: usize, panels: &[Panel]) -> Result<(), PlotError> {
@@ -258,11 +277,9 @@ pub fn curve_grid(path: &Path, title: &str, cols: usize, panels: &[CurvePanel]) 
             let (x0, x1) = padded_range(panel.curves.iter().flat_map(|c| c.points.iter().map(|p| p.0)));
             let (y0, y1) = padded_range(panel.curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)));
             let integral = all_integral(panel.curves.iter().flat_map(|c| c.points.iter().map(|p| p.0)));
-            let area = area.titled(&panel.title, ("sans-serif", 15)).map_err(|e| e.to_string())?;
-            let (strip, area) = area.split_vertically(LEGEND_HEIGHT);
             let named: Vec<(String, RGBColor, Mark)> =
                 panel.curves.iter().filter(|c| !c.name.is_empty()).map(|c| (c.name.clone(), RGBColor(c.color.0, c.color.1, c.color.2), Mark::Line)).collect();
-            legend_strip(&strip, &named)?;
+            let area = titled_with_legend(area, &panel.title, &named)?;
             let mut chart = ChartBuilder::on(&area)
                 .margin(8)
                 .x_label_area_size(36)
@@ -312,10 +329,8 @@ pub fn bar_row(path: &Path, title: &str, panels: &[BarPanel]) -> Result<(), Plot
             // Headroom above the tallest bar for its value.
             let top = if top > 0.0 { top * 1.15 } else { 1.0 };
             let categories = panel.categories.clone();
-            let area = area.titled(&panel.title, ("sans-serif", 15)).map_err(|e| e.to_string())?;
-            let (strip, area) = area.split_vertically(LEGEND_HEIGHT);
             let named: Vec<(String, RGBColor, Mark)> = panel.groups.iter().map(|(name, (r, g, b), _)| (name.clone(), RGBColor(*r, *g, *b), Mark::Box)).collect();
-            legend_strip(&strip, &named)?;
+            let area = titled_with_legend(&area, &panel.title, &named)?;
             let mut chart = ChartBuilder::on(&area)
                 .margin(8)
                 .x_label_area_size(40)
@@ -329,11 +344,7 @@ pub fn bar_row(path: &Path, title: &str, panels: &[BarPanel]) -> Result<(), Plot
                 .x_desc(&panel.x_label)
                 .y_desc(&panel.y_label)
                 .x_labels(n.min(40) * 2 + 1)
-                .x_label_formatter(&|x| {
-                    let i = x.floor() as usize;
-                    let centre = (x - x.floor() - 0.5).abs() < 1e-6;
-                    if centre { categories.get(i).cloned().unwrap_or_default() } else { String::new() }
-                })
+                .x_label_formatter(&|x| cell_at_centre(*x).and_then(|i| categories.get(i).cloned()).unwrap_or_default())
                 .y_labels(6)
                 .y_label_formatter(&|y| tick_label(*y, false))
                 .label_style(("sans-serif", 12))
@@ -397,7 +408,7 @@ pub fn token_grids(path: &Path, title: &str, cols: usize, panels: &[TokenPanel])
         let areas = root.split_evenly((rows, cols));
         for (panel, area) in panels.iter().zip(&areas) {
             let bands = panel.rows.max(1);
-            let width = panel.tokens.len() / bands;
+            let width = (panel.tokens.len() / bands).max(1);
             let area = area.titled(&panel.title, ("sans-serif", 15)).map_err(|e| e.to_string())?;
             let (top, bottom) = area.split_vertically(area.dim_in_pixel().1 * 2 / 5);
             let len = panel.series.len().max(2);
@@ -425,7 +436,7 @@ pub fn token_grids(path: &Path, title: &str, cols: usize, panels: &[TokenPanel])
                 .margin(6)
                 .x_label_area_size(36)
                 .y_label_area_size(56)
-                .build_cartesian_2d(0f64..width.max(1) as f64, 0f64..bands as f64)
+                .build_cartesian_2d(0f64..width as f64, 0f64..bands as f64)
                 .map_err(|e| e.to_string())?;
             grid.configure_mesh()
                 .disable_mesh()
@@ -434,21 +445,21 @@ pub fn token_grids(path: &Path, title: &str, cols: usize, panels: &[TokenPanel])
                 .x_labels((2 * width + 1).min(81))
                 .y_labels(2 * bands + 1)
                 // Labels at cell centres: the token index and the band index.
-                .x_label_formatter(&|x| if (x.fract() - 0.5).abs() < 1e-6 { format!("{}", x.floor() as usize) } else { String::new() })
-                .y_label_formatter(&|y| if (y.fract() - 0.5).abs() < 1e-6 { format!("{}", y.floor() as usize) } else { String::new() })
+                .x_label_formatter(&|x| cell_at_centre(*x).map(|i| i.to_string()).unwrap_or_default())
+                .y_label_formatter(&|y| cell_at_centre(*y).map(|i| i.to_string()).unwrap_or_default())
                 .label_style(("sans-serif", 12))
                 .axis_desc_style(("sans-serif", 13))
                 .draw()
                 .map_err(|e| e.to_string())?;
             let cells = panel.tokens.iter().enumerate().map(|(i, &code)| {
-                let (r, c) = (i / width.max(1), i % width.max(1));
+                let (r, c) = (i / width, i % width);
                 Rectangle::new([(c as f64, r as f64), (c as f64 + 1.0, r as f64 + 1.0)], code_color(code).0.filled())
             });
             grid.draw_series(cells).map_err(|e| e.to_string())?;
-            let cell_px = bottom.dim_in_pixel().0 as f64 / width.max(1) as f64;
+            let cell_px = bottom.dim_in_pixel().0 as f64 / width as f64;
             if cell_px >= 18.0 {
                 let labels = panel.tokens.iter().enumerate().map(|(i, &code)| {
-                    let (r, c) = (i / width.max(1), i % width.max(1));
+                    let (r, c) = (i / width, i % width);
                     let color = if code_color(code).1 { WHITE } else { BLACK };
                     Text::new(code.to_string(), (c as f64 + 0.5, r as f64 + 0.5), ("sans-serif", 11).into_font().color(&color).pos(Pos::new(HPos::Center, VPos::Center)))
                 });

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use burn::tensor::{Device, Int};
 use maskgit::SamplerConfig;
-use ucr_data::epoch_batches;
+use ucr_data::{UcrDataset, epoch_batches};
 
 use crate::pipeline::{JobConfig, JobSummary, ModelResult};
 use crate::plot::{BLUE, BarPanel, Curve, CurvePanel, GREY, ORANGE, TokenPanel, bar_row, curve_grid, panel_grid, token_grids};
@@ -58,11 +58,23 @@ fn token_usage(run: &Generator, device: &Device) -> Result<Vec<usize>, RunError>
     Ok(usage)
 }
 
+/// The first test series of each class, at most `max`.
+fn first_of_each_class(data: &UcrDataset, max: usize) -> Vec<usize> {
+    (0..data.num_classes()).filter_map(|c| data.test.labels.iter().position(|&l| l == c)).take(max).collect()
+}
+
+/// Test series `i` in the data's original scale.
+fn original_test_series(data: &UcrDataset, i: usize) -> Vec<f32> {
+    let mut series = data.test.series(i).to_vec();
+    data.normalizer.invert(&mut series);
+    series
+}
+
 /// Test series (the first of each class, at most `max`) and both models' reconstructions, in the
 /// data's original scale.
 fn reconstruction_panels(base: &Generator, nc: &Generator, max: usize, device: &Device) -> Result<Vec<CurvePanel>, RunError> {
     let data = &base.data;
-    let picks: Vec<usize> = (0..data.num_classes()).filter_map(|c| data.test.labels.iter().position(|&l| l == c)).take(max).collect();
+    let picks = first_of_each_class(data, max);
     let batch = data.test.batch(&picks, device);
     let length = data.length();
     let mut rows = Vec::new();
@@ -76,8 +88,7 @@ fn reconstruction_panels(base: &Generator, nc: &Generator, max: usize, device: &
         .iter()
         .enumerate()
         .map(|(j, &i)| {
-            let mut real = data.test.series(i).to_vec();
-            data.normalizer.invert(&mut real);
+            let real = original_test_series(data, i);
             CurvePanel {
                 title: format!("test series {i} (class {})", data.classes[data.test.labels[i]]),
                 x_label: "time step".into(),
@@ -96,7 +107,7 @@ fn reconstruction_panels(base: &Generator, nc: &Generator, max: usize, device: &
 /// token grids, baseline and NC-VQVAE side by side.
 fn token_panels(base: &Generator, nc: &Generator, nc_name: &str, max: usize, device: &Device) -> Result<Vec<TokenPanel>, RunError> {
     let data = &base.data;
-    let picks: Vec<usize> = (0..data.num_classes()).filter_map(|c| data.test.labels.iter().position(|&l| l == c)).take(max).collect();
+    let picks = first_of_each_class(data, max);
     let x = data.test.batch(&picks, device).x;
     let mut grids = Vec::new();
     for run in [base, nc] {
@@ -106,8 +117,7 @@ fn token_panels(base: &Generator, nc: &Generator, nc_name: &str, max: usize, dev
     let n = grids[0].len() / picks.len().max(1);
     let mut panels = Vec::new();
     for (j, &i) in picks.iter().enumerate() {
-        let mut series = data.test.series(i).to_vec();
-        data.normalizer.invert(&mut series);
+        let series = original_test_series(data, i);
         for (grid, name) in grids.iter().zip(["baseline", nc_name]) {
             panels.push(TokenPanel {
                 title: format!("test series {i} (class {}), {name}", data.classes[data.test.labels[i]]),

@@ -274,10 +274,11 @@ pub fn encode(model: &VqVae, split: &Split, device: &Device) -> Result<Encoded, 
 }
 
 /// Reconstruction errors, token perplexity and probes of a tokenizer in eval mode (docs/reference.md §10.1 with
-/// quirk Q2 sane: BatchNorm running statistics, no EMA update).
+/// quirk Q2 sane: BatchNorm running statistics, no EMA update). Without labels
+/// ([`UcrDataset::labelled`]) the probe fields are NaN (`null` in JSON).
 pub fn evaluate(model: &VqVae, data: &UcrDataset, device: &Device) -> Result<Evaluation, Error> {
     let mut eval = reconstruction(model, data, device)?;
-    if !probes_possible(data) {
+    if !data.labelled() {
         return Ok(eval);
     }
     let dim = model.quantizer().codebook().dims()[1];
@@ -290,12 +291,6 @@ pub fn evaluate(model: &VqVae, data: &UcrDataset, device: &Device) -> Result<Eva
     )?;
     (eval.knn, eval.svm) = (probe.knn, probe.svm);
     Ok(eval)
-}
-
-/// Whether `data` has the labels the probes need (two classes or more; unlabelled series all
-/// carry one label). Without them the probe accuracies are NaN (`null` in JSON).
-pub fn probes_possible(data: &UcrDataset) -> bool {
-    data.num_classes() >= 2
 }
 
 /// Test reconstruction errors and token perplexity in eval mode; the probe fields are NaN.
@@ -407,7 +402,7 @@ impl Task<Stage1Model> for Stage1Task<'_> {
     fn begin(&mut self, model: &Stage1Model, start_epoch: usize) -> Result<(), Error> {
         // Quirk Q2 faithful: the reference probes once before training, which moves the EMA
         // codebook and the BatchNorm statistics towards the data (a data-dependent initialisation).
-        if self.config.faithful_probes && start_epoch == 0 && probes_possible(self.data) {
+        if self.config.faithful_probes && start_epoch == 0 && self.data.labelled() {
             self.initial_probe = Some(train_mode_probes(model.vqvae(), self.data, self.config.batch_size, probe_seed(self.config, 0), self.train_device)?);
         }
         Ok(())
@@ -458,7 +453,7 @@ fn evaluate_run(model: &Stage1Model, config: &Stage1Config, data: &UcrDataset, e
         return evaluate(model.valid().vqvae(), data, device);
     }
     let mut eval = reconstruction(model.valid().vqvae(), data, device)?;
-    if !probes_possible(data) {
+    if !data.labelled() {
         return Ok(eval);
     }
     let probe = train_mode_probes(model.vqvae(), data, config.batch_size, probe_seed(config, epoch), train_device)?;

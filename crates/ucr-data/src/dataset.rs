@@ -141,6 +141,13 @@ impl UcrDataset {
         self.classes.len()
     }
 
+    /// Whether the data carries labels a classifier can use: two classes or more (unlabelled
+    /// series, [`crate::Labels::None`], all carry one label). The probes, the FCN and the scores it
+    /// judges need them.
+    pub fn labelled(&self) -> bool {
+        self.num_classes() >= 2
+    }
+
     /// Series length (values per row).
     pub fn length(&self) -> usize {
         self.train.length
