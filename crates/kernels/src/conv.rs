@@ -34,6 +34,7 @@
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::tensor::Tensor;
+use burn::tensor::ops::PadMode;
 
 use crate::flex_f32 as fast_path;
 use crate::im2col::Geometry;
@@ -41,27 +42,50 @@ use crate::im2col::Geometry;
 /// `conv.forward(x)` computed as GEMMs over im2col chunks (see the module docs).
 /// Falls back to Burn's op for groups, dilation, `Same` padding or another backend.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    match conv_geometry(conv, &x) {
+    let [_, _, h, w] = x.dims();
+    match conv_geometry(conv, &x, [h, w], [0; 4]) {
         #[cfg(feature = "flex")]
-        Some(geometry) => flex::conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry),
+        Some(geometry) => flex::conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry, false),
         _ => conv.forward(x),
     }
 }
 
-/// The geometry of `conv` on `x` where the GEMM convolution applies to them.
-fn conv_geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<Geometry> {
-    let padding = match conv.padding {
+/// The convolution of a **channels-last** activation `x (B, H, W, C)`, replicate-padded by
+/// `replicate` `(top, left, bottom, right)` first: `(B, Ho, Wo, O)`, the values of
+/// `conv.forward(pad_edge(x in channels-first order))` in channels-last order. The replicate
+/// padding is read inside the gather (no padded copy); it cannot be combined with a module
+/// padding of its own (then, like groups, dilation or another backend, Burn's ops run between
+/// two permutes).
+pub fn conv2d_channels_last(conv: &Conv2d, x: Tensor<4>, replicate: [usize; 4]) -> Tensor<4> {
+    let [_, h, w, _] = x.dims();
+    match conv_geometry(conv, &x, [h, w], replicate) {
+        #[cfg(feature = "flex")]
+        Some(geometry) => flex::conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry, true),
+        _ => {
+            let x = x.permute([0, 3, 1, 2]);
+            let [top, left, bottom, right] = replicate;
+            let x = if replicate == [0; 4] { x } else { x.pad([(0, 0), (0, 0), (top, bottom), (left, right)], PadMode::Edge) };
+            conv.forward(x).permute([0, 2, 3, 1])
+        }
+    }
+}
+
+/// The geometry of `conv` on `x` (spatial size `[h, w]`, replicate-padded by `replicate` first)
+/// where the GEMM convolution applies to them.
+fn conv_geometry(conv: &Conv2d, x: &Tensor<4>, [h, w]: [usize; 2], replicate: [usize; 4]) -> Option<Geometry> {
+    let zeros = match conv.padding {
         PaddingConfig2d::Valid => [0; 4],
         PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
         PaddingConfig2d::Same => return None,
     };
-    if conv.groups != 1 || conv.dilation != [1, 1] || !fast_path(x) {
+    let edge = replicate != [0; 4];
+    if conv.groups != 1 || conv.dilation != [1, 1] || !fast_path(x) || (edge && zeros != [0; 4]) {
         return None;
     }
+    let padding = if edge { replicate } else { zeros };
     let [_, _, kh, kw] = conv.weight.dims();
-    let [_, _, h, w] = x.dims();
     let [hp, wp] = [h + padding[0] + padding[2], w + padding[1] + padding[3]];
-    (hp >= kh && wp >= kw).then_some(Geometry { kernel: [kh, kw], stride: conv.stride, padding })
+    (hp >= kh && wp >= kw).then_some(Geometry { kernel: [kh, kw], stride: conv.stride, padding, edge })
 }
 
 /// `conv.forward(x)` for a transposed convolution: the adjoint of a convolution, so one GEMM
@@ -69,25 +93,35 @@ fn conv_geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<Geometry> {
 /// module docs). Falls back to Burn's op for groups, dilation, an output padding of at least the
 /// stride, or another backend.
 pub fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
-    match transposed_geometry(conv, &x) {
+    let [_, _, h, w] = x.dims();
+    match transposed_geometry(conv, &x, [h, w]) {
         #[cfg(feature = "flex")]
-        Some((geometry, output)) => flex::conv_transpose2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry, output),
+        Some((geometry, output)) => flex::conv_transpose2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry, output, false),
         _ => conv.forward(x),
     }
 }
 
-/// Where the GEMM path applies to `conv` on `x`: the convolution that maps the output grid back
-/// onto the input grid, and the output size.
-fn transposed_geometry(conv: &ConvTranspose2d, x: &Tensor<4>) -> Option<(Geometry, [usize; 2])> {
+/// [`conv_transpose2d`] on a **channels-last** activation `x (B, H, W, C)`: `(B, Ho, Wo, O)`.
+pub fn conv_transpose2d_channels_last(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
+    let [_, h, w, _] = x.dims();
+    match transposed_geometry(conv, &x, [h, w]) {
+        #[cfg(feature = "flex")]
+        Some((geometry, output)) => flex::conv_transpose2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry, output, true),
+        _ => conv.forward(x.permute([0, 3, 1, 2])).permute([0, 2, 3, 1]),
+    }
+}
+
+/// Where the GEMM path applies to `conv` on `x` (spatial size `[h, w]`): the convolution that
+/// maps the output grid back onto the input grid, and the output size.
+fn transposed_geometry(conv: &ConvTranspose2d, x: &Tensor<4>, [h, w]: [usize; 2]) -> Option<(Geometry, [usize; 2])> {
     if conv.groups != 1 || conv.dilation != [1, 1] || !fast_path(x) {
         return None;
     }
-    let [_, _, h, w] = x.dims();
     let [_, _, kh, kw] = conv.weight.dims();
     let ([sh, sw], [ph, pw], [qh, qw]) = (conv.stride, conv.padding, conv.padding_out);
     let out = |n: usize, k: usize, s: usize, p: usize, q: usize| ((n - 1) * s + k + q).checked_sub(2 * p).filter(|&m| m + 2 * p >= k);
     let (ho, wo) = (out(h, kh, sh, ph, qh)?, out(w, kw, sw, pw, qw)?);
-    let geometry = Geometry { kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw, ph, pw] };
+    let geometry = Geometry { kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw, ph, pw], edge: false };
     (geometry.output(ho, wo) == [h, w]).then_some((geometry, [ho, wo]))
 }
 
@@ -117,25 +151,27 @@ mod flex {
     /// The ops as a Burn backend extension (flex and its autodiff decorator only).
     #[backend_extension(Flex, Autodiff)]
     pub(crate) trait ConvBackend: Backend {
-        /// `x (B, C, H, W)`, `weight (O, C, kh, kw)`, `bias (O)` → `(B, O, Ho, Wo)`.
-        fn conv2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self>;
+        /// `x (B, C, H, W)`, `weight (O, C, kh, kw)`, `bias (O)` → `(B, O, Ho, Wo)`; with
+        /// `channels_last`, `x (B, H, W, C)` → `(B, Ho, Wo, O)`.
+        fn conv2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, channels_last: bool) -> FloatTensor<Self>;
         /// `x (B, C, H, W)`, `weight (C, O, kh, kw)`, `bias (O)` → `(B, O, Ho, Wo)`: the adjoint
-        /// of the convolution `geometry` that maps `(O, Ho, Wo)` onto `(C, H, W)`, plus the bias.
-        fn conv_transpose2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, output: [usize; 2]) -> FloatTensor<Self>;
+        /// of the convolution `geometry` that maps `(O, Ho, Wo)` onto `(C, H, W)`, plus the bias
+        /// (channels-last activations with `channels_last`).
+        fn conv_transpose2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, output: [usize; 2], channels_last: bool) -> FloatTensor<Self>;
     }
 
     fn zero_bias(channels: usize, like: &Tensor<4>) -> Tensor<1> {
         Tensor::zeros([channels], &like.device())
     }
 
-    pub(super) fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, geometry: Geometry) -> Tensor<4> {
+    pub(super) fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, geometry: Geometry, channels_last: bool) -> Tensor<4> {
         let bias = bias.unwrap_or_else(|| zero_bias(weight.dims()[0], &x));
-        Tensor::from_dispatch(<Dispatch as ConvBackend>::conv2d_gemm(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), geometry))
+        Tensor::from_dispatch(<Dispatch as ConvBackend>::conv2d_gemm(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), geometry, channels_last))
     }
 
-    pub(super) fn conv_transpose2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, geometry: Geometry, output: [usize; 2]) -> Tensor<4> {
+    pub(super) fn conv_transpose2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, geometry: Geometry, output: [usize; 2], channels_last: bool) -> Tensor<4> {
         let bias = bias.unwrap_or_else(|| zero_bias(weight.dims()[1], &x));
-        Tensor::from_dispatch(<Dispatch as ConvBackend>::conv_transpose2d_gemm(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), geometry, output))
+        Tensor::from_dispatch(<Dispatch as ConvBackend>::conv_transpose2d_gemm(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), geometry, output, channels_last))
     }
 
     /// Fewest GEMM rows (output positions) per chunk: below this the GEMM's packing of `W` and its edge tiles
@@ -153,6 +189,9 @@ mod flex {
         width: usize,
         out_channels: usize,
         geometry: Geometry,
+        /// Activations (input, output and their gradients) in `(B, H, W, C)` order: no layout
+        /// change around the gather and the GEMMs.
+        channels_last: bool,
     }
 
     thread_local! {
@@ -212,21 +251,23 @@ mod flex {
     }
 
     impl Plan {
-        fn conv(x: &Shape, weight: &Shape, geometry: Geometry) -> Self {
+        fn conv(x: &Shape, weight: &Shape, geometry: Geometry, channels_last: bool) -> Self {
             assert_eq!((x.num_dims(), weight.num_dims()), (4, 4), "conv2d: 4-D input and weight");
-            assert_eq!(x[1], weight[1], "conv2d: input channels");
+            let [b, c, h, w] = if channels_last { [x[0], x[3], x[1], x[2]] } else { [x[0], x[1], x[2], x[3]] };
+            assert_eq!(c, weight[1], "conv2d: input channels");
             assert_eq!([weight[2], weight[3]], geometry.kernel, "conv2d: kernel");
-            Plan { batch: x[0], channels: x[1], height: x[2], width: x[3], out_channels: weight[0], geometry }
+            Plan { batch: b, channels: c, height: h, width: w, out_channels: weight[0], geometry, channels_last }
         }
 
         /// The convolution a transposed convolution of `x (B, C, H, W)` with `weight (C, O, kh,
         /// kw)` onto `output` is the adjoint of: from `(O, Ho, Wo)` to `(C, H, W)`.
-        fn transposed(x: &Shape, weight: &Shape, geometry: Geometry, [ho, wo]: [usize; 2]) -> Self {
+        fn transposed(x: &Shape, weight: &Shape, geometry: Geometry, [ho, wo]: [usize; 2], channels_last: bool) -> Self {
             assert_eq!((x.num_dims(), weight.num_dims()), (4, 4), "conv_transpose2d: 4-D input and weight");
-            assert_eq!(x[1], weight[0], "conv_transpose2d: input channels");
+            let [b, c, h, w] = if channels_last { [x[0], x[3], x[1], x[2]] } else { [x[0], x[1], x[2], x[3]] };
+            assert_eq!(c, weight[0], "conv_transpose2d: input channels");
             assert_eq!([weight[2], weight[3]], geometry.kernel, "conv_transpose2d: kernel");
-            assert_eq!(geometry.output(ho, wo), [x[2], x[3]], "conv_transpose2d: output size");
-            Plan { batch: x[0], channels: weight[1], height: ho, width: wo, out_channels: x[1], geometry }
+            assert_eq!(geometry.output(ho, wo), [h, w], "conv_transpose2d: output size");
+            Plan { batch: b, channels: weight[1], height: ho, width: wo, out_channels: c, geometry, channels_last }
         }
 
         /// Rows of the im2col matrix per sample column: `C·kh·kw`.
@@ -249,13 +290,17 @@ mod flex {
             [n, self.channels, self.height, self.width]
         }
 
+        /// `[B, channels, h, w]` as a shape in this plan's layout.
+        fn shape(&self, channels: usize, [h, w]: [usize; 2]) -> Shape {
+            Shape::from(if self.channels_last { vec![self.batch, h, w, channels] } else { vec![self.batch, channels, h, w] })
+        }
+
         fn input_shape(&self) -> Shape {
-            Shape::from(self.input_dims(self.batch).to_vec())
+            self.shape(self.channels, [self.height, self.width])
         }
 
         fn output_shape(&self) -> Shape {
-            let [ho, wo] = self.geometry.output(self.height, self.width);
-            Shape::from(vec![self.batch, self.out_channels, ho, wo])
+            self.shape(self.out_channels, self.geometry.output(self.height, self.width))
         }
 
         /// Sample ranges, one per work item: each large enough for an efficient GEMM, and a
@@ -309,6 +354,19 @@ mod flex {
             let wp = permute_weight(w, self.weight_dims(), false);
             let (y, dw) = self.chunk_pass(if want_y { o * p } else { 0 }, want_dw, |range, y, dw| {
                 let n = range.len();
+                if self.channels_last {
+                    // x (n, H, W, C) is the gather's input and t (n, Ho, Wo, O) the output as they are.
+                    return with_scratch([0, n * p * k, 0], |_, cols, _| {
+                        gather_into(&x[range.start * q * c..range.end * q * c], self.input_dims(n), self.geometry, cols);
+                        if want_y {
+                            matmul(y, View::row_major(cols, n * p, k), View::row_major(&wp, o, k).t());
+                            add_rows(y, bias);
+                        }
+                        if want_dw {
+                            matmul(dw, View::row_major(&g[range.start * p * o..range.end * p * o], n * p, o).t(), View::row_major(cols, n * p, k));
+                        }
+                    });
+                }
                 with_scratch([n * q * c, n * p * k, n * p * o], |planes, cols, t| {
                     transpose_samples(&x[range.start * c * q..range.end * c * q], [n, c, q], None, planes);
                     gather_into(planes, self.input_dims(n), self.geometry, cols);
@@ -334,6 +392,21 @@ mod flex {
             let wp = permute_weight(w, self.weight_dims(), false);
             let (dx, dw) = self.chunk_pass(if want_dx { c * q } else { 0 }, want_dw, |range, dx, dw| {
                 let n = range.len();
+                if self.channels_last {
+                    let g = &g[range.start * p * o..range.end * p * o];
+                    return with_scratch([0, n * p * k, 0], |_, cols, _| {
+                        if want_dx {
+                            // dx arrives zeroed (a fresh output piece).
+                            matmul(cols, View::row_major(g, n * p, o), View::row_major(&wp, o, k));
+                            scatter_into(cols, self.input_dims(n), self.geometry, dx);
+                            add_rows(dx, bias);
+                        }
+                        if want_dw {
+                            gather_into(&x[range.start * q * c..range.end * q * c], self.input_dims(n), self.geometry, cols);
+                            matmul(dw, View::row_major(g, n * p, o).t(), View::row_major(cols, n * p, k));
+                        }
+                    });
+                }
                 with_scratch([n * p * o, n * p * k, n * q * c], |gt, cols, planes| {
                     transpose_samples(&g[range.start * o * p..range.end * o * p], [n, o, p], None, gt);
                     if want_dx {
@@ -353,14 +426,30 @@ mod flex {
         }
     }
 
-    /// Per-channel sums of `(B, C, Q)` values: the bias gradient.
-    fn channel_sums(dy: &[f32], c: usize, q: usize) -> Vec<f32> {
+    /// `bias` added to every row of the channels-last `rows` (`(…, C)`), where given.
+    fn add_rows(rows: &mut [f32], bias: Option<&[f32]>) {
+        if let Some(bias) = bias {
+            for row in rows.chunks_exact_mut(bias.len()) {
+                row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+            }
+        }
+    }
+
+    /// Per-channel sums of `(B, C, Q)` values, or of `(B, Q, C)` ones with `channels_last`: the
+    /// bias gradient.
+    fn channel_sums(dy: &[f32], c: usize, q: usize, channels_last: bool) -> Vec<f32> {
         dy.par_chunks(c * q)
             .fold(
                 || vec![0f32; c],
                 |mut acc, sample| {
-                    for (a, plane) in acc.iter_mut().zip(sample.chunks_exact(q)) {
-                        *a += plane.iter().sum::<f32>();
+                    if channels_last {
+                        for row in sample.chunks_exact(c) {
+                            acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+                        }
+                    } else {
+                        for (a, plane) in acc.iter_mut().zip(sample.chunks_exact(q)) {
+                            *a += plane.iter().sum::<f32>();
+                        }
                     }
                     acc
                 },
@@ -383,12 +472,12 @@ mod flex {
     }
 
     impl ConvBackend for Flex {
-        fn conv2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {
-            conv_forward(&Plan::conv(&x.shape(), &weight.shape(), geometry), &x, &weight, &bias)
+        fn conv2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, channels_last: bool) -> FloatTensor<Self> {
+            conv_forward(&Plan::conv(&x.shape(), &weight.shape(), geometry, channels_last), &x, &weight, &bias)
         }
 
-        fn conv_transpose2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, output: [usize; 2]) -> FloatTensor<Self> {
-            transposed_forward(&Plan::transposed(&x.shape(), &weight.shape(), geometry, output), &x, &weight, &bias)
+        fn conv_transpose2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, output: [usize; 2], channels_last: bool) -> FloatTensor<Self> {
+            transposed_forward(&Plan::transposed(&x.shape(), &weight.shape(), geometry, output, channels_last), &x, &weight, &bias)
         }
     }
 
@@ -416,10 +505,10 @@ mod flex {
             let (dx, dw, db) = if transposed {
                 // y = col2im(x · W): y plays the convolution's input, x its output gradient.
                 let (dx, dw) = plan.im2col_pass(&dy, &xs, &w, None, want_dx, want_dw);
-                (dx, dw, node_b.as_ref().map(|_| channel_sums(&dy, plan.channels, plan.q())))
+                (dx, dw, node_b.as_ref().map(|_| channel_sums(&dy, plan.channels, plan.q(), plan.channels_last)))
             } else {
                 let (dx, dw) = plan.scatter_pass(&dy, &xs, &w, None, want_dx, want_dw);
-                (dx, dw, node_b.as_ref().map(|_| channel_sums(&dy, plan.out_channels, plan.p())))
+                (dx, dw, node_b.as_ref().map(|_| channel_sums(&dy, plan.out_channels, plan.p(), plan.channels_last)))
             };
             for (node, grad, shape) in [(node_x, dx, x.shape()), (node_w, dw, weight.shape())] {
                 if let (Some(node), Some(grad)) = (node, grad) {
@@ -452,12 +541,12 @@ mod flex {
     }
 
     impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
-        fn conv2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {
-            tracked::<C>(x, weight, bias, false, |x, w| Plan::conv(x, w, geometry))
+        fn conv2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, channels_last: bool) -> FloatTensor<Self> {
+            tracked::<C>(x, weight, bias, false, |x, w| Plan::conv(x, w, geometry, channels_last))
         }
 
-        fn conv_transpose2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, output: [usize; 2]) -> FloatTensor<Self> {
-            tracked::<C>(x, weight, bias, true, |x, w| Plan::transposed(x, w, geometry, output))
+        fn conv_transpose2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, output: [usize; 2], channels_last: bool) -> FloatTensor<Self> {
+            tracked::<C>(x, weight, bias, true, |x, w| Plan::transposed(x, w, geometry, output, channels_last))
         }
     }
 }
@@ -540,6 +629,62 @@ mod tests {
         assert_same(conv, [11, 3, 5, 6], |m, x| conv2d(m, x), |m, x| m.forward(x), conv_params);
         let no_bias = Conv2dConfig::new([3, 2], [3, 3]).with_bias(false).init(&device);
         assert_same(no_bias, [2, 3, 5, 6], |m, x| conv2d(m, x), |m, x| m.forward(x), conv_params);
+    }
+
+    /// `x (B, C, H, W)` through a channels-last op `f` and back.
+    fn via_channels_last(x: Tensor<4>, f: impl Fn(Tensor<4>) -> Tensor<4>) -> Tensor<4> {
+        f(x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
+    }
+
+    #[test]
+    fn channels_last_convolutions_equal_burns_with_gradients_and_replicate_padding() {
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        // (channels in, out, kernel, stride, zero padding, replicate padding, input h × w): the
+        // encoder's strided block (replicate (1, 1)), its residual block, and odd ones.
+        let cases = [
+            (2, 5, [3, 4], [1, 2], [0; 4], [1, 1, 1, 1], [5, 13]),
+            (4, 6, [3, 3], [1, 1], [1, 1, 1, 1], [0; 4], [5, 9]),
+            (3, 3, [1, 1], [1, 1], [0; 4], [0; 4], [5, 7]),
+            (3, 4, [2, 3], [2, 3], [0; 4], [1, 0, 2, 1], [6, 11]),
+            (2, 3, [3, 3], [1, 1], [0; 4], [2, 3, 1, 0], [5, 7]),
+        ];
+        for (ci, co, k, stride, [t, l, b, r], replicate, [h, w]) in cases {
+            let conv = Conv2dConfig::new([ci, co], k).with_stride(stride).with_padding(PaddingConfig2d::Explicit(t, l, b, r)).init(&device);
+            let [rt, rl, rb, rr] = replicate;
+            for batch in [3, 11] {
+                assert_same(
+                    conv.clone(),
+                    [batch, ci, h, w],
+                    |m, x| via_channels_last(x, |x| conv2d_channels_last(m, x, replicate)),
+                    |m, x| m.forward(x.pad([(0, 0), (0, 0), (rt, rb), (rl, rr)], PadMode::Edge)),
+                    conv_params,
+                );
+            }
+        }
+        let no_bias = Conv2dConfig::new([3, 2], [3, 3]).with_bias(false).init(&device);
+        assert_same(no_bias, [2, 3, 5, 6], |m, x| via_channels_last(x, |x| conv2d_channels_last(m, x, [0; 4])), |m, x| m.forward(x), conv_params);
+        // Zero and replicate padding together: Burn's ops (between permutes), same values.
+        let both = Conv2dConfig::new([2, 3], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
+        assert_same(
+            both,
+            [2, 2, 5, 6],
+            |m, x| via_channels_last(x, |x| conv2d_channels_last(m, x, [1, 0, 0, 1])),
+            |m, x| m.forward(x.pad([(0, 0), (0, 0), (1, 0), (0, 1)], PadMode::Edge)),
+            conv_params,
+        );
+
+        let params = |c: &ConvTranspose2d, grads: &Gradients| weight_and_bias_grads(c.weight.val(), c.bias.as_ref().map(|b| b.val()), grads);
+        let transposed = [
+            (3, 5, [3, 4], [1, 2], [1, 1], [0, 0], [5, 7], 2),
+            (64, 2, [3, 4], [1, 2], [1, 1], [0, 0], [5, 8], 11),
+            (2, 3, [4, 4], [2, 2], [1, 1], [0, 0], [3, 5], 3),
+            (3, 2, [3, 2], [2, 3], [1, 0], [1, 2], [3, 4], 2),
+        ];
+        for (ci, co, k, stride, padding, padding_out, [h, w], batch) in transposed {
+            let conv = ConvTranspose2dConfig::new([ci, co], k).with_stride(stride).with_padding(padding).with_padding_out(padding_out).init(&device);
+            assert_same(conv, [batch, ci, h, w], |m, x| via_channels_last(x, |x| conv_transpose2d_channels_last(m, x)), |m, x| m.forward(x), params);
+        }
     }
 
     #[test]

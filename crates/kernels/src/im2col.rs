@@ -34,8 +34,11 @@ pub(crate) struct Geometry {
     pub(crate) kernel: [usize; 2],
     /// Stride along rows and columns.
     pub(crate) stride: [usize; 2],
-    /// Zero padding `(top, left, bottom, right)`.
+    /// Padding `(top, left, bottom, right)`: zeros, or the nearest edge value where `edge`.
     pub(crate) padding: [usize; 4],
+    /// Replicate padding (a tap outside the input reads the nearest input row and column)
+    /// instead of zeros.
+    pub(crate) edge: bool,
 }
 
 impl Geometry {
@@ -60,7 +63,8 @@ fn im2col_slices(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
     let [sh, sw] = geometry.stride;
     let [top, left, bottom, right] = geometry.padding;
     let [ho, wo] = geometry.output(h, w);
-    let x = if top + left + bottom + right > 0 { x.pad([(0, 0), (0, 0), (top, bottom), (left, right)], burn::tensor::ops::PadMode::Constant(0.0)) } else { x };
+    let mode = if geometry.edge { burn::tensor::ops::PadMode::Edge } else { burn::tensor::ops::PadMode::Constant(0.0) };
+    let x = if top + left + bottom + right > 0 { x.pad([(0, 0), (0, 0), (top, bottom), (left, right)], mode) } else { x };
     let taps = (0..kh)
         .flat_map(|i| (0..kw).map(move |j| (i, j)))
         .map(|(i, j)| x.clone().slice(s![.., .., i..i + (ho - 1) * sh + 1;sh as isize, j..j + (wo - 1) * sw + 1;sw as isize]))
@@ -141,9 +145,21 @@ pub(crate) mod flex {
         (first..last, (start + first as isize) as usize)
     }
 
+    /// The input row or column a tap at padded offset `raw` reads: itself inside `0..n`, the
+    /// nearest edge where `edge`, none (a zero) otherwise.
+    #[inline]
+    fn source(raw: isize, n: usize, edge: bool) -> Option<usize> {
+        if (0..n as isize).contains(&raw) {
+            Some(raw as usize)
+        } else {
+            edge.then(|| raw.clamp(0, n as isize - 1) as usize)
+        }
+    }
+
     /// The im2col matrix `(n·Ho·Wo, kh·kw·C)` of the channels-last chunk `xt (n, H, W, C)` into
-    /// `cols`, every entry written (zero where a tap reads the padding), on the calling thread:
-    /// one contiguous copy of up to `kw·C` values per output position and kernel row.
+    /// `cols`, every entry written (zero, or the edge value, where a tap reads the padding), on
+    /// the calling thread: one contiguous copy of up to `kw·C` values per output position and
+    /// kernel row, plus one of `C` values per tap in the padding.
     pub(crate) fn gather_into(xt: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, cols: &mut [f32]) {
         let [kh, kw] = g.kernel;
         let [sh, sw] = g.stride;
@@ -153,24 +169,30 @@ pub(crate) mod flex {
         assert_eq!((xt.len(), cols.len()), (n * h * w * c, n * ho * wo * k), "im2col: sizes");
         for (position, row) in cols.chunks_exact_mut(k).enumerate() {
             let (b, oh, ow) = (position / (ho * wo), position / wo % ho, position % wo);
-            let (rows, ih0) = taps(oh, sh, top, kh, h);
             let (columns, iw0) = taps(ow, sw, left, kw, w);
             for (i, segment) in row.chunks_exact_mut(kw * c).enumerate() {
-                if !rows.contains(&i) {
+                let Some(ih) = source((oh * sh + i) as isize - top as isize, h, g.edge) else {
                     segment.fill(0.0);
                     continue;
+                };
+                let line = &xt[(b * h + ih) * w * c..][..w * c];
+                if !columns.is_empty() {
+                    segment[columns.start * c..columns.end * c].copy_from_slice(&line[iw0 * c..][..columns.len() * c]);
                 }
-                let ih = ih0 + (i - rows.start);
-                segment[..columns.start * c].fill(0.0);
-                segment[columns.end * c..].fill(0.0);
-                let src = &xt[((b * h + ih) * w + iw0) * c..][..columns.len() * c];
-                segment[columns.start * c..columns.end * c].copy_from_slice(src);
+                for j in (0..columns.start).chain(columns.end.max(columns.start)..kw) {
+                    let tap = &mut segment[j * c..][..c];
+                    match source((ow * sw + j) as isize - left as isize, w, g.edge) {
+                        Some(iw) => tap.copy_from_slice(&line[iw * c..][..c]),
+                        None => tap.fill(0.0),
+                    }
+                }
             }
         }
     }
 
     /// The adjoint of [`gather_into`]: adds `cols` into the channels-last `xt (n, H, W, C)` on the
-    /// calling thread, one contiguous run per output position and kernel row.
+    /// calling thread, one contiguous run per output position and kernel row (and one of `C`
+    /// values per tap in a replicate padding, added onto the edge it read).
     pub(crate) fn scatter_into(cols: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, xt: &mut [f32]) {
         let [kh, kw] = g.kernel;
         let [sh, sw] = g.stride;
@@ -178,16 +200,22 @@ pub(crate) mod flex {
         let [ho, wo] = g.output(h, w);
         let k = kh * kw * c;
         assert_eq!((xt.len(), cols.len()), (n * h * w * c, n * ho * wo * k), "col2im: sizes");
+        let add = |dst: &mut [f32], src: &[f32]| dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
         for (position, row) in cols.chunks_exact(k).enumerate() {
             let (b, oh, ow) = (position / (ho * wo), position / wo % ho, position % wo);
-            let (rows, ih0) = taps(oh, sh, top, kh, h);
             let (columns, iw0) = taps(ow, sw, left, kw, w);
-            for i in rows.clone() {
-                let ih = ih0 + (i - rows.start);
-                let src = &row[i * kw * c..][columns.start * c..columns.end * c];
-                let dst = &mut xt[((b * h + ih) * w + iw0) * c..][..columns.len() * c];
-                for (d, s) in dst.iter_mut().zip(src) {
-                    *d += s;
+            for (i, segment) in row.chunks_exact(kw * c).enumerate() {
+                let Some(ih) = source((oh * sh + i) as isize - top as isize, h, g.edge) else { continue };
+                let line = &mut xt[(b * h + ih) * w * c..][..w * c];
+                if !columns.is_empty() {
+                    add(&mut line[iw0 * c..][..columns.len() * c], &segment[columns.start * c..columns.end * c]);
+                }
+                if g.edge {
+                    for j in (0..columns.start).chain(columns.end.max(columns.start)..kw) {
+                        if let Some(iw) = source((ow * sw + j) as isize - left as isize, w, true) {
+                            add(&mut line[iw * c..][..c], &segment[j * c..][..c]);
+                        }
+                    }
                 }
             }
         }
@@ -204,13 +232,18 @@ mod tests {
         t.into_data().try_into_vec::<f32>().unwrap()
     }
 
-    const GEOMETRIES: [Geometry; 6] = [
-        Geometry { kernel: [3, 4], stride: [1, 2], padding: [0, 0, 0, 0] },
-        Geometry { kernel: [3, 3], stride: [1, 1], padding: [1, 1, 1, 1] },
-        Geometry { kernel: [1, 1], stride: [1, 1], padding: [0, 0, 0, 0] },
-        Geometry { kernel: [2, 3], stride: [2, 3], padding: [1, 0, 2, 1] },
-        Geometry { kernel: [3, 3], stride: [1, 1], padding: [1, 0, 1, 2] },
-        Geometry { kernel: [3, 4], stride: [1, 2], padding: [1, 1, 1, 1] },
+    const GEOMETRIES: [Geometry; 9] = [
+        Geometry { kernel: [3, 4], stride: [1, 2], padding: [0, 0, 0, 0], edge: false },
+        Geometry { kernel: [3, 3], stride: [1, 1], padding: [1, 1, 1, 1], edge: false },
+        Geometry { kernel: [1, 1], stride: [1, 1], padding: [0, 0, 0, 0], edge: false },
+        Geometry { kernel: [2, 3], stride: [2, 3], padding: [1, 0, 2, 1], edge: false },
+        Geometry { kernel: [3, 3], stride: [1, 1], padding: [1, 0, 1, 2], edge: false },
+        Geometry { kernel: [3, 4], stride: [1, 2], padding: [1, 1, 1, 1], edge: false },
+        // Replicate padding: the encoder's strided block, a wider pad than the kernel reaches
+        // into on one side, and an asymmetric one.
+        Geometry { kernel: [3, 4], stride: [1, 2], padding: [1, 1, 1, 1], edge: true },
+        Geometry { kernel: [3, 3], stride: [1, 1], padding: [2, 3, 1, 0], edge: true },
+        Geometry { kernel: [2, 3], stride: [2, 3], padding: [1, 0, 2, 1], edge: true },
     ];
 
     /// `x (n, C, H, W)` in channels-last order.
@@ -256,7 +289,9 @@ mod tests {
                     let (i, j, ci) = (entry / (kw * c), entry / c % kw, entry % c);
                     let ih = (oh * g.stride[0] + i) as isize - g.padding[0] as isize;
                     let iw = (ow * g.stride[1] + j) as isize - g.padding[1] as isize;
-                    let want = if (0..h as isize).contains(&ih) && (0..w as isize).contains(&iw) { xs[((bi * c + ci) * h + ih as usize) * w + iw as usize] } else { 0.0 };
+                    let inside = (0..h as isize).contains(&ih) && (0..w as isize).contains(&iw);
+                    let (ih, iw) = (ih.clamp(0, h as isize - 1) as usize, iw.clamp(0, w as isize - 1) as usize);
+                    let want = if inside || g.edge { xs[((bi * c + ci) * h + ih) * w + iw] } else { 0.0 };
                     assert_eq!(v, want, "{g:?} position {position} entry {entry}");
                     assert_eq!(v, sliced[((ci * kh + i) * kw + j) * b * ho * wo + position], "{g:?} against the slices");
                 }

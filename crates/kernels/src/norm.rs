@@ -73,9 +73,47 @@ mod flex {
         (b, c, shape.num_elements() / (b * c).max(1))
     }
 
-    /// Per channel: mean and biased variance (two sweeps in f64, one channel per task).
+    /// Rows of `(N, C)` per task of the row kernels: at least 16 Ki values.
+    fn rows_per_task(c: usize) -> usize {
+        (16384 / c.max(1)).max(1)
+    }
+
+    /// Per-channel `f64` sums over the rows of the row-major `(N, C)` values `a` (and `b`, paired
+    /// row by row) of `term(channel, a, b)`, in parallel over blocks of rows.
+    fn column_sums(a: &[f32], b: &[f32], c: usize, term: impl Fn(usize, f32, f32) -> f64 + Sync) -> Vec<f64> {
+        let rows = rows_per_task(c) * c;
+        a.par_chunks(rows)
+            .zip(b.par_chunks(rows))
+            .fold(
+                || vec![0f64; c],
+                |mut acc, (a, b)| {
+                    for (ra, rb) in a.chunks_exact(c).zip(b.chunks_exact(c)) {
+                        for (ci, ((s, &u), &v)) in acc.iter_mut().zip(ra).zip(rb).enumerate() {
+                            *s += term(ci, u, v);
+                        }
+                    }
+                    acc
+                },
+            )
+            .reduce(
+                || vec![0f64; c],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            )
+    }
+
+    /// Per channel: mean and biased variance (two sweeps in f64, one channel per task; for a
+    /// row-major `(N, C)` activation, i.e. `s = 1` — a channels-last one or a linear layer's —
+    /// blocks of rows per task instead, each channel summed in the same row order).
     fn statistics(x: &[f32], (b, c, s): (usize, usize, usize)) -> (Vec<f32>, Vec<f32>) {
         let n = (b * s) as f64;
+        if s == 1 {
+            let mean: Vec<f64> = column_sums(x, x, c, |_, v, _| v as f64).into_iter().map(|t| t / n).collect();
+            let var = column_sums(x, x, c, |ci, v, _| (v as f64 - mean[ci]).powi(2));
+            return (mean.iter().map(|&m| m as f32).collect(), var.iter().map(|&v| (v / n) as f32).collect());
+        }
         (0..c)
             .into_par_iter()
             .map(|ci| {
@@ -93,6 +131,19 @@ mod flex {
 
     fn normalize(x: &[f32], (_, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> {
         let mut y = vec![0f32; x.len()];
+        if s == 1 {
+            let scale: Vec<f32> = (0..c).map(|ci| gamma[ci] * inv_std[ci]).collect();
+            let shift: Vec<f32> = (0..c).map(|ci| beta[ci] - mean[ci] * inv_std[ci] * gamma[ci]).collect();
+            let rows = rows_per_task(c) * c;
+            y.par_chunks_mut(rows).zip(x.par_chunks(rows)).for_each(|(y, x)| {
+                for (y, x) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                    for (((y, &x), &a), &b) in y.iter_mut().zip(x).zip(&scale).zip(&shift) {
+                        *y = x * a + b;
+                    }
+                }
+            });
+            return y;
+        }
         y.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().for_each(|(plane, (y, x))| {
             let ci = plane % c;
             let (scale, shift) = (gamma[ci] * inv_std[ci], beta[ci] - mean[ci] * inv_std[ci] * gamma[ci]);
@@ -107,6 +158,23 @@ mod flex {
     #[allow(clippy::too_many_arguments)]
     fn backward(dy: &[f32], x: &[f32], (b, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let n = (b * s) as f64;
+        if s == 1 {
+            let sum_dy = column_sums(dy, dy, c, |_, g, _| g as f64);
+            let sum_dy_xhat = column_sums(dy, x, c, |ci, g, v| g as f64 * ((v - mean[ci]) * inv_std[ci]) as f64);
+            let scale: Vec<f32> = (0..c).map(|ci| gamma[ci] * inv_std[ci]).collect();
+            let (mean_dy, mean_dy_xhat): (Vec<f32>, Vec<f32>) = (0..c).map(|ci| ((sum_dy[ci] / n) as f32, (sum_dy_xhat[ci] / n) as f32)).unzip();
+            let mut dx = vec![0f32; x.len()];
+            let rows = rows_per_task(c) * c;
+            dx.par_chunks_mut(rows).zip(dy.par_chunks(rows).zip(x.par_chunks(rows))).for_each(|(dx, (dy, x))| {
+                for ((dx, dy), x) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
+                    for ci in 0..c {
+                        let xhat = (x[ci] - mean[ci]) * inv_std[ci];
+                        dx[ci] = scale[ci] * (dy[ci] - mean_dy[ci] - xhat * mean_dy_xhat[ci]);
+                    }
+                }
+            });
+            return (dx, sum_dy_xhat.iter().map(|&v| v as f32).collect(), sum_dy.iter().map(|&v| v as f32).collect());
+        }
         let (sum_dy, sum_dy_xhat): (Vec<f64>, Vec<f64>) = (0..c)
             .into_par_iter()
             .map(|ci| {
@@ -264,20 +332,31 @@ mod tests {
 
     #[test]
     fn two_dimensional_input_equals_burns() {
+        // (N, C) inputs: one block of rows, and several blocks of unequal size (the row kernels
+        // split at 16 Ki values: 256 rows of 64, 1260 rows of 13).
         let device = Device::flex().autodiff();
         device.seed(6);
-        let x = Tensor::<2>::random([7, 9], Distribution::Normal(0.5, 2.0), &device);
-        let weights = Tensor::<2>::random([7, 9], Distribution::Normal(0.0, 1.0), &device);
-        let run = |ours: bool| {
-            let norm = BatchNormConfig::new(9).init(&device);
-            let x = x.clone().detach().require_grad();
-            let y = if ours { batch_norm(&norm, x.clone()) } else { norm.forward(x.clone()) };
-            let grads = (y.clone() * weights.clone()).sum().backward();
-            [values(y.inner()), values(x.grad(&grads).unwrap()), values(norm.gamma.val().grad(&grads).unwrap()), values(norm.running_var.value_sync())]
-        };
-        let (ours, burns) = (run(true), run(false));
-        for (i, (a, b)) in ours.iter().zip(&burns).enumerate() {
-            assert_close(a, b, 1e-5, &format!("2-D output/dx/dgamma/running var [{i}]"));
+        for [n, c] in [[7, 9], [1100, 64], [3000, 13]] {
+            let x = Tensor::<2>::random([n, c], Distribution::Normal(0.5, 2.0), &device);
+            let weights = Tensor::<2>::random([n, c], Distribution::Normal(0.0, 1.0), &device);
+            let run = |ours: bool| {
+                let norm = BatchNormConfig::new(c).init(&device);
+                let x = x.clone().detach().require_grad();
+                let y = if ours { batch_norm(&norm, x.clone()) } else { norm.forward(x.clone()) };
+                let grads = (y.clone() * weights.clone()).sum().backward();
+                [
+                    values(y.inner()),
+                    values(x.grad(&grads).unwrap()),
+                    values(norm.gamma.val().grad(&grads).unwrap()),
+                    values(norm.beta.val().grad(&grads).unwrap()),
+                    values(norm.running_mean.value_sync()),
+                    values(norm.running_var.value_sync()),
+                ]
+            };
+            let (ours, burns) = (run(true), run(false));
+            for (i, (a, b)) in ours.iter().zip(&burns).enumerate() {
+                assert_close(a, b, 1e-5, &format!("{n}×{c}: output/dx/dgamma/dbeta/running mean/running var [{i}]"));
+            }
         }
     }
 

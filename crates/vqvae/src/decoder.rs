@@ -6,9 +6,8 @@ use burn::nn::conv::ConvTranspose2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
-use kernels::conv_transpose2d;
-use kernels::batch_norm;
-use crate::layers::{BlockConfig, DecBlock, ResBlock, resize_width_align_corners, transposed};
+use kernels::conv_transpose2d_channels_last;
+use crate::layers::{BlockConfig, DecBlock, ResBlock, norm_channels_last, resize_width_align_corners, transposed};
 
 /// Settings of the [`Decoder`]; defaults are the thesis settings.
 #[derive(Config, Debug)]
@@ -59,14 +58,15 @@ impl DecoderConfig {
 impl Decoder {
     /// `(B, D, 5, W') → (B, 2, 5, W)`.
     pub fn forward(&self, z: Tensor<4>) -> Tensor<4> {
-        let mut x = z;
+        // Channels-last inside (crate::layers): one layout change in, one out.
+        let mut x = z.permute([0, 2, 3, 1]);
         for (block, norm) in self.res.iter().zip(&self.res_norms) {
-            x = batch_norm(norm, block.forward(x));
+            x = norm_channels_last(norm, block.forward(x));
         }
         for block in &self.up {
             x = block.forward(x);
         }
-        let x = conv_transpose2d(&self.out, conv_transpose2d(&self.to_out, x));
-        resize_width_align_corners(x, self.frames)
+        let x = conv_transpose2d_channels_last(&self.out, conv_transpose2d_channels_last(&self.to_out, x));
+        resize_width_align_corners(x.permute([0, 3, 1, 2]), self.frames)
     }
 }

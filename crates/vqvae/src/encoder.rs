@@ -5,8 +5,7 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
-use kernels::batch_norm;
-use crate::layers::{BlockConfig, EncBlock, ResBlock};
+use crate::layers::{BlockConfig, EncBlock, ResBlock, norm_channels_last};
 
 /// Number of stride-2 encoder blocks for a series of length `length` (docs/reference.md §4.1, quirk Q15):
 /// `rate = round_half_even(L / (log2(n_fft) − 1) / downsampled_width)` (1 if `L < downsampled_width`),
@@ -64,14 +63,15 @@ impl EncoderConfig {
 impl Encoder {
     /// `(B, 2, 5, W) → (B, D, 5, W')`.
     pub fn forward(&self, u: Tensor<4>) -> Tensor<4> {
-        let mut x = u;
+        // Channels-last inside (crate::layers): one layout change in, one out.
+        let mut x = u.permute([0, 2, 3, 1]);
         for block in &self.down {
             x = block.forward(x);
         }
         for (block, norm) in self.res.iter().zip(&self.res_norms) {
-            x = batch_norm(norm, block.forward(x));
+            x = norm_channels_last(norm, block.forward(x));
         }
-        x
+        x.permute([0, 3, 1, 2])
     }
 }
 

@@ -4,11 +4,9 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use kernels::{conv_transpose2d, conv2d, leaky_relu};
-use kernels::batch_norm;
+use kernels::{batch_norm, conv_transpose2d_channels_last, conv2d_channels_last, leaky_relu};
 
 /// LeakyReLU slope used everywhere (docs/reference.md §4).
 pub(crate) const SLOPE: f64 = 0.01;
@@ -16,6 +14,10 @@ pub(crate) const SLOPE: f64 = 0.01;
 
 /// Strided encoder block: replicate-pad (1, 1) → Conv2d(kernel (3, 4), stride (1, 2)) → BN → LeakyReLU.
 /// Maps `(B, i, 5, w)` to `(B, o, 5, ⌊w/2⌋)`.
+///
+/// The blocks' `forward` take and return **channels-last** activations `(B, H, W, C)`: inside the
+/// encoder and decoder every convolution then reads and writes its GEMM layout directly (no
+/// layout change per convolution, docs/benchmarks.md); the modules and records are Burn's.
 #[derive(Module, Debug)]
 pub(crate) struct EncBlock {
     conv: Conv2d,
@@ -74,27 +76,36 @@ pub(crate) fn transposed(input: usize, output: usize, device: &Device) -> ConvTr
 }
 
 impl EncBlock {
+    /// `(B, H, W, i)` → `(B, H, ⌊W/2⌋, o)`, channels-last.
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = x.pad([(0, 0), (0, 0), (1, 1), (1, 1)], PadMode::Edge);
-        leaky_relu(batch_norm(&self.norm, conv2d(&self.conv, x)), SLOPE)
+        leaky_relu(norm_channels_last(&self.norm, conv2d_channels_last(&self.conv, x, [1, 1, 1, 1])), SLOPE)
     }
 }
 
 impl ResBlock {
+    /// `(B, H, W, C)` → `(B, H, W, C)`, channels-last.
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = conv2d(&self.conv3, leaky_relu(x.clone(), SLOPE));
+        let h = conv2d_channels_last(&self.conv3, leaky_relu(x.clone(), SLOPE), [0; 4]);
         let h = match &self.norm {
-            Some(norm) => batch_norm(norm, h),
+            Some(norm) => norm_channels_last(norm, h),
             None => h,
         };
-        x.add(conv2d(&self.conv1, leaky_relu(h, SLOPE)))
+        x.add(conv2d_channels_last(&self.conv1, leaky_relu(h, SLOPE), [0; 4]))
     }
 }
 
 impl DecBlock {
+    /// `(B, H, W, i)` → `(B, H, 2W, o)`, channels-last.
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        leaky_relu(batch_norm(&self.norm, conv_transpose2d(&self.conv, x)), SLOPE)
+        leaky_relu(norm_channels_last(&self.norm, conv_transpose2d_channels_last(&self.conv, x)), SLOPE)
     }
+}
+
+/// BatchNorm2d of a channels-last `(B, H, W, C)` activation: the statistics per channel over
+/// batch, rows and columns are those of BatchNorm over the `(B·H·W, C)` rows.
+pub(crate) fn norm_channels_last(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let dims @ [b, h, w, c] = x.dims();
+    batch_norm(norm, x.reshape([b * h * w, c])).reshape(dims)
 }
 
 /// Bilinear resize of the last axis with `align_corners = true` (the height is unchanged, so the
