@@ -88,7 +88,7 @@ mod flex {
     /// `f` applied to every value of `x`, in parallel.
     fn map(x: &FlexTensor, f: impl Fn(f32) -> f32 + Sync) -> FlexTensor {
         let xs = values(x);
-        let mut out = vec![0f32; xs.len()];
+        let mut out = crate::buffers::zeroed(xs.len());
         out.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x)));
         tensor(out, x.shape())
     }
@@ -96,7 +96,7 @@ mod flex {
     /// `dy · f'(x)` for every value, in parallel.
     fn map_grad(x: &FlexTensor, dy: &FlexTensor, derivative: impl Fn(f32) -> f32 + Sync) -> FlexTensor {
         let (xs, dys) = (values(x), values(dy));
-        let mut out = vec![0f32; xs.len()];
+        let mut out = crate::buffers::zeroed(xs.len());
         out.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK).zip(dys.par_chunks(CHUNK))).for_each(|(o, (x, dy))| {
             for ((o, &x), &dy) in o.iter_mut().zip(x).zip(dy) {
                 *o = dy * derivative(x);

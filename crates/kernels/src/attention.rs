@@ -102,8 +102,8 @@ mod flex {
         let dims = Dims::of(q, heads);
         let (s, d, inner) = (dims.seq, dims.head_dim, dims.inner());
         let (qs, ks, vs) = (values(q), values(k), values(v));
-        let mut out = vec![0f32; dims.batch * s * inner];
-        let mut probs = vec![0f32; dims.batch * heads * s * s];
+        let mut out = crate::buffers::zeroed(dims.batch * s * inner);
+        let mut probs = crate::buffers::zeroed(dims.batch * heads * s * s);
         out.par_chunks_mut(s * inner.max(1)).zip(probs.par_chunks_mut((heads * s * s).max(1))).enumerate().for_each(|(b, (block, p))| {
             let range = b * s * inner..(b + 1) * s * inner;
             let (qb, kb, vb) = (&qs[range.clone()], &ks[range.clone()], &vs[range]);
@@ -132,7 +132,7 @@ mod flex {
         let (s, d, inner) = (dims.seq, dims.head_dim, dims.inner());
         let (qs, ks, vs, gs) = (values(q), values(k), values(v), values(grad));
         let n = dims.batch * s * inner;
-        let (mut dq, mut dk, mut dv) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+        let (mut dq, mut dk, mut dv) = (crate::buffers::zeroed(n), crate::buffers::zeroed(n), crate::buffers::zeroed(n));
         let block = (s * inner).max(1);
         dq.par_chunks_mut(block).zip(dk.par_chunks_mut(block)).zip(dv.par_chunks_mut(block)).enumerate().for_each(|(b, ((dqb, dkb), dvb))| {
             let range = b * s * inner..(b + 1) * s * inner;

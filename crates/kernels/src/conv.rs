@@ -326,7 +326,7 @@ mod flex {
         /// un-permuted.
         fn chunk_pass(&self, out_per_sample: usize, want_dw: bool, chunk: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync) -> (Vec<f32>, Option<Vec<f32>>) {
             let (k, o) = (self.k(), self.out_channels);
-            let mut out = vec![0f32; self.batch * out_per_sample];
+            let mut out = crate::buffers::zeroed(self.batch * out_per_sample);
             let chunks = self.chunks();
             let dwp = chunks
                 .par_iter()

@@ -106,7 +106,7 @@ where
     L: Fn(usize) -> View<'a> + Sync,
     R: Fn(usize) -> View<'a> + Sync,
 {
-    let mut out = vec![0f32; batch * m * n];
+    let mut out = crate::buffers::zeroed(batch * m * n);
     if batch == 0 || m == 0 || n == 0 {
         return out;
     }
@@ -160,7 +160,7 @@ mod tests {
 
     /// The product by definition, in f64.
     fn naive(a: View, b: View) -> Vec<f32> {
-        let mut out = vec![0f32; a.rows * b.cols];
+        let mut out = crate::buffers::zeroed(a.rows * b.cols);
         for i in 0..a.rows {
             for j in 0..b.cols {
                 let s: f64 = (0..a.cols).map(|l| a.data[i * a.row_stride + l * a.col_stride] as f64 * b.data[l * b.row_stride + j * b.col_stride] as f64).sum();

@@ -130,7 +130,7 @@ mod flex {
     }
 
     fn normalize(x: &[f32], (_, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> {
-        let mut y = vec![0f32; x.len()];
+        let mut y = crate::buffers::zeroed(x.len());
         if s == 1 {
             let scale: Vec<f32> = (0..c).map(|ci| gamma[ci] * inv_std[ci]).collect();
             let shift: Vec<f32> = (0..c).map(|ci| beta[ci] - mean[ci] * inv_std[ci] * gamma[ci]).collect();
@@ -163,7 +163,7 @@ mod flex {
             let sum_dy_xhat = column_sums(dy, x, c, |ci, g, v| g as f64 * ((v - mean[ci]) * inv_std[ci]) as f64);
             let scale: Vec<f32> = (0..c).map(|ci| gamma[ci] * inv_std[ci]).collect();
             let (mean_dy, mean_dy_xhat): (Vec<f32>, Vec<f32>) = (0..c).map(|ci| ((sum_dy[ci] / n) as f32, (sum_dy_xhat[ci] / n) as f32)).unzip();
-            let mut dx = vec![0f32; x.len()];
+            let mut dx = crate::buffers::zeroed(x.len());
             let rows = rows_per_task(c) * c;
             dx.par_chunks_mut(rows).zip(dy.par_chunks(rows).zip(x.par_chunks(rows))).for_each(|(dx, (dy, x))| {
                 for ((dx, dy), x) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
@@ -189,7 +189,7 @@ mod flex {
                 (a, bsum)
             })
             .unzip();
-        let mut dx = vec![0f32; x.len()];
+        let mut dx = crate::buffers::zeroed(x.len());
         dx.par_chunks_mut(s).zip(dy.par_chunks(s).zip(x.par_chunks(s))).enumerate().for_each(|(plane, (dx, (dy, x)))| {
             let ci = plane % c;
             let (mean_dy, mean_dy_xhat) = ((sum_dy[ci] / n) as f32, (sum_dy_xhat[ci] / n) as f32);

@@ -77,7 +77,7 @@ mod flex {
         let d = width(x);
         let (xs, g) = (values(x), values(gain));
         let rows = xs.len() / d.max(1);
-        let mut y = vec![0f32; xs.len()];
+        let mut y = crate::buffers::zeroed(xs.len());
         let mut c = vec![0f32; rows];
         let mut inv_r2 = vec![0f32; rows];
         y.par_chunks_mut(ROWS * d)
@@ -100,7 +100,7 @@ mod flex {
     /// `(dx, dg)` from the output gradient.
     fn backward(dy: &[f32], x: &[f32], g: &[f32], c: &[f32], inv_r2: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let d = g.len();
-        let mut dx = vec![0f32; x.len()];
+        let mut dx = crate::buffers::zeroed(x.len());
         let partial: Vec<Vec<f64>> = dx
             .par_chunks_mut(ROWS * d)
             .zip(dy.par_chunks(ROWS * d).zip(x.par_chunks(ROWS * d)))
