@@ -104,6 +104,37 @@ mod flex {
             )
     }
 
+    /// Two per-channel `f64` sums over the rows of `a` and `b` (as [`column_sums`]) in one sweep.
+    fn column_sums_2(a: &[f32], b: &[f32], c: usize, term: impl Fn(usize, f32, f32) -> (f64, f64) + Sync) -> (Vec<f64>, Vec<f64>) {
+        let rows = rows_per_task(c) * c;
+        let sums = a
+            .par_chunks(rows)
+            .zip(b.par_chunks(rows))
+            .fold(
+                || vec![0f64; 2 * c],
+                |mut acc, (a, b)| {
+                    let (first, second) = acc.split_at_mut(c);
+                    for (ra, rb) in a.chunks_exact(c).zip(b.chunks_exact(c)) {
+                        for (ci, (((s, t), &u), &v)) in first.iter_mut().zip(second.iter_mut()).zip(ra).zip(rb).enumerate() {
+                            let (x, y) = term(ci, u, v);
+                            *s += x;
+                            *t += y;
+                        }
+                    }
+                    acc
+                },
+            )
+            .reduce(
+                || vec![0f64; 2 * c],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            );
+        let (first, second) = sums.split_at(c);
+        (first.to_vec(), second.to_vec())
+    }
+
     /// Per channel: mean and biased variance (two sweeps in f64, one channel per task; for a
     /// row-major `(N, C)` activation, i.e. `s = 1` — a channels-last one or a linear layer's —
     /// blocks of rows per task instead, each channel summed in the same row order).
@@ -159,17 +190,22 @@ mod flex {
     fn backward(dy: &[f32], x: &[f32], (b, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let n = (b * s) as f64;
         if s == 1 {
-            let sum_dy = column_sums(dy, dy, c, |_, g, _| g as f64);
-            let sum_dy_xhat = column_sums(dy, x, c, |ci, g, v| g as f64 * ((v - mean[ci]) * inv_std[ci]) as f64);
-            let scale: Vec<f32> = (0..c).map(|ci| gamma[ci] * inv_std[ci]).collect();
-            let (mean_dy, mean_dy_xhat): (Vec<f32>, Vec<f32>) = (0..c).map(|ci| ((sum_dy[ci] / n) as f32, (sum_dy_xhat[ci] / n) as f32)).unzip();
+            let (sum_dy, sum_dy_xhat) = column_sums_2(dy, x, c, |ci, g, v| (g as f64, g as f64 * ((v - mean[ci]) * inv_std[ci]) as f64));
+            // dx = γ/σ · (dy − Σdy/N − x̂·Σ(dy·x̂)/N) = a·dy + b·x + d per channel.
+            let (mut a, mut bx, mut d) = (vec![0f32; c], vec![0f32; c], vec![0f32; c]);
+            for ci in 0..c {
+                let (mean_dy, mean_dy_xhat) = ((sum_dy[ci] / n) as f32, (sum_dy_xhat[ci] / n) as f32);
+                let scale = gamma[ci] * inv_std[ci];
+                a[ci] = scale;
+                bx[ci] = -scale * inv_std[ci] * mean_dy_xhat;
+                d[ci] = -scale * mean_dy + scale * inv_std[ci] * mean_dy_xhat * mean[ci];
+            }
             let mut dx = crate::buffers::zeroed(x.len());
             let rows = rows_per_task(c) * c;
             dx.par_chunks_mut(rows).zip(dy.par_chunks(rows).zip(x.par_chunks(rows))).for_each(|(dx, (dy, x))| {
                 for ((dx, dy), x) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
-                    for ci in 0..c {
-                        let xhat = (x[ci] - mean[ci]) * inv_std[ci];
-                        dx[ci] = scale[ci] * (dy[ci] - mean_dy[ci] - xhat * mean_dy_xhat[ci]);
+                    for (((((dx, &g), &v), &a), &b), &d) in dx.iter_mut().zip(dy).zip(x).zip(&a).zip(&bx).zip(&d) {
+                        *dx = a * g + b * v + d;
                     }
                 }
             });
