@@ -31,8 +31,8 @@
 //! (`Conv2d`, `ConvTranspose2d`): parameters, initialisation and records are unchanged; only the
 //! forward pass is ours. Tests compare values and all gradients with Burn's ops on odd shapes.
 
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::conv::{Conv1d, Conv2d, ConvTranspose2d};
+use burn::nn::{PaddingConfig1d, PaddingConfig2d};
 use burn::tensor::Tensor;
 use burn::tensor::ops::PadMode;
 
@@ -66,6 +66,38 @@ pub fn conv2d_channels_last(conv: &Conv2d, x: Tensor<4>, replicate: [usize; 4]) 
             let [top, left, bottom, right] = replicate;
             let x = if replicate == [0; 4] { x } else { x.pad([(0, 0), (0, 0), (top, bottom), (left, right)], PadMode::Edge) };
             conv.forward(x).permute([0, 2, 3, 1])
+        }
+    }
+}
+
+/// A 1-D convolution of a **channels-last** series `x (B, L, C)`, zero-padded by
+/// `[left, right]` first (on top of the module's own padding): `(B, Lo, O)`, the values of
+/// `conv.forward(pad(x in channels-first order))` in channels-last order. On flex it is the 2-D
+/// GEMM convolution of a one-row image (the FCN's convolutions: Burn's `Conv1d` computes its
+/// input gradient through a direct-loop transposed convolution); groups, dilation, `Same`
+/// padding and the other backends run Burn's ops between two permutes.
+pub fn conv1d_channels_last(conv: &Conv1d, x: Tensor<3>, [left, right]: [usize; 2]) -> Tensor<3> {
+    let [b, l, _] = x.dims();
+    let own = match conv.padding {
+        PaddingConfig1d::Valid => Some([0, 0]),
+        PaddingConfig1d::Explicit(a, b) => Some([a, b]),
+        PaddingConfig1d::Same => None,
+    };
+    let k = conv.weight.dims()[2];
+    match own {
+        #[cfg(feature = "flex")]
+        Some([a, z]) if conv.groups == 1 && conv.dilation == 1 && fast_path(&x) && l + left + right + a + z >= k => {
+            let geometry = Geometry { kernel: [1, k], stride: [1, conv.stride], padding: [0, left + a, 0, right + z], edge: false };
+            let [_, lo] = geometry.output(1, l);
+            let [o, c, _] = conv.weight.dims();
+            let weight = conv.weight.val().reshape([o, c, 1, k]);
+            let x = x.reshape([b, 1, l, c]);
+            flex::conv2d(x, weight, conv.bias.as_ref().map(|b| b.val()), geometry, true).reshape([b, lo, o])
+        }
+        _ => {
+            let x = x.permute([0, 2, 1]);
+            let x = if left + right == 0 { x } else { x.pad([(0, 0), (0, 0), (left, right)], PadMode::Constant(0.0)) };
+            conv.forward(x).permute([0, 2, 1])
         }
     }
 }
@@ -695,6 +727,48 @@ mod tests {
         for (ci, co, k, stride, padding, padding_out, [h, w], batch) in transposed {
             let conv = ConvTranspose2dConfig::new([ci, co], k).with_stride(stride).with_padding(padding).with_padding_out(padding_out).init(&device);
             assert_same(conv, [batch, ci, h, w], |m, x| via_channels_last(x, |x| conv_transpose2d_channels_last(m, x)), |m, x| m.forward(x), params);
+        }
+    }
+
+    #[test]
+    fn channels_last_conv1d_equals_burns_with_gradients() {
+        use burn::nn::conv::Conv1dConfig;
+        let device = Device::flex().autodiff();
+        device.seed(8);
+        let params = |c: &Conv1d, grads: &Gradients| {
+            vec![c.weight.val().grad(grads).expect("weight gradient").flatten::<1>(0, 2), c.bias.as_ref().unwrap().val().grad(grads).expect("bias gradient")]
+        };
+        // (channels in, out, kernel, stride, module padding, extra zero padding, length, batch):
+        // the FCN's three blocks ("same" with the extra zero on the right for the even kernel),
+        // a strided one and one with the module's own padding.
+        let cases = [
+            (1, 6, 8, 1, PaddingConfig1d::Valid, [3, 4], 37, 5),
+            (6, 7, 5, 1, PaddingConfig1d::Valid, [2, 2], 37, 11),
+            (7, 4, 3, 1, PaddingConfig1d::Valid, [1, 1], 20, 3),
+            (3, 2, 4, 3, PaddingConfig1d::Explicit(1, 2), [0, 1], 17, 2),
+        ];
+        for (ci, co, k, stride, padding, [left, right], l, batch) in cases {
+            let conv = Conv1dConfig::new(ci, co, k).with_stride(stride).with_padding(padding).init(&device);
+            let x = Tensor::<3>::random([batch, ci, l], Distribution::Normal(0.0, 1.0), &device);
+            let run = |ours: bool| {
+                let x = x.clone().detach().require_grad();
+                let y = if ours {
+                    conv1d_channels_last(&conv, x.clone().permute([0, 2, 1]), [left, right]).permute([0, 2, 1])
+                } else {
+                    conv.forward(x.clone().pad([(0, 0), (0, 0), (left, right)], PadMode::Constant(0.0)))
+                };
+                let n = y.shape().num_elements();
+                let weights = Tensor::<3>::from_data(TensorData::new((0..n).map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5).collect::<Vec<_>>(), y.dims()), &device);
+                let grads = (y.clone() * weights).sum().backward();
+                let mut g = vec![y.inner().flatten::<1>(0, 2), x.grad(&grads).expect("input gradient").flatten::<1>(0, 2)];
+                g.extend(params(&conv, &grads).into_iter().map(|t| t.inner()));
+                g
+            };
+            for (i, (a, b)) in run(true).into_iter().zip(run(false)).enumerate() {
+                assert_eq!(a.dims(), b.dims(), "case {ci}→{co} k{k}: tensor {i}");
+                let (d, scale) = max_diff(a, b);
+                assert!(d <= 1e-5 * scale.max(1.0), "case {ci}→{co} k{k}: output/dx/dW/db [{i}] differs by {d} (scale {scale})");
+            }
         }
     }
 

@@ -14,7 +14,7 @@ mod rms_norm;
 
 pub use activation::{gelu, leaky_relu};
 pub use attention::attention;
-pub use conv::{conv_transpose2d, conv_transpose2d_channels_last, conv2d, conv2d_channels_last};
+pub use conv::{conv_transpose2d, conv_transpose2d_channels_last, conv1d_channels_last, conv2d, conv2d_channels_last};
 pub use matmul::{linear, matmul, rows_times};
 pub use norm::batch_norm;
 pub use rms_norm::rms_norm;

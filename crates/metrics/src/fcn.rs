@@ -8,8 +8,8 @@ use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
-use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
+use kernels::{batch_norm, conv1d_channels_last};
 
 /// Settings of [`Fcn`]; defaults are the reference's.
 #[derive(Config, Debug)]
@@ -43,8 +43,16 @@ impl FcnBlock {
 
     /// `(B, C_in, L) → (B, C_out, L)`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.pad([(0, 0), (0, 0), (self.pad_left, self.pad_right)], PadMode::Constant(0.0));
-        relu(self.norm.forward(self.conv.forward(x)))
+        self.forward_channels_last(x.permute([0, 2, 1])).permute([0, 2, 1])
+    }
+
+    /// `(B, L, C_in) → (B, L, C_out)`, channels-last: the layout the network runs in (the
+    /// `kernels` crate's GEMM convolution and BatchNorm read and write it directly; Burn's
+    /// `Conv1d` computes its input gradient through a direct-loop transposed convolution).
+    fn forward_channels_last(&self, x: Tensor<3>) -> Tensor<3> {
+        let y = conv1d_channels_last(&self.conv, x, [self.pad_left, self.pad_right]);
+        let dims @ [b, l, c] = y.dims();
+        relu(batch_norm(&self.norm, y.reshape([b * l, c])).reshape(dims))
     }
 }
 
@@ -73,12 +81,12 @@ impl FcnConfig {
 impl Fcn {
     /// The 128-d globally average-pooled features of series `(B, C, L)`: `(B, 128)` (FID's input).
     pub fn features(&self, x: Tensor<3>) -> Tensor<2> {
-        let mut h = x;
+        let mut h = x.permute([0, 2, 1]);
         for block in &self.blocks {
-            h = block.forward(h);
+            h = block.forward_channels_last(h);
         }
-        let [b, c, _] = h.dims();
-        h.mean_dim(2).reshape([b, c])
+        let [b, _, c] = h.dims();
+        h.mean_dim(1).reshape([b, c])
     }
 
     /// Class logits `(B, K)`.
