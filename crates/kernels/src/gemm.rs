@@ -11,6 +11,7 @@
 //! docs/upstream.md §7). Our ops also fuse the bias and run the whole backward as one op.
 
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// A strided matrix over a slice (non-negative strides).
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +56,14 @@ impl<'a> View<'a> {
 
 /// `dst (m×n, row-major) = lhs · rhs` on the calling thread.
 pub(crate) fn matmul(dst: &mut [f32], lhs: View, rhs: View) {
+    // SAFETY: `f32` and `MaybeUninit<f32>` have the same layout, and `matmul_uninit` only writes
+    // initialised values.
+    matmul_uninit(unsafe { &mut *(dst as *mut [f32] as *mut [MaybeUninit<f32>]) }, lhs, rhs);
+}
+
+/// [`matmul`] into a buffer that need not be initialised: every one of its `m × n` values is
+/// written (the GEMM never reads its destination), so an output needs no clearing first.
+pub(crate) fn matmul_uninit(dst: &mut [MaybeUninit<f32>], lhs: View, rhs: View) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "inner dimensions");
     assert_eq!(dst.len(), m * n, "output size");
@@ -62,18 +71,21 @@ pub(crate) fn matmul(dst: &mut [f32], lhs: View, rhs: View) {
         return;
     }
     if k == 0 {
-        dst.fill(0.0);
+        dst.iter_mut().for_each(|v| {
+            v.write(0.0);
+        });
         return;
     }
     assert!(lhs.in_bounds() && rhs.in_bounds(), "view out of bounds");
     // SAFETY: every index the GEMM reads lies inside the views (checked above) and it writes
-    // exactly the `m × n` contiguous values of `dst`, a unique borrow that cannot overlap them.
+    // exactly the `m × n` contiguous values of `dst`, a unique borrow that cannot overlap them;
+    // with `read_dst = false` it never reads them.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.as_mut_ptr().cast::<f32>(),
             1,
             n as isize,
             false,
@@ -106,32 +118,33 @@ where
     L: Fn(usize) -> View<'a> + Sync,
     R: Fn(usize) -> View<'a> + Sync,
 {
-    let mut out = crate::buffers::zeroed(batch * m * n);
-    if batch == 0 || m == 0 || n == 0 {
+    let total = batch * m * n;
+    let mut out: Vec<f32> = Vec::with_capacity(total);
+    // Every branch below writes all `total` values (products into uninitialised memory: the
+    // output is never cleared first).
+    let spare = &mut out.spare_capacity_mut()[..total];
+    if total == 0 {
         return out;
     }
     let threads = rayon::current_num_threads().max(1);
     let macs = m * k * n;
     if batch * macs <= SERIAL_MACS || threads == 1 {
-        for (i, dst) in out.chunks_exact_mut(m * n).enumerate() {
-            matmul(dst, lhs(i), rhs(i));
+        for (i, dst) in spare.chunks_exact_mut(m * n).enumerate() {
+            matmul_uninit(dst, lhs(i), rhs(i));
         }
-        return out;
-    }
-    let tiles = (4 * threads).div_ceil(batch);
-    if tiles <= 1 || macs <= SERIAL_MACS {
-        out.par_chunks_exact_mut(m * n).enumerate().for_each(|(i, dst)| matmul(dst, lhs(i), rhs(i)));
-        return out;
-    }
-    if m >= n {
+    } else if (4 * threads).div_ceil(batch) <= 1 || macs <= SERIAL_MACS {
+        spare.par_chunks_exact_mut(m * n).enumerate().for_each(|(i, dst)| matmul_uninit(dst, lhs(i), rhs(i)));
+    } else if m >= n {
+        let tiles = (4 * threads).div_ceil(batch);
         let rows = m.div_ceil(tiles).max(MIN_TILE.min(m));
-        out.par_chunks_exact_mut(m * n).enumerate().for_each(|(i, product)| {
+        spare.par_chunks_exact_mut(m * n).enumerate().for_each(|(i, product)| {
             product.par_chunks_mut(rows * n).enumerate().for_each(|(t, dst)| {
                 let len = dst.len() / n;
-                matmul(dst, lhs(i).rows(t * rows, len), rhs(i));
+                matmul_uninit(dst, lhs(i).rows(t * rows, len), rhs(i));
             });
         });
     } else {
+        let tiles = (4 * threads).div_ceil(batch);
         let cols = n.div_ceil(tiles).max(MIN_TILE.min(n));
         let count = n.div_ceil(cols);
         let pieces: Vec<(usize, usize, Vec<f32>)> = (0..batch * count)
@@ -147,10 +160,14 @@ where
         for (i, start, piece) in pieces {
             let len = piece.len() / m;
             for (row, values) in piece.chunks_exact(len).enumerate() {
-                out[(i * m + row) * n + start..][..len].copy_from_slice(values);
+                for (d, &v) in spare[(i * m + row) * n + start..][..len].iter_mut().zip(values) {
+                    d.write(v);
+                }
             }
         }
     }
+    // SAFETY: the products (or the column pieces copied in) wrote all `total` values.
+    unsafe { out.set_len(total) };
     out
 }
 
@@ -160,7 +177,7 @@ mod tests {
 
     /// The product by definition, in f64.
     fn naive(a: View, b: View) -> Vec<f32> {
-        let mut out = crate::buffers::zeroed(a.rows * b.cols);
+        let mut out = vec![0f32; a.rows * b.cols];
         for i in 0..a.rows {
             for j in 0..b.cols {
                 let s: f64 = (0..a.cols).map(|l| a.data[i * a.row_stride + l * a.col_stride] as f64 * b.data[l * b.row_stride + j * b.col_stride] as f64).sum();
