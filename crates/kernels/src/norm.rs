@@ -349,21 +349,25 @@ mod tests {
                 let x = x.clone().detach().require_grad();
                 let y = if ours { batch_norm(&norm, x.clone()) } else { norm.forward(x.clone()) };
                 let grads = (y.clone() * weights.clone()).sum().backward();
-                let out = vec![
-                    values(y.inner()),
-                    values(x.grad(&grads).unwrap()),
-                    values(norm.gamma.val().grad(&grads).unwrap()),
-                    values(norm.beta.val().grad(&grads).unwrap()),
-                    values(norm.running_mean.value_sync()),
-                    values(norm.running_var.value_sync()),
-                ];
-                out
+                compared(&norm, y, x, &grads)
             };
             let (ours, burns) = (run(true), run(false));
             for (i, what) in ["output", "dx", "dgamma", "dbeta", "running mean", "running var"].iter().enumerate() {
                 assert_close(&ours[i], &burns[i], 1e-5, &format!("{what} at {dims:?}"));
             }
         }
+    }
+
+    /// What the tests compare: output, `dx`, `dγ`, `dβ`, running mean and running variance.
+    fn compared<const D: usize>(norm: &BatchNorm, y: Tensor<D>, x: Tensor<D>, grads: &burn::tensor::Gradients) -> Vec<Vec<f32>> {
+        vec![
+            values(y.inner()),
+            values(x.grad(grads).unwrap()),
+            values(norm.gamma.val().grad(grads).unwrap()),
+            values(norm.beta.val().grad(grads).unwrap()),
+            values(norm.running_mean.value_sync()),
+            values(norm.running_var.value_sync()),
+        ]
     }
 
     #[test]
@@ -380,14 +384,7 @@ mod tests {
                 let x = x.clone().detach().require_grad();
                 let y = if ours { batch_norm(&norm, x.clone()) } else { norm.forward(x.clone()) };
                 let grads = (y.clone() * weights.clone()).sum().backward();
-                [
-                    values(y.inner()),
-                    values(x.grad(&grads).unwrap()),
-                    values(norm.gamma.val().grad(&grads).unwrap()),
-                    values(norm.beta.val().grad(&grads).unwrap()),
-                    values(norm.running_mean.value_sync()),
-                    values(norm.running_var.value_sync()),
-                ]
+                compared(&norm, y, x, &grads)
             };
             let (ours, burns) = (run(true), run(false));
             for (i, (a, b)) in ours.iter().zip(&burns).enumerate() {
