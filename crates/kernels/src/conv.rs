@@ -70,36 +70,44 @@ pub fn conv2d_channels_last(conv: &Conv2d, x: Tensor<4>, replicate: [usize; 4]) 
     }
 }
 
-/// A 1-D convolution of a **channels-last** series `x (B, L, C)`, zero-padded by
+/// A 1-D convolution of a **channels-last** series `x (B, L, C)`, zero-padded by `zeros`
 /// `[left, right]` first (on top of the module's own padding): `(B, Lo, O)`, the values of
 /// `conv.forward(pad(x in channels-first order))` in channels-last order. On flex it is the 2-D
 /// GEMM convolution of a one-row image (the FCN's convolutions: Burn's `Conv1d` computes its
 /// input gradient through a direct-loop transposed convolution); groups, dilation, `Same`
 /// padding and the other backends run Burn's ops between two permutes.
-pub fn conv1d_channels_last(conv: &Conv1d, x: Tensor<3>, [left, right]: [usize; 2]) -> Tensor<3> {
-    let [b, l, _] = x.dims();
-    let own = match conv.padding {
-        PaddingConfig1d::Valid => Some([0, 0]),
-        PaddingConfig1d::Explicit(a, b) => Some([a, b]),
-        PaddingConfig1d::Same => None,
-    };
-    let k = conv.weight.dims()[2];
-    match own {
+pub fn conv1d_channels_last(conv: &Conv1d, x: Tensor<3>, zeros: [usize; 2]) -> Tensor<3> {
+    match conv1d_geometry(conv, &x, zeros) {
         #[cfg(feature = "flex")]
-        Some([a, z]) if conv.groups == 1 && conv.dilation == 1 && fast_path(&x) && l + left + right + a + z >= k => {
-            let geometry = Geometry { kernel: [1, k], stride: [1, conv.stride], padding: [0, left + a, 0, right + z], edge: false };
+        Some(geometry) => {
+            let [b, l, c] = x.dims();
+            let [o, _, k] = conv.weight.dims();
             let [_, lo] = geometry.output(1, l);
-            let [o, c, _] = conv.weight.dims();
             let weight = conv.weight.val().reshape([o, c, 1, k]);
-            let x = x.reshape([b, 1, l, c]);
-            flex::conv2d(x, weight, conv.bias.as_ref().map(|b| b.val()), geometry, true).reshape([b, lo, o])
+            flex::conv2d(x.reshape([b, 1, l, c]), weight, conv.bias.as_ref().map(|b| b.val()), geometry, true).reshape([b, lo, o])
         }
         _ => {
+            let [left, right] = zeros;
             let x = x.permute([0, 2, 1]);
             let x = if left + right == 0 { x } else { x.pad([(0, 0), (0, 0), (left, right)], PadMode::Constant(0.0)) };
             conv.forward(x).permute([0, 2, 1])
         }
     }
+}
+
+/// The one-row geometry of the 1-D `conv` on the channels-last `x (B, L, C)`, zero-padded by
+/// `zeros` on top of the module's own padding, where the GEMM convolution applies to them.
+fn conv1d_geometry(conv: &Conv1d, x: &Tensor<3>, [left, right]: [usize; 2]) -> Option<Geometry> {
+    let [a, z] = match conv.padding {
+        PaddingConfig1d::Valid => [0, 0],
+        PaddingConfig1d::Explicit(a, z) => [a, z],
+        PaddingConfig1d::Same => return None,
+    };
+    if conv.groups != 1 || conv.dilation != 1 || !fast_path(x) {
+        return None;
+    }
+    let (l, k) = (x.dims()[1], conv.weight.dims()[2]);
+    (l + left + right + a + z >= k).then_some(Geometry { kernel: [1, k], stride: [1, conv.stride], padding: [0, left + a, 0, right + z], edge: false })
 }
 
 /// The geometry of `conv` on `x` (spatial size `[h, w]`, replicate-padded by `replicate` first)
@@ -282,10 +290,15 @@ mod flex {
         pieces
     }
 
+    /// `[B, C, H, W]` of a 4-D shape in channels-first or channels-last order.
+    fn nchw(x: &Shape, channels_last: bool) -> [usize; 4] {
+        if channels_last { [x[0], x[3], x[1], x[2]] } else { [x[0], x[1], x[2], x[3]] }
+    }
+
     impl Plan {
         fn conv(x: &Shape, weight: &Shape, geometry: Geometry, channels_last: bool) -> Self {
             assert_eq!((x.num_dims(), weight.num_dims()), (4, 4), "conv2d: 4-D input and weight");
-            let [b, c, h, w] = if channels_last { [x[0], x[3], x[1], x[2]] } else { [x[0], x[1], x[2], x[3]] };
+            let [b, c, h, w] = nchw(x, channels_last);
             assert_eq!(c, weight[1], "conv2d: input channels");
             assert_eq!([weight[2], weight[3]], geometry.kernel, "conv2d: kernel");
             Plan { batch: b, channels: c, height: h, width: w, out_channels: weight[0], geometry, channels_last }
@@ -295,7 +308,7 @@ mod flex {
         /// kw)` onto `output` is the adjoint of: from `(O, Ho, Wo)` to `(C, H, W)`.
         fn transposed(x: &Shape, weight: &Shape, geometry: Geometry, [ho, wo]: [usize; 2], channels_last: bool) -> Self {
             assert_eq!((x.num_dims(), weight.num_dims()), (4, 4), "conv_transpose2d: 4-D input and weight");
-            let [b, c, h, w] = if channels_last { [x[0], x[3], x[1], x[2]] } else { [x[0], x[1], x[2], x[3]] };
+            let [b, c, h, w] = nchw(x, channels_last);
             assert_eq!(c, weight[0], "conv_transpose2d: input channels");
             assert_eq!([weight[2], weight[3]], geometry.kernel, "conv_transpose2d: kernel");
             assert_eq!(geometry.output(ho, wo), [h, w], "conv_transpose2d: output size");

@@ -16,7 +16,7 @@ pub use activation::{gelu, leaky_relu};
 pub use attention::attention;
 pub use conv::{conv_transpose2d, conv_transpose2d_channels_last, conv1d_channels_last, conv2d, conv2d_channels_last};
 pub use matmul::{linear, matmul, rows_times};
-pub use norm::batch_norm;
+pub use norm::{batch_norm, batch_norm_channels_last};
 pub use rms_norm::rms_norm;
 
 /// Whether the flex kernels apply to `x`: an `f32` tensor on Burn's flex CPU backend (with or

@@ -40,6 +40,15 @@ pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     norm.forward(x)
 }
 
+/// BatchNorm2d (or 1d) of a **channels-last** activation `(…, C)`: [`batch_norm`] over its rows
+/// `(N, C)`, whose per-channel statistics over all other axes are BatchNorm's over batch and
+/// spatial axes.
+pub fn batch_norm_channels_last<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let dims = x.dims();
+    let c = dims[D - 1];
+    batch_norm(norm, x.reshape([dims.iter().product::<usize>() / c.max(1), c])).reshape(dims)
+}
+
 #[cfg(feature = "flex")]
 mod flex {
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -78,61 +87,32 @@ mod flex {
         (16384 / c.max(1)).max(1)
     }
 
-    /// Per-channel `f64` sums over the rows of the row-major `(N, C)` values `a` (and `b`, paired
-    /// row by row) of `term(channel, a, b)`, in parallel over blocks of rows.
-    fn column_sums(a: &[f32], b: &[f32], c: usize, term: impl Fn(usize, f32, f32) -> f64 + Sync) -> Vec<f64> {
+    /// `K` per-channel `f64` sums over the rows of the row-major `(N, C)` values `a` (and `b`,
+    /// paired row by row) of `term(channel, a, b)`, in one sweep, in parallel over blocks of rows.
+    fn column_sums<const K: usize>(a: &[f32], b: &[f32], c: usize, term: impl Fn(usize, f32, f32) -> [f64; K] + Sync) -> [Vec<f64>; K] {
         let rows = rows_per_task(c) * c;
+        let add = |mut acc: [Vec<f64>; K], other: [Vec<f64>; K]| {
+            for (a, b) in acc.iter_mut().zip(&other) {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+            }
+            acc
+        };
         a.par_chunks(rows)
             .zip(b.par_chunks(rows))
             .fold(
-                || vec![0f64; c],
-                |mut acc, (a, b)| {
+                || std::array::from_fn(|_| vec![0f64; c]),
+                |mut acc: [Vec<f64>; K], (a, b)| {
                     for (ra, rb) in a.chunks_exact(c).zip(b.chunks_exact(c)) {
-                        for (ci, ((s, &u), &v)) in acc.iter_mut().zip(ra).zip(rb).enumerate() {
-                            *s += term(ci, u, v);
+                        for (ci, (&u, &v)) in ra.iter().zip(rb).enumerate() {
+                            for (sums, t) in acc.iter_mut().zip(term(ci, u, v)) {
+                                sums[ci] += t;
+                            }
                         }
                     }
                     acc
                 },
             )
-            .reduce(
-                || vec![0f64; c],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            )
-    }
-
-    /// Two per-channel `f64` sums over the rows of `a` and `b` (as [`column_sums`]) in one sweep.
-    fn column_sums_2(a: &[f32], b: &[f32], c: usize, term: impl Fn(usize, f32, f32) -> (f64, f64) + Sync) -> (Vec<f64>, Vec<f64>) {
-        let rows = rows_per_task(c) * c;
-        let sums = a
-            .par_chunks(rows)
-            .zip(b.par_chunks(rows))
-            .fold(
-                || vec![0f64; 2 * c],
-                |mut acc, (a, b)| {
-                    let (first, second) = acc.split_at_mut(c);
-                    for (ra, rb) in a.chunks_exact(c).zip(b.chunks_exact(c)) {
-                        for (ci, (((s, t), &u), &v)) in first.iter_mut().zip(second.iter_mut()).zip(ra).zip(rb).enumerate() {
-                            let (x, y) = term(ci, u, v);
-                            *s += x;
-                            *t += y;
-                        }
-                    }
-                    acc
-                },
-            )
-            .reduce(
-                || vec![0f64; 2 * c],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            );
-        let (first, second) = sums.split_at(c);
-        (first.to_vec(), second.to_vec())
+            .reduce(|| std::array::from_fn(|_| vec![0f64; c]), add)
     }
 
     /// Per channel: mean and biased variance (two sweeps in f64, one channel per task; for a
@@ -141,8 +121,9 @@ mod flex {
     fn statistics(x: &[f32], (b, c, s): (usize, usize, usize)) -> (Vec<f32>, Vec<f32>) {
         let n = (b * s) as f64;
         if s == 1 {
-            let mean: Vec<f64> = column_sums(x, x, c, |_, v, _| v as f64).into_iter().map(|t| t / n).collect();
-            let var = column_sums(x, x, c, |ci, v, _| (v as f64 - mean[ci]).powi(2));
+            let [sum] = column_sums(x, x, c, |_, v, _| [v as f64]);
+            let mean: Vec<f64> = sum.into_iter().map(|t| t / n).collect();
+            let [var] = column_sums(x, x, c, |ci, v, _| [(v as f64 - mean[ci]).powi(2)]);
             return (mean.iter().map(|&m| m as f32).collect(), var.iter().map(|&v| (v / n) as f32).collect());
         }
         (0..c)
@@ -190,7 +171,7 @@ mod flex {
     fn backward(dy: &[f32], x: &[f32], (b, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let n = (b * s) as f64;
         if s == 1 {
-            let (sum_dy, sum_dy_xhat) = column_sums_2(dy, x, c, |ci, g, v| (g as f64, g as f64 * ((v - mean[ci]) * inv_std[ci]) as f64));
+            let [sum_dy, sum_dy_xhat] = column_sums(dy, x, c, |ci, g, v| [g as f64, g as f64 * ((v - mean[ci]) * inv_std[ci]) as f64]);
             // dx = γ/σ · (dy − Σdy/N − x̂·Σ(dy·x̂)/N) = a·dy + b·x + d per channel.
             let (mut a, mut bx, mut d) = (vec![0f32; c], vec![0f32; c], vec![0f32; c]);
             for ci in 0..c {

@@ -9,7 +9,7 @@ use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use kernels::{batch_norm, conv1d_channels_last};
+use kernels::{batch_norm_channels_last, conv1d_channels_last};
 
 /// Settings of [`Fcn`]; defaults are the reference's.
 #[derive(Config, Debug)]
@@ -50,9 +50,7 @@ impl FcnBlock {
     /// `kernels` crate's GEMM convolution and BatchNorm read and write it directly; Burn's
     /// `Conv1d` computes its input gradient through a direct-loop transposed convolution).
     fn forward_channels_last(&self, x: Tensor<3>) -> Tensor<3> {
-        let y = conv1d_channels_last(&self.conv, x, [self.pad_left, self.pad_right]);
-        let dims @ [b, l, c] = y.dims();
-        relu(batch_norm(&self.norm, y.reshape([b * l, c])).reshape(dims))
+        relu(batch_norm_channels_last(&self.norm, conv1d_channels_last(&self.conv, x, [self.pad_left, self.pad_right])))
     }
 }
 

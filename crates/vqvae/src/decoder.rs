@@ -6,8 +6,8 @@ use burn::nn::conv::ConvTranspose2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
-use kernels::conv_transpose2d_channels_last;
-use crate::layers::{BlockConfig, DecBlock, ResBlock, norm_channels_last, resize_width_align_corners, transposed};
+use kernels::{batch_norm_channels_last, conv_transpose2d_channels_last};
+use crate::layers::{BlockConfig, DecBlock, ResBlock, resize_width_align_corners, transposed};
 
 /// Settings of the [`Decoder`]; defaults are the thesis settings.
 #[derive(Config, Debug)]
@@ -61,7 +61,7 @@ impl Decoder {
         // Channels-last inside (crate::layers): one layout change in, one out.
         let mut x = z.permute([0, 2, 3, 1]);
         for (block, norm) in self.res.iter().zip(&self.res_norms) {
-            x = norm_channels_last(norm, block.forward(x));
+            x = batch_norm_channels_last(norm, block.forward(x));
         }
         for block in &self.up {
             x = block.forward(x);

@@ -5,7 +5,8 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
-use crate::layers::{BlockConfig, EncBlock, ResBlock, norm_channels_last};
+use kernels::batch_norm_channels_last;
+use crate::layers::{BlockConfig, EncBlock, ResBlock};
 
 /// Number of stride-2 encoder blocks for a series of length `length` (docs/reference.md §4.1, quirk Q15):
 /// `rate = round_half_even(L / (log2(n_fft) − 1) / downsampled_width)` (1 if `L < downsampled_width`),
@@ -69,7 +70,7 @@ impl Encoder {
             x = block.forward(x);
         }
         for (block, norm) in self.res.iter().zip(&self.res_norms) {
-            x = norm_channels_last(norm, block.forward(x));
+            x = batch_norm_channels_last(norm, block.forward(x));
         }
         x.permute([0, 3, 1, 2])
     }

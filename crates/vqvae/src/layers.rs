@@ -6,7 +6,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use kernels::{batch_norm, conv_transpose2d_channels_last, conv2d_channels_last, leaky_relu};
+use kernels::{batch_norm_channels_last, conv_transpose2d_channels_last, conv2d_channels_last, leaky_relu};
 
 /// LeakyReLU slope used everywhere (docs/reference.md §4).
 pub(crate) const SLOPE: f64 = 0.01;
@@ -78,7 +78,7 @@ pub(crate) fn transposed(input: usize, output: usize, device: &Device) -> ConvTr
 impl EncBlock {
     /// `(B, H, W, i)` → `(B, H, ⌊W/2⌋, o)`, channels-last.
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        leaky_relu(norm_channels_last(&self.norm, conv2d_channels_last(&self.conv, x, [1, 1, 1, 1])), SLOPE)
+        leaky_relu(batch_norm_channels_last(&self.norm, conv2d_channels_last(&self.conv, x, [1, 1, 1, 1])), SLOPE)
     }
 }
 
@@ -87,7 +87,7 @@ impl ResBlock {
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let h = conv2d_channels_last(&self.conv3, leaky_relu(x.clone(), SLOPE), [0; 4]);
         let h = match &self.norm {
-            Some(norm) => norm_channels_last(norm, h),
+            Some(norm) => batch_norm_channels_last(norm, h),
             None => h,
         };
         x.add(conv2d_channels_last(&self.conv1, leaky_relu(h, SLOPE), [0; 4]))
@@ -97,16 +97,10 @@ impl ResBlock {
 impl DecBlock {
     /// `(B, H, W, i)` → `(B, H, 2W, o)`, channels-last.
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        leaky_relu(norm_channels_last(&self.norm, conv_transpose2d_channels_last(&self.conv, x)), SLOPE)
+        leaky_relu(batch_norm_channels_last(&self.norm, conv_transpose2d_channels_last(&self.conv, x)), SLOPE)
     }
 }
 
-/// BatchNorm2d of a channels-last `(B, H, W, C)` activation: the statistics per channel over
-/// batch, rows and columns are those of BatchNorm over the `(B·H·W, C)` rows.
-pub(crate) fn norm_channels_last(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    let dims @ [b, h, w, c] = x.dims();
-    batch_norm(norm, x.reshape([b * h * w, c])).reshape(dims)
-}
 
 /// Bilinear resize of the last axis with `align_corners = true` (the height is unchanged, so the
 /// 2-D bilinear resize of the reference reduces to this): output column `j` samples input position
