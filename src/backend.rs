@@ -28,6 +28,22 @@ pub struct NotCompiled {
     pub feature: &'static str,
 }
 
+/// The backend asked for cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// It is not compiled into this binary.
+    #[error(transparent)]
+    NotCompiled(#[from] NotCompiled),
+    /// It is compiled in, but this machine lacks what it needs at run time.
+    #[error("backend '{name}': {reason}")]
+    Unavailable {
+        /// The backend name.
+        name: &'static str,
+        /// What is missing.
+        reason: String,
+    },
+}
+
 impl Backend {
     /// The flag value and cargo feature name.
     pub fn name(self) -> &'static str {
@@ -52,8 +68,9 @@ impl Backend {
         if self.is_compiled() { Ok(()) } else { Err(NotCompiled { name: self.name(), feature: self.name() }) }
     }
 
-    /// The device for inference; `.autodiff()` it for training.
-    pub fn device(self) -> Result<Device, NotCompiled> {
+    /// The device for inference; `.autodiff()` it for training. For `cuda`, first checks that the
+    /// NVIDIA driver and NVRTC libraries can be loaded (the backend would panic on first use).
+    pub fn device(self) -> Result<Device, BackendError> {
         self.ensure_compiled()?;
         match self {
             #[cfg(feature = "cpu")]
@@ -61,9 +78,21 @@ impl Backend {
             #[cfg(feature = "wgpu")]
             Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
             #[cfg(feature = "cuda")]
-            Backend::Cuda => Ok(Device::cuda(0)),
+            Backend::Cuda => {
+                let missing = |reason: &str| Err(BackendError::Unavailable { name: "cuda", reason: reason.into() });
+                // SAFETY: loading a shared library runs its initialisers; these are the NVIDIA
+                // driver and NVRTC, which the CUDA backend loads anyway on its first use.
+                if !unsafe { cudarc::driver::sys::is_culib_present() } {
+                    return missing("the NVIDIA driver library (libcuda.so) is not found: no NVIDIA driver on this machine, or its folder is not on LD_LIBRARY_PATH");
+                }
+                // SAFETY: as above.
+                if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+                    return missing("NVRTC (libnvrtc.so), which compiles the CUDA kernels, is not found: install CUDA's NVRTC or put its folder on LD_LIBRARY_PATH");
+                }
+                Ok(Device::cuda(0))
+            }
             #[allow(unreachable_patterns)]
-            _ => Err(NotCompiled { name: self.name(), feature: self.name() }),
+            _ => Err(NotCompiled { name: self.name(), feature: self.name() }.into()),
         }
     }
 }
@@ -77,10 +106,15 @@ mod tests {
         for backend in [Backend::Cpu, Backend::Wgpu, Backend::Cuda] {
             match backend.device() {
                 Ok(_) => assert!(backend.is_compiled()),
-                Err(e) => {
+                Err(BackendError::NotCompiled(e)) => {
                     assert!(!backend.is_compiled());
                     let msg = e.to_string();
                     assert!(msg.contains(&format!("--features {}", backend.name())), "{msg}");
+                }
+                // Compiled in, but the machine lacks the driver (cuda without an NVIDIA driver).
+                Err(e @ BackendError::Unavailable { .. }) => {
+                    assert!(backend.is_compiled() && backend == Backend::Cuda, "{e}");
+                    assert!(e.to_string().contains("LD_LIBRARY_PATH"), "{e}");
                 }
             }
         }

@@ -151,6 +151,137 @@ pub struct BenchReport {
     pub threads: usize,
     /// One entry per case and shape.
     pub results: Vec<Timing>,
+    /// With `bench --check`: how closely the backend reproduced the CPU's numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<Agreement>,
+}
+
+/// How closely a backend reproduces the CPU backend (`flex`) on tiny stage-1 steps, from the same
+/// initial weights and inputs (what `tests/wgpu.rs` checks for wgpu): the losses of three AdamW
+/// steps of the baseline VQ-VAE, and one NC-VQVAE (Barlow Twins) step's losses and gradient with
+/// respect to the augmented view. Trajectories of NC-VQVAE are not compared: its SSL branch
+/// max-pools a quantised latent with exact ties, which backends may break differently.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Agreement {
+    /// The backend compared with the CPU.
+    pub backend: String,
+    /// Baseline total loss per step on the CPU.
+    pub baseline_losses_cpu: Vec<f32>,
+    /// The same on the backend.
+    pub baseline_losses: Vec<f32>,
+    /// NC-VQVAE losses (total, SSL, time-domain reconstruction, augmented view's time-frequency
+    /// reconstruction) on the CPU.
+    pub nc_losses_cpu: Vec<f32>,
+    /// The same on the backend.
+    pub nc_losses: Vec<f32>,
+    /// Largest `|cpu - backend| / max(|cpu|, 1)` over all the losses.
+    pub max_loss_difference: f64,
+    /// Largest difference of the augmented view's gradient over its largest CPU entry.
+    pub max_gradient_difference: f64,
+    /// Whether both stay within [`LOSS_TOLERANCE`] and [`GRADIENT_TOLERANCE`].
+    pub agrees: bool,
+}
+
+/// Relative loss difference an agreeing backend stays within (float32 with other summation orders).
+pub const LOSS_TOLERANCE: f64 = 2e-3;
+/// Gradient difference (relative to the largest entry) an agreeing backend stays within.
+pub const GRADIENT_TOLERANCE: f64 = 1e-3;
+
+/// Batch and length of the agreement check's series.
+const CHECK_SHAPE: Shape = Shape { batch: 4, length: 128 };
+
+/// Deterministic series: sines of different frequencies and phases plus a ramp.
+fn check_series(shift: f32, device: &Device) -> Tensor<3> {
+    let Shape { batch, length } = CHECK_SHAPE;
+    let values: Vec<f32> = (0..batch * length)
+        .map(|i| {
+            let (b, t) = ((i / length) as f32, (i % length) as f32);
+            (t * (0.05 + 0.03 * b) + shift + b).sin() + 0.01 * t - 0.6
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, [batch, 1, length]), device)
+}
+
+/// An independent copy of `model` on `device` (a plain clone would share running state, such as
+/// the EMA codebook, with the original).
+fn twin<M: Module>(model: &M, fresh: M, device: &Device) -> M {
+    fresh.load_record(model.clone().into_record()).fork(device)
+}
+
+fn scalars<const N: usize>(tensors: [Tensor<1>; N]) -> Vec<f32> {
+    tensors.into_iter().map(|t| t.into_scalar::<f32>()).collect()
+}
+
+/// Runs the agreement check of `device` against the CPU backend (see [`Agreement`]). Seeds the CPU
+/// backend's global random generator (3, then 5): weights are drawn on the CPU and copied over.
+#[cfg(feature = "cpu")]
+pub fn agreement(backend: &str, device: &Device) -> Result<Agreement, BenchError> {
+    let cpu = Device::flex().autodiff();
+    let other = device.clone().autodiff();
+    let length = CHECK_SHAPE.length;
+
+    // Baseline: three AdamW steps from the same weights.
+    cpu.seed(3);
+    let model = VqVaeConfig::new(length).init(&cpu)?;
+    let c = Stage1Config::new("check");
+    let steps = |mut model: vqvae::VqVae, device: &Device| -> Result<Vec<f32>, BenchError> {
+        let mut optim = train::adamw(c.beta1, c.beta2, c.epsilon, c.weight_decay);
+        let mut losses = Vec::new();
+        for step in 0..3 {
+            let l = model.losses(check_series(step as f32, device));
+            losses.push(l.total.clone().into_scalar::<f32>());
+            let grads = GradientsParams::from_grads(l.total.backward(), &model);
+            model = optim.step(1e-3, model, grads);
+        }
+        sync(device)?;
+        Ok(losses)
+    };
+    let baseline_losses = steps(twin(&model, VqVaeConfig::new(length).init(&cpu)?, &other), &other)?;
+    let baseline_losses_cpu = steps(model, &cpu)?;
+
+    // NC-VQVAE: one step's losses and the gradient with respect to the augmented view.
+    cpu.seed(5);
+    let config = NcVqVaeConfig::new(VqVaeConfig::new(length), SslMethod::BarlowTwins).with_projector_dim(32);
+    let model = config.init(&cpu)?;
+    let on_other = twin(&model, config.init(&cpu)?, &other);
+    let nc_step = |model: &vqvae::NcVqVae, device: &Device| -> Result<(Vec<f32>, Vec<f32>), BenchError> {
+        let x_aug = check_series(0.3, device).require_grad();
+        let l = model.losses(check_series(0.0, device), x_aug.clone());
+        let values = scalars([l.total.clone(), l.ssl.clone(), l.recon_time.clone(), l.aug_recon_timefreq.clone()]);
+        let grads = l.total.backward();
+        let dx = x_aug
+            .grad(&grads)
+            .ok_or_else(|| BenchError::Device("the augmented view got no gradient".into()))?
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| BenchError::Device(format!("{e:?}")))?;
+        Ok((values, dx))
+    };
+    let (nc_losses, dx) = nc_step(&on_other, &other)?;
+    let (nc_losses_cpu, dx_cpu) = nc_step(&model, &cpu)?;
+
+    let max_loss_difference = baseline_losses_cpu
+        .iter()
+        .zip(&baseline_losses)
+        .chain(nc_losses_cpu.iter().zip(&nc_losses))
+        .map(|(&c, &o)| if c.is_finite() && o.is_finite() { ((c - o).abs() / c.abs().max(1.0)) as f64 } else { f64::INFINITY })
+        .fold(0.0, f64::max);
+    let scale = dx_cpu.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
+    let max_gradient_difference = dx_cpu
+        .iter()
+        .zip(&dx)
+        .map(|(&c, &o)| if o.is_finite() { ((c - o).abs() / scale) as f64 } else { f64::INFINITY })
+        .fold(if dx.len() == dx_cpu.len() { 0.0 } else { f64::INFINITY }, f64::max);
+    Ok(Agreement {
+        backend: backend.into(),
+        agrees: max_loss_difference <= LOSS_TOLERANCE && max_gradient_difference <= GRADIENT_TOLERANCE,
+        baseline_losses_cpu,
+        baseline_losses,
+        nc_losses_cpu,
+        nc_losses,
+        max_loss_difference,
+        max_gradient_difference,
+    })
 }
 
 /// Errors of a benchmark run.
@@ -346,7 +477,7 @@ pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress:
             results.push(timing);
         }
     }
-    Ok(BenchReport { implementation: "nc-vqvae".into(), backend: backend.into(), threads: cpu_threads(), results })
+    Ok(BenchReport { implementation: "nc-vqvae".into(), backend: backend.into(), threads: cpu_threads(), results, agreement: None })
 }
 
 /// The report as a markdown table.
@@ -391,6 +522,21 @@ mod tests {
     fn median_of_odd_and_even_counts() {
         assert_eq!(median(&[1.0, 2.0, 9.0]), 2.0);
         assert_eq!(median(&[1.0, 2.0, 4.0, 9.0]), 3.0);
+    }
+
+    /// The check itself, CPU against CPU: the same numbers (flex is deterministic at a fixed thread
+    /// count), real losses that fall over the three baseline steps, and a report that round-trips.
+    #[cfg(feature = "cpu")]
+    #[test]
+    fn the_agreement_check_of_the_cpu_with_itself() {
+        let a = agreement("cpu", &Device::flex()).unwrap();
+        assert!(a.agrees, "{a:?}");
+        assert!(a.max_loss_difference <= 1e-6 && a.max_gradient_difference <= 1e-6, "{a:?}");
+        assert_eq!((a.baseline_losses.len(), a.nc_losses.len()), (3, 4));
+        assert!(a.baseline_losses_cpu[2] < a.baseline_losses_cpu[0], "{a:?}");
+        assert!(a.nc_losses_cpu.iter().all(|l| l.is_finite() && *l > 0.0), "{a:?}");
+        let back: Agreement = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(back, a);
     }
 
     #[cfg(feature = "cpu")]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
-use nc_vqvae::backend::{Backend, NotCompiled};
+use nc_vqvae::backend::{Backend, BackendError, NotCompiled};
 use nc_vqvae::inspect::DatasetReport;
 use nc_vqvae::stage1::{Recipe, SslChoice, Stage1Config, Stage1Error, Stage1Options};
 
@@ -116,6 +116,11 @@ struct BenchArgs {
     /// Print the report as one JSON object (the format of bench/pytorch_reference.py).
     #[arg(long)]
     json: bool,
+    /// First check that the backend computes what the CPU computes (tiny stage-1 steps from the
+    /// same weights); the result goes into the report (`agreement`), and a disagreement fails the
+    /// command (exit 1) after the report is printed.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -428,6 +433,27 @@ macro_rules! explicit_flags {
 }
 
 /// Prints a command's summary: one JSON line with `--json`, else the human text.
+/// `bench --check`: the agreement of `device` with the CPU backend, printed as one line on stderr.
+fn check_backend(backend: Backend, device: &burn::tensor::Device) -> Result<nc_vqvae::bench::Agreement, nc_vqvae::bench::BenchError> {
+    #[cfg(feature = "cpu")]
+    {
+        let a = nc_vqvae::bench::agreement(backend.name(), device)?;
+        eprintln!(
+            "check: {} vs cpu: largest loss difference {:.2e}, gradient difference {:.2e}: {}",
+            a.backend,
+            a.max_loss_difference,
+            a.max_gradient_difference,
+            if a.agrees { "agrees" } else { "DISAGREES" }
+        );
+        Ok(a)
+    }
+    #[cfg(not(feature = "cpu"))]
+    {
+        let _ = (backend, device);
+        Err(nc_vqvae::bench::BenchError::Config("--check compares with the CPU backend: build with the `cpu` feature".into()))
+    }
+}
+
 fn report<T: serde::Serialize>(json: bool, summary: &T, text: impl FnOnce(&T) -> String) -> Result<(), Failure> {
     if json {
         println!("{}", serde_json::to_string(summary).map_err(|e| Failure::Internal(e.into()))?);
@@ -462,6 +488,13 @@ fn explicit(matches: Option<&ArgMatches>, id: &str) -> bool {
 
 impl From<NotCompiled> for Failure {
     fn from(e: NotCompiled) -> Self {
+        Failure::Input(e.into())
+    }
+}
+
+/// A backend that is not compiled in, or that this machine cannot run, is a usage error (exit 2).
+impl From<BackendError> for Failure {
+    fn from(e: BackendError) -> Self {
         Failure::Input(e.into())
     }
 }
@@ -593,17 +626,30 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                 ..BenchOptions::default()
             };
             let device = cli.backend.device()?;
-            let report = nc_vqvae::bench::run(&options, cli.backend.name(), &device, |t| {
-                eprintln!("{:<16} {:>4} x {:<5} median {:>9.1} ms", t.case, t.batch, t.length, t.median_ms);
-            })
-            .map_err(|e| match e {
+            let failure = |e: nc_vqvae::bench::BenchError| match e {
                 nc_vqvae::bench::BenchError::Config(_) | nc_vqvae::bench::BenchError::Model(_) => Failure::Input(e.into()),
                 _ => Failure::Internal(e.into()),
-            })?;
+            };
+            let agreement = if args.check { Some(check_backend(cli.backend, &device).map_err(failure)?) } else { None };
+            let mut report = nc_vqvae::bench::run(&options, cli.backend.name(), &device, |t| {
+                eprintln!("{:<16} {:>4} x {:<5} median {:>9.1} ms", t.case, t.batch, t.length, t.median_ms);
+            })
+            .map_err(failure)?;
+            report.agreement = agreement;
             if args.json {
                 println!("{}", serde_json::to_string(&report).map_err(|e| Failure::Internal(e.into()))?);
             } else {
                 print!("{}", nc_vqvae::bench::table(&report));
+            }
+            if let Some(a) = report.agreement.as_ref().filter(|a| !a.agrees) {
+                return Err(Failure::Internal(anyhow::anyhow!(
+                    "the {} backend disagrees with the CPU: largest loss difference {:.2e} (tolerance {:.0e}), gradient difference {:.2e} (tolerance {:.0e})",
+                    a.backend,
+                    a.max_loss_difference,
+                    nc_vqvae::bench::LOSS_TOLERANCE,
+                    a.max_gradient_difference,
+                    nc_vqvae::bench::GRADIENT_TOLERANCE
+                )));
             }
         }
         Command::Evaluate(args) => {

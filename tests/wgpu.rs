@@ -121,3 +121,13 @@ fn nc_vqvae_barlow_twins_losses_and_gradients_agree_with_the_cpu() {
     eprintln!("gradient wrt the augmented view: largest difference {worst} of {scale}");
     assert!(worst <= 1e-3 * scale, "gradient wrt the augmented view: largest difference {worst} of {scale}");
 }
+
+/// `nc-vqvae --backend wgpu bench --check` (what scripts/gpu-check.sh reads) reports agreement.
+#[test]
+fn the_bench_agreement_check_passes_on_wgpu() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let a = nc_vqvae::bench::agreement("wgpu", &Backend::Wgpu.device().expect("built with --features wgpu")).unwrap();
+    eprintln!("{a:?}");
+    assert!(a.agrees, "{a:?}");
+    assert!(a.max_loss_difference > 0.0 || a.max_gradient_difference > 0.0, "two backends with bit-equal numbers is implausible: {a:?}");
+}
