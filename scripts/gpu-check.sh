@@ -16,6 +16,8 @@
 #          SyntheticControl) killed after --train-seconds, and its seconds per epoch, projected
 #          to the thesis' 1000 epochs;
 #       4. DIR/gpu-check.json (every number above, ratios, goals) and DIR/gpu-check.log.
+#   On cuda the parts stop after 120 s each (three bench calls) and 120 s of training: 8 minutes at
+#   most.
 #   Exit status: 0 when every backend agreed with the CPU and the training run made progress,
 #   1 otherwise, 2 on bad arguments.
 set -uo pipefail
@@ -84,7 +86,8 @@ if [ "$backend" = cuda ]; then
     torch_device=cuda
     dataset=FordA
     train_args=(--ssl barlow-twins)
-    : "${train_seconds:=180}"
+    : "${train_seconds:=120}"
+    bench_timeout=120
     # NVRTC and the driver come from the machine; the CUDA image keeps NVRTC beside the toolkit
     # or in PyTorch's wheels, which the loader does not search by default.
     nvrtc_dirs=$("$python" - <<'PY' 2>/dev/null
@@ -119,12 +122,13 @@ else
     dataset=SyntheticControl
     train_args=(--ssl barlow-twins --set stage1.projector_dim=64)
     : "${train_seconds:=40}"
+    bench_timeout=300
 fi
 say "gpu-check: backend $backend, binary $bin, output $out${LD_LIBRARY_PATH:+, LD_LIBRARY_PATH $LD_LIBRARY_PATH}"
 
 for b in "${backends[@]}"; do
     say "== bench --check on $b"
-    timeout 240 "$bin" --backend "$b" bench --check --json "${bench_args[@]}" >"$out/bench_$b.json" 2>>"$log"
+    timeout "$bench_timeout" "$bin" --backend "$b" bench --check --json "${bench_args[@]}" >"$out/bench_$b.json" 2>>"$log"
     rc=$?
     say "   exit $rc after $((SECONDS - started)) s"
     [ $rc -eq 0 ] || echo "$rc" >"$out/bench_$b.failed"
@@ -133,7 +137,7 @@ done
 say "== PyTorch reference on $torch_device"
 torch_args=("${bench_args[@]}")
 if "$python" -c "import torch, sys; sys.exit(0 if '$torch_device' == 'cpu' or torch.cuda.is_available() else 1)" 2>>"$log"; then
-    timeout 240 "$python" "$reference" --device "$torch_device" --json "${torch_args[@]}" >"$out/pytorch_$torch_device.json" 2>>"$log"
+    timeout "$bench_timeout" "$python" "$reference" --device "$torch_device" --json "${torch_args[@]}" >"$out/pytorch_$torch_device.json" 2>>"$log"
     say "   exit $? after $((SECONDS - started)) s"
 else
     say "   skipped: $python has no torch (or no CUDA device)"
