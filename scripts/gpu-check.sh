@@ -135,9 +135,8 @@ for b in "${backends[@]}"; do
 done
 
 say "== PyTorch reference on $torch_device"
-torch_args=("${bench_args[@]}")
 if "$python" -c "import torch, sys; sys.exit(0 if '$torch_device' == 'cpu' or torch.cuda.is_available() else 1)" 2>>"$log"; then
-    timeout "$bench_timeout" "$python" "$reference" --device "$torch_device" --json "${torch_args[@]}" >"$out/pytorch_$torch_device.json" 2>>"$log"
+    timeout "$bench_timeout" "$python" "$reference" --device "$torch_device" --json "${bench_args[@]}" >"$out/pytorch_$torch_device.json" 2>>"$log"
     say "   exit $? after $((SECONDS - started)) s"
 else
     say "   skipped: $python has no torch (or no CUDA device)"

@@ -176,6 +176,8 @@ pub struct Agreement {
     pub nc_losses: Vec<f32>,
     /// Largest `|cpu - backend| / max(|cpu|, 1)` over all the losses.
     pub max_loss_difference: f64,
+    /// Largest absolute entry of the augmented view's gradient on the CPU.
+    pub gradient_scale: f64,
     /// Largest difference of the augmented view's gradient over its largest CPU entry.
     pub max_gradient_difference: f64,
     /// Whether both stay within [`LOSS_TOLERANCE`] and [`GRADIENT_TOLERANCE`].
@@ -214,6 +216,10 @@ fn scalars<const N: usize>(tensors: [Tensor<1>; N]) -> Vec<f32> {
 
 /// Runs the agreement check of `device` against the CPU backend (see [`Agreement`]). Seeds the CPU
 /// backend's global random generator (3, then 5): weights are drawn on the CPU and copied over.
+/// The NC-VQVAE weights matter: in 2 of 40 seeds scanned, the max over the augmented view's latent
+/// has a near-tie that float rounding resolves differently per backend, which moved about ten
+/// input gradients by up to 1.7 % of the largest one (seen in CI when two tests drew from one
+/// stream). Seed 5 has no such tie, so nothing may draw from the stream while this runs.
 #[cfg(feature = "cpu")]
 pub fn agreement(backend: &str, device: &Device) -> Result<Agreement, BenchError> {
     let cpu = Device::flex().autodiff();
@@ -266,7 +272,8 @@ pub fn agreement(backend: &str, device: &Device) -> Result<Agreement, BenchError
         .chain(nc_losses_cpu.iter().zip(&nc_losses))
         .map(|(&c, &o)| if c.is_finite() && o.is_finite() { ((c - o).abs() / c.abs().max(1.0)) as f64 } else { f64::INFINITY })
         .fold(0.0, f64::max);
-    let scale = dx_cpu.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
+    let gradient_scale = dx_cpu.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let scale = gradient_scale.max(f32::MIN_POSITIVE);
     let max_gradient_difference = dx_cpu
         .iter()
         .zip(&dx)
@@ -280,6 +287,7 @@ pub fn agreement(backend: &str, device: &Device) -> Result<Agreement, BenchError
         nc_losses_cpu,
         nc_losses,
         max_loss_difference,
+        gradient_scale: gradient_scale as f64,
         max_gradient_difference,
     })
 }

@@ -432,7 +432,6 @@ macro_rules! explicit_flags {
     };
 }
 
-/// Prints a command's summary: one JSON line with `--json`, else the human text.
 /// `bench --check`: the agreement of `device` with the CPU backend, printed as one line on stderr.
 fn check_backend(backend: Backend, device: &burn::tensor::Device) -> Result<nc_vqvae::bench::Agreement, nc_vqvae::bench::BenchError> {
     #[cfg(feature = "cpu")]
@@ -454,6 +453,7 @@ fn check_backend(backend: Backend, device: &burn::tensor::Device) -> Result<nc_v
     }
 }
 
+/// Prints a command's summary: one JSON line with `--json`, else the human text.
 fn report<T: serde::Serialize>(json: bool, summary: &T, text: impl FnOnce(&T) -> String) -> Result<(), Failure> {
     if json {
         println!("{}", serde_json::to_string(summary).map_err(|e| Failure::Internal(e.into()))?);
