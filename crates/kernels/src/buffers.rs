@@ -39,14 +39,39 @@ pub(crate) fn zeroed(len: usize) -> Vec<f32> {
     out
 }
 
+/// The element-wise sum of equal-length partial results, added in their index order (`n` values
+/// when there are none). Rayon's `reduce`/`fold` combine partials in a tree whose shape follows
+/// work stealing, so a floating-point sum made that way changes in its last bits from run to run;
+/// collecting the partials (an indexed collect keeps their order) and adding them here gives the
+/// same bits for the same partials, which keeps training with a seed reproducible.
+pub(crate) fn sum_in_order<T: Copy + Default + std::ops::AddAssign>(parts: Vec<Vec<T>>, n: usize) -> Vec<T> {
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().unwrap_or_else(|| vec![T::default(); n]);
+    for part in parts {
+        total.iter_mut().zip(&part).for_each(|(a, &b)| *a += b);
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn zeroed_buffers_are_zero_at_every_size() {
         for len in [0, 1, 65_535, 65_536, 65_537, 1 << 20] {
-            let v = super::zeroed(len);
+            let v = zeroed(len);
             assert_eq!(v.len(), len);
             assert!(v.iter().all(|&x| x == 0.0), "{len}");
         }
+    }
+
+    #[test]
+    fn sum_in_order_adds_left_to_right() {
+        // 1e8 + 1 − 1e8 in f32: left to right the 1 is lost to rounding, so the order shows.
+        let parts = vec![vec![1e8f32, 0.0], vec![1.0, 2.0], vec![-1e8, 3.0]];
+        assert_eq!(sum_in_order(parts, 2), vec![0.0, 5.0]);
+        assert_eq!(sum_in_order(vec![vec![-1e8f32], vec![1e8], vec![1.0]], 1), vec![1.0]);
+        assert_eq!(sum_in_order::<f64>(Vec::new(), 3), vec![0.0; 3]);
     }
 }

@@ -185,7 +185,7 @@ mod flex {
 
     use crate::gemm::{View, matmul};
     use crate::im2col::Geometry;
-    use crate::buffers::{tensor, values};
+    use crate::buffers::{sum_in_order, tensor, values};
     use crate::im2col::flex::{gather_into, scatter_into, transpose_samples};
 
     /// The ops as a Burn backend extension (flex and its autodiff decorator only).
@@ -389,14 +389,11 @@ mod flex {
                     chunk(range.clone(), piece, &mut dw);
                     dw
                 })
-                .reduce_with(|mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                });
+                .collect::<Vec<_>>();
             // SAFETY: the chunks partition the samples, so the pieces cover all `total` values,
             // and every piece was initialised by its worker.
             unsafe { out.set_len(total) };
-            let dw = want_dw.then(|| permute_weight(&dwp.unwrap_or_else(|| vec![0f32; o * k]), self.weight_dims(), true));
+            let dw = want_dw.then(|| permute_weight(&sum_in_order(dwp, o * k), self.weight_dims(), true));
             (out, dw)
         }
 
@@ -494,10 +491,17 @@ mod flex {
     /// Per-channel sums of `(B, C, Q)` values, or of `(B, Q, C)` ones with `channels_last`: the
     /// bias gradient.
     fn channel_sums(dy: &[f32], c: usize, q: usize, channels_last: bool) -> Vec<f32> {
-        dy.par_chunks(c * q)
-            .fold(
-                || vec![0f32; c],
-                |mut acc, sample| {
+        // Blocks of whole samples (at least 16 Ki values), their partials added in block order:
+        // the same sums whatever the scheduling.
+        if c * q == 0 {
+            return vec![0f32; c];
+        }
+        let per = (16384 / (c * q)).max(1) * c * q;
+        let parts: Vec<Vec<f32>> = dy
+            .par_chunks(per)
+            .map(|block| {
+                let mut acc = vec![0f32; c];
+                for sample in block.chunks_exact(c * q) {
                     if channels_last {
                         for row in sample.chunks_exact(c) {
                             acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
@@ -507,14 +511,11 @@ mod flex {
                             *a += plane.iter().sum::<f32>();
                         }
                     }
-                    acc
-                },
-            )
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
+                }
+                acc
             })
-            .unwrap_or_else(|| vec![0f32; c])
+            .collect();
+        sum_in_order(parts, c)
     }
 
     fn conv_forward(plan: &Plan, x: &FlexTensor, w: &FlexTensor, bias: &FlexTensor) -> FlexTensor {

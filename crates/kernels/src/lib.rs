@@ -30,3 +30,44 @@ pub fn flex_f32<const D: usize>(x: &burn::tensor::Tensor<D>) -> bool {
         false
     }
 }
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::module::Param;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::{BatchNormConfig, LinearConfig, PaddingConfig2d};
+    use burn::tensor::{Device, Distribution, Gradients, Tensor};
+
+    fn bits<const D: usize>(t: Option<Tensor<D>>) -> Vec<u32> {
+        t.expect("a gradient").into_data().try_into_vec::<f32>().unwrap().into_iter().map(f32::to_bits).collect()
+    }
+
+    /// The same inputs on a 4-thread pool, ten times: the same bits every time. The kernels sum
+    /// per-task partials (BatchNorm statistics and its γ/β gradients, a linear layer's bias
+    /// gradient, a convolution's weight and bias gradients); added in rayon's work-stealing order
+    /// they changed in the last bits between runs, so training with one seed was not reproducible.
+    #[test]
+    fn sums_over_parallel_tasks_are_the_same_bits_every_run() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let image = Tensor::<4>::random([64, 16, 5, 33], Distribution::Normal(0.0, 1.0), &device);
+        let rows = Tensor::<2>::random([8192, 64], Distribution::Normal(0.5, 2.0), &device);
+        let conv = Conv2dConfig::new([16, 32], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
+        let layer = LinearConfig::new(64, 48).init(&device);
+        let norm = BatchNormConfig::new(64).init(&device);
+        let run = || {
+            pool.install(|| {
+                let y = crate::conv2d(&conv, image.clone().detach().require_grad());
+                let z = crate::linear(&layer, crate::batch_norm(&norm, rows.clone().detach().require_grad()));
+                let grads: Gradients = ((y.clone() * y).sum() + (z.clone() * z).sum()).backward();
+                let grad = |p: &Param<Tensor<1>>| bits(p.grad(&grads));
+                [bits(conv.weight.grad(&grads)), grad(conv.bias.as_ref().unwrap()), grad(layer.bias.as_ref().unwrap()), grad(&norm.gamma), grad(&norm.beta)]
+            })
+        };
+        let first = run();
+        for _ in 0..9 {
+            assert!(run() == first, "a gradient changed between runs of the same inputs");
+        }
+    }
+}

@@ -83,7 +83,7 @@ mod flex {
     use rayon::prelude::*;
     use std::borrow::Cow;
 
-    use crate::buffers::tensor;
+    use crate::buffers::{sum_in_order, tensor};
     use crate::gemm::{View, batched};
 
     /// The ops as a Burn backend extension (flex and its autodiff decorator only).
@@ -184,23 +184,22 @@ mod flex {
         let g = Operand::new(grad);
         let (rows, n) = (g.rows, g.cols);
         let v = g.view(0);
-        let chunk = rows.div_ceil(4 * rayon::current_num_threads()).max(64);
-        let sums = (0..rows.div_ceil(chunk).max(1))
+        // Fixed blocks of rows (not one per thread), their partials added in block order: the
+        // same sums whatever the scheduling or the thread count.
+        const CHUNK: usize = 256;
+        let parts: Vec<Vec<f32>> = (0..rows.div_ceil(CHUNK))
             .into_par_iter()
             .map(|c| {
                 let mut acc = vec![0f32; n];
-                for r in c * chunk..((c + 1) * chunk).min(rows) {
+                for r in c * CHUNK..((c + 1) * CHUNK).min(rows) {
                     for (j, a) in acc.iter_mut().enumerate() {
                         *a += v.data[r * v.row_stride + j * v.col_stride];
                     }
                 }
                 acc
             })
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            })
-            .unwrap_or_else(|| vec![0f32; n]);
+            .collect();
+        let sums = sum_in_order(parts, n);
         tensor(sums, Shape::from(vec![n]))
     }
 

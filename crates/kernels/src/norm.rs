@@ -61,6 +61,8 @@ mod flex {
     use burn::tensor::Tensor;
     use rayon::prelude::*;
 
+    use crate::buffers::sum_in_order;
+
     /// The op as a Burn backend extension (flex and its autodiff decorator only).
     #[backend_extension(Flex, Autodiff)]
     pub(crate) trait BatchNormBackend: Backend {
@@ -91,28 +93,25 @@ mod flex {
     /// paired row by row) of `term(channel, a, b)`, in one sweep, in parallel over blocks of rows.
     fn column_sums<const K: usize>(a: &[f32], b: &[f32], c: usize, term: impl Fn(usize, f32, f32) -> [f64; K] + Sync) -> [Vec<f64>; K] {
         let rows = rows_per_task(c) * c;
-        let add = |mut acc: [Vec<f64>; K], other: [Vec<f64>; K]| {
-            for (a, b) in acc.iter_mut().zip(&other) {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-            }
-            acc
-        };
-        a.par_chunks(rows)
+        // Per block of rows, the K sums side by side (`k * c + channel`); the blocks' partials are
+        // added in block order, so the result does not depend on scheduling.
+        let parts: Vec<Vec<f64>> = a
+            .par_chunks(rows)
             .zip(b.par_chunks(rows))
-            .fold(
-                || std::array::from_fn(|_| vec![0f64; c]),
-                |mut acc: [Vec<f64>; K], (a, b)| {
-                    for (ra, rb) in a.chunks_exact(c).zip(b.chunks_exact(c)) {
-                        for (ci, (&u, &v)) in ra.iter().zip(rb).enumerate() {
-                            for (sums, t) in acc.iter_mut().zip(term(ci, u, v)) {
-                                sums[ci] += t;
-                            }
+            .map(|(a, b)| {
+                let mut acc = vec![0f64; K * c];
+                for (ra, rb) in a.chunks_exact(c).zip(b.chunks_exact(c)) {
+                    for (ci, (&u, &v)) in ra.iter().zip(rb).enumerate() {
+                        for (k, t) in term(ci, u, v).into_iter().enumerate() {
+                            acc[k * c + ci] += t;
                         }
                     }
-                    acc
-                },
-            )
-            .reduce(|| std::array::from_fn(|_| vec![0f64; c]), add)
+                }
+                acc
+            })
+            .collect();
+        let total = sum_in_order(parts, K * c);
+        std::array::from_fn(|k| total[k * c..(k + 1) * c].to_vec())
     }
 
     /// Per channel: mean and biased variance (two sweeps in f64, one channel per task; for a
