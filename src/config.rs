@@ -269,4 +269,60 @@ mod tests {
         let missing = tmp.path().join("none.toml");
         assert!(layer(&base, "stage1", Some(&missing), &[]).unwrap_err().to_string().contains("none.toml"));
     }
+
+    use proptest::prelude::*;
+
+    /// One setting: section, key and value (`epochs`, `batch_size` integers, `lr` a float).
+    fn setting() -> impl Strategy<Value = (&'static str, &'static str, String)> {
+        let section = prop::sample::select(vec!["stage1", "stage2", "fcn"]);
+        let value = prop_oneof![
+            (prop::sample::select(vec!["epochs", "batch_size"]), 1u32..5000).prop_map(|(k, v)| (k, v.to_string())),
+            (1u32..100_000).prop_map(|v| ("lr", format!("{:?}", f64::from(v) * 1e-6))),
+        ];
+        (section, value).prop_map(|(s, (k, v))| (s, k, v))
+    }
+
+    /// The `[stage1]` value a layering must end with for `key`: the last `--set` of that section,
+    /// else the file's, else the default.
+    fn expected(key: &str, file: &[(&str, &str, String)], sets: &[(&str, &str, String)], default: String) -> String {
+        let last = |list: &[(&str, &str, String)]| list.iter().rev().find(|(s, k, _)| *s == "stage1" && *k == key).map(|(_, _, v)| v.clone());
+        last(sets).or_else(|| last(file)).unwrap_or(default)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Defaults, then the file's table, then each `--set` in order (the last one wins, other
+        /// sections ignored); the resolved config written as a run's `config.toml` layers back to
+        /// itself over any base, which is what resuming a run relies on.
+        #[test]
+        fn layering_applies_file_then_sets_in_order(
+            file in prop::collection::vec(setting(), 0..6),
+            sets in prop::collection::vec(setting(), 0..8),
+        ) {
+            let base = Stage1Config::new("ECG5000");
+            let mut doc = toml::Table::new();
+            for (section, key, value) in &file {
+                let table = doc.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                table.as_table_mut().unwrap().insert(key.to_string(), parse_value(value));
+            }
+            let args: Vec<String> = sets.iter().map(|(s, k, v)| format!("{s}.{k}={v}")).collect();
+            let c = layer_table(&base, "stage1", Some((&doc, "f.toml")), &args).unwrap();
+            prop_assert_eq!(c.epochs.to_string(), expected("epochs", &file, &sets, base.epochs.to_string()));
+            prop_assert_eq!(c.batch_size.to_string(), expected("batch_size", &file, &sets, base.batch_size.to_string()));
+            prop_assert_eq!(format!("{:?}", c.lr), expected("lr", &file, &sets, format!("{:?}", base.lr)));
+
+            let stored: toml::Table = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+            let stored = toml::Table::from_iter([("stage1".to_string(), toml::Value::Table(stored))]);
+            prop_assert_eq!(layer_table(&Stage1Config::new("other"), "stage1", Some((&stored, "config.toml")), &[]).unwrap(), c);
+        }
+
+        /// Any `--set` text gives a config or a one-line error, never a panic.
+        #[test]
+        fn any_set_argument_is_a_config_or_a_one_line_error(arg in ".{0,40}") {
+            if let Err(e) = layer_table(&Stage1Config::new("ECG5000"), "stage1", None, &[arg]) {
+                prop_assert!(!e.to_string().contains('\n'), "{}", e);
+            }
+        }
+    }
 }

@@ -16,7 +16,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use train::scores::{ScoreConfig, generative_scores};
 
-use crate::fcn::{accuracy, load, require_labels, train_on};
+use crate::fcn::{accuracy, ensure_trained, load, require_labels};
 use crate::progress::Bar;
 use crate::run_dir::{read_json, write_json};
 use crate::stage1::{RunError, Stage1Summary};
@@ -85,12 +85,10 @@ pub fn evaluate(run: &Path, opts: &EvaluateOptions, device: &Device) -> Result<E
     require_labels(data, &run.display().to_string())?;
 
     let fcn_path = opts.fcn.clone().unwrap_or_else(|| run.join("fcn.bpk"));
-    if !fcn_path.exists() {
-        let mut config = generator.stage1.same_data(train::fcn::FcnTrainConfig::default());
-        config.epochs = opts.fcn_epochs;
-        config.seed = opts.scores.seed;
-        train_on(&config, data, &fcn_path, device, opts.progress)?;
-    }
+    let mut config = generator.stage1.same_data(train::fcn::FcnTrainConfig::default());
+    config.epochs = opts.fcn_epochs;
+    config.seed = opts.scores.seed;
+    ensure_trained(&config, Some(data), &fcn_path, device, opts.progress)?;
     let fcn = load(&fcn_path, k, device)?;
     let fcn_test_acc = accuracy(&fcn, &data.test, device)?;
 

@@ -5,7 +5,8 @@
 //! While training, `FILE.run/` holds the run's `config.toml`, `metrics.jsonl` and checkpoints (every
 //! `checkpoint_every` epochs); training the same FILE again with the same settings continues from
 //! the last checkpoint (same result as an uninterrupted run on the CPU backend), and the folder is
-//! removed once FILE is written.
+//! removed once FILE is written. `FILE.lock` (an empty file holding an OS lock while training)
+//! keeps two processes from training the same FILE at once ([`ensure_trained`]).
 
 use std::path::{Path, PathBuf};
 
@@ -78,8 +79,69 @@ pub fn train(config: &FcnTrainConfig, out: &Path, device: &Device, progress: boo
 
 /// [`train`] on an already loaded dataset.
 /// An interrupted run of the same `config` at `out` (in `FILE.run/`) is continued; one with other
-/// settings is refused.
+/// settings is refused. The training holds `FILE.lock` ([`lock`]): a second process training the
+/// same FILE waits for the first and then trains again (use [`ensure_trained`] to reuse it instead).
 pub fn train_on(config: &FcnTrainConfig, data: &UcrDataset, out: &Path, device: &Device, progress: bool) -> Result<FcnSummary, RunError> {
+    let _lock = lock(out, progress)?;
+    train_locked(config, data, out, device, progress)
+}
+
+/// An FCN at `out` exists: its weights, written last ([`train_on`]), or a user's own file.
+fn finished(out: &Path) -> bool {
+    out.is_file()
+}
+
+/// Makes sure the FCN at `out` exists, training it (on `data`, or on `config`'s dataset loaded
+/// here) only if it does not: the FCN shared by the points of a sweep and by `run`. Exactly one
+/// process trains it: the others block on `FILE.lock` until it is written and then reuse it; a
+/// training that was killed is continued by the next process (its `FILE.run/` checkpoints). Returns
+/// whether this call trained it.
+pub fn ensure_trained(config: &FcnTrainConfig, data: Option<&UcrDataset>, out: &Path, device: &Device, progress: bool) -> Result<bool, RunError> {
+    if finished(out) {
+        return Ok(false);
+    }
+    let _lock = lock(out, progress)?;
+    if finished(out) {
+        // Written by the process this one waited for (or by one killed after writing FILE,
+        // before removing its run folder).
+        let run_path = with_suffix(out, ".run");
+        if run_path.exists() {
+            std::fs::remove_dir_all(&run_path).map_err(io(&run_path))?;
+        }
+        return Ok(false);
+    }
+    match data {
+        Some(data) => train_locked(config, data, out, device, progress)?,
+        None => train_locked(config, &config.load_data()?, out, device, progress)?,
+    };
+    Ok(true)
+}
+
+/// Takes the exclusive OS lock on `FILE.lock` (created if missing, left in place: removing a lock
+/// file others may have opened would let two processes hold "the" lock), waiting while another
+/// process holds it. The lock goes with the returned file, and with the process if it dies.
+/// `flock(2)` on Linux, also across the hosts of a cluster on NFSv4 and Lustre.
+pub fn lock(out: &Path, progress: bool) -> Result<std::fs::File, RunError> {
+    let path = with_suffix(out, ".lock");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::run_dir::ensure_writable(dir)?;
+    }
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io(&path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            if progress {
+                eprintln!("waiting for another process that trains {}", out.display());
+            }
+            file.lock().map_err(io(&path))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e).into()),
+    }
+    Ok(file)
+}
+
+/// [`train_on`] with `FILE.lock` already held.
+fn train_locked(config: &FcnTrainConfig, data: &UcrDataset, out: &Path, device: &Device, progress: bool) -> Result<FcnSummary, RunError> {
     require_labels(data, &data.train.origin)?;
     if config.checkpoint_every == 0 {
         return Err(RunError::config("fcn checkpoint_every must be at least 1"));
@@ -91,7 +153,6 @@ pub fn train_on(config: &FcnTrainConfig, data: &UcrDataset, out: &Path, device: 
     })?;
     let fitted = train::fcn::fit_fcn(&data.train, &data.test, data.num_classes(), &config.recipe, false, device, Some(&run), &mut Bar::new(progress))?;
     write_atomic(&with_suffix(out, ".metrics.jsonl"), fitted.log.as_bytes())?;
-    save_weights(fitted.model, out)?;
     let summary = FcnSummary {
         test_acc: fitted.test_acc,
         epochs: config.epochs,
@@ -102,6 +163,8 @@ pub fn train_on(config: &FcnTrainConfig, data: &UcrDataset, out: &Path, device: 
         seed: config.seed,
     };
     write_json(&with_suffix(out, ".json"), &summary)?;
+    // The weights last: FILE existing means the training is complete ([`ensure_trained`]).
+    save_weights(fitted.model, out)?;
     std::fs::remove_dir_all(&run_path).map_err(io(&run_path))?;
     Ok(summary)
 }

@@ -303,11 +303,11 @@ pub fn run_job(config: &JobConfig, out: &Path, device: &Device, progress: bool) 
     let fcn_path = out.join("fcn.bpk");
     if !fcn_path.exists() {
         step(progress, &format!("FCN classifier for FID / IS / CAS ({} epochs)", config.fcn.epochs));
-        let mut fcn = config.fcn.clone();
-        fcn.dataset = config.run.dataset.clone();
-        fcn.data_dir = config.run.data_dir.clone();
-        crate::fcn::train(&fcn, &fcn_path, device, progress)?;
     }
+    let mut fcn = config.fcn.clone();
+    fcn.dataset = config.run.dataset.clone();
+    fcn.data_dir = config.run.data_dir.clone();
+    crate::fcn::ensure_trained(&fcn, None, &fcn_path, device, progress)?;
     let eval = EvaluateOptions {
         fcn: Some(fcn_path.clone()),
         fcn_epochs: config.fcn.epochs,

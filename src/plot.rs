@@ -16,6 +16,19 @@ pub struct PlotError {
     pub message: String,
 }
 
+impl From<crate::run_dir::RunDirError> for PlotError {
+    fn from(e: crate::run_dir::RunDirError) -> Self {
+        let path = match &e {
+            crate::run_dir::RunDirError::Io { path, .. } | crate::run_dir::RunDirError::Unwritable { path, .. } | crate::run_dir::RunDirError::Corrupt { path, .. } => path.clone(),
+        };
+        let message = match &e {
+            crate::run_dir::RunDirError::Io { source, .. } | crate::run_dir::RunDirError::Unwritable { source, .. } => source.to_string(),
+            crate::run_dir::RunDirError::Corrupt { message, .. } => message.clone(),
+        };
+        Self { path, message }
+    }
+}
+
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSansMono.ttf");
 
 fn register_font() {
@@ -140,11 +153,9 @@ pub fn panel_grid(path: &Path, title: &str, cols: usize, panels: &[Panel]) -> Re
     let err = |e: &dyn std::fmt::Display| PlotError { path: path.to_path_buf(), message: e.to_string() };
     let cols = cols.max(1);
     let rows = panels.len().div_ceil(cols).max(1);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("plot.png");
-    let tmp = path.with_file_name(format!(".{name}.tmp.png"));
-    {
+    crate::run_dir::write_atomic_with(path, |tmp| -> Result<(), PlotError> {
         let width = 420 * cols as u32;
-        let root = BitMapBackend::new(&tmp, (width, 40 + 220 * rows as u32)).into_drawing_area();
+        let root = BitMapBackend::new(tmp, (width, 40 + 220 * rows as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let root = root.titled(title, ("sans-serif", title_size(title, width))).map_err(|e| err(&e))?;
         let areas = root.split_evenly((rows, cols));
@@ -180,9 +191,8 @@ pub fn panel_grid(path: &Path, title: &str, cols: usize, panels: &[Panel]) -> Re
                 }
             }
         }
-        root.present().map_err(|e| err(&e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| err(&e))
+        root.present().map_err(|e| err(&e))
+    })
 }
 
 /// Colours used for the two models of a report (and any other pair of named curves).
@@ -240,16 +250,13 @@ fn render(
 ) -> Result<(), PlotError> {
     register_font();
     let err = |message: String| PlotError { path: path.to_path_buf(), message };
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("plot.png");
-    let tmp = path.with_file_name(format!(".{name}.tmp.png"));
-    {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+    crate::run_dir::write_atomic_with(path, |tmp| -> Result<(), PlotError> {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
         let root = root.titled(title, ("sans-serif", 20)).map_err(|e| err(e.to_string()))?;
         draw(&root).map_err(err)?;
-        root.present().map_err(|e| err(e.to_string()))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+        root.present().map_err(|e| err(e.to_string()))
+    })
 }
 
 /// The finite range of `values` with 5 % padding (a unit range around a constant).

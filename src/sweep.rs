@@ -16,8 +16,8 @@
 //!   `DIR/points/NNNN/point.toml`, in the order datasets × configs × seeds.
 //! - `sweep run DIR --index I` runs point `I` in its folder: a finished point is skipped, an
 //!   interrupted one resumes from its checkpoints. The FCN behind FID / IS is shared per dataset
-//!   (`DIR/fcn/<dataset>.bpk`, trained by the first point that needs it; concurrent tasks may
-//!   both train it, the atomic rename keeps one valid file).
+//!   (`DIR/fcn/<dataset>.bpk`, trained by the first point that needs it; concurrent tasks of
+//!   that dataset wait for it on `DIR/fcn/<dataset>.bpk.lock` and then reuse it).
 //! - `sweep collect DIR` reads every finished point, prints the tables (mean and best over seeds,
 //!   as the thesis) and writes `DIR/points.csv` (one row per point) and `DIR/tables.csv`.
 
@@ -187,9 +187,7 @@ pub fn run(dir: &Path, index: usize, progress: bool, device: &Device) -> Result<
     }
     let point: Point = read_toml(&path)?;
     let fcn = dir.join(&point.fcn);
-    if !fcn.exists() {
-        crate::fcn::train(&point.fcn_train, &fcn, device, progress)?;
-    }
+    crate::fcn::ensure_trained(&point.fcn_train, None, &fcn, device, progress)?;
     let eval = EvaluateOptions {
         fcn: Some(fcn),
         fcn_epochs: point.fcn_train.epochs,

@@ -86,3 +86,21 @@ fn killed_fcn_run_continues_to_the_same_result() {
     };
     assert_eq!(logits(&killed), logits(&full));
 }
+
+#[test]
+fn two_processes_training_one_fcn_at_once_leave_one_valid_fcn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("fcn.bpk");
+    let args = ["fcn", "train", "SonyAIBORobotSurface1", "--out", out.to_str().unwrap(), "--epochs", "4", "--batch-size", "8", "--eval-every", "0", "--checkpoint-every", "1"];
+    // The second waits on fcn.bpk.lock while the first trains (they would share fcn.bpk.run/).
+    let children: Vec<_> = (0..2).map(|_| common::nc_vqvae(&args).spawn().unwrap()).collect();
+    for child in children {
+        common::ok(child.wait_with_output().unwrap());
+    }
+    let mut names: Vec<String> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["fcn.bpk", "fcn.bpk.json", "fcn.bpk.lock", "fcn.bpk.metrics.jsonl"], "no run folder or temporary file left");
+    assert_eq!(common::metrics_without_seconds(&tmp.path().join("fcn.bpk.metrics.jsonl")).len(), 4, "each epoch logged once");
+    let device = burn::tensor::Device::flex();
+    nc_vqvae::fcn::load(&out, 2, &device).unwrap();
+}

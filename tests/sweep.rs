@@ -1,6 +1,6 @@
 //! `nc-vqvae sweep` and `nc-vqvae run` end to end on the bundled SonyAIBORobotSurface1 with tiny
-//! settings (configs/sweeps/tiny.toml): a 2 × 2 × 1 grid expands, runs with one point killed
-//! with SIGKILL and rerun, and collects into tables; the main job writes its report, plots and
+//! settings (configs/sweeps/tiny.toml): a 2 × 2 × 1 grid expands, runs its points at once (one
+//! shared FCN, trained once) with one point killed with SIGKILL and rerun, and collects into tables; the main job writes its report, plots and
 //! summary, and finishes an interrupted job when run again.
 
 use std::path::Path;
@@ -26,13 +26,25 @@ fn tiny_sweep_expands_runs_with_a_killed_point_and_collects() {
     input_error(nc_vqvae(&["sweep", "expand", other.to_str().unwrap(), "--out", d]).output().unwrap(), "holds another sweep");
     input_error(nc_vqvae(&["sweep", "run", d, "--index", "4"]).output().unwrap(), "no point 4");
 
-    // Point 1 (baseline, seed 2) is killed after its first stage-1 checkpoint, then rerun.
+    // All four points start at once, as the tasks of a job array do: they share the dataset's FCN,
+    // which one of them trains while the others wait for it. Point 1 (baseline, seed 2) is killed
+    // after its first stage-1 checkpoint while the others run, then rerun.
     let point = dir.join("points/0001/run");
+    let others: Vec<_> = [0, 2, 3].map(|i| nc_vqvae(&["sweep", "run", d, "--index", &i.to_string()]).spawn().unwrap()).into();
     common::kill_after_checkpoint(nc_vqvae(&["sweep", "run", d, "--index", "1"]).spawn().unwrap(), &point.join("checkpoint.json"), 1);
     assert!(!point.join("eval.json").exists());
-    for i in 0..4 {
-        ok(nc_vqvae(&["sweep", "run", d, "--index", &i.to_string()]).output().unwrap());
+    for child in others {
+        ok(child.wait_with_output().unwrap());
     }
+    ok(nc_vqvae(&["sweep", "run", d, "--index", "1"]).output().unwrap());
+    // One FCN, trained once: its log holds each of its 3 epochs once, no run folder or temporary
+    // file is left beside it (the lock file stays, empty).
+    let fcn = dir.join("fcn");
+    let mut names: Vec<String> = std::fs::read_dir(&fcn).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    let want = ["SonyAIBORobotSurface1.bpk", "SonyAIBORobotSurface1.bpk.json", "SonyAIBORobotSurface1.bpk.lock", "SonyAIBORobotSurface1.bpk.metrics.jsonl"];
+    assert_eq!(names, want);
+    assert_eq!(common::metrics_without_seconds(&fcn.join(want[3])).len(), 3);
     let lines = std::fs::read_to_string(point.join("metrics.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 2, "the resumed stage 1 logged each epoch once");
     // A finished point is skipped: its results are not touched.

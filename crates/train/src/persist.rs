@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, record_err};
-use crate::run_dir::{CheckpointInfo, RunDir, io, write_atomic};
+use crate::run_dir::{CheckpointInfo, RunDir, io, write_atomic, write_atomic_with};
 
 /// Reads a tensor back from the device.
 pub fn read<T: burn::tensor::Element, const D: usize, K: burn::tensor::kind::Basic>(t: Tensor<D, K>) -> Result<Vec<T>, Error> {
@@ -114,10 +114,9 @@ pub fn save_checkpoint<M: Module>(
     (epoch, step, wall_seconds): (usize, usize, f64),
 ) -> Result<(), Error> {
     let (folder, path) = run.new_checkpoint_folder(epoch)?;
-    let model_path = path.join(model_file);
-    model.into_record().save(&model_path).map_err(record_err(&model_path))?;
-    let optim_path = path.join("optim.bpk");
-    optim.to_record().save(&optim_path).map_err(record_err(&optim_path))?;
+    save_weights(model, &path.join(model_file))?;
+    let optim_record = optim.to_record();
+    write_atomic_with(&path.join("optim.bpk"), |tmp| optim_record.save(tmp).map_err(record_err(tmp)))?;
     run.commit_checkpoint(&CheckpointInfo { epoch, step, wall_seconds, folder })?;
     Ok(())
 }
@@ -128,13 +127,9 @@ pub fn load_weights<M: Module>(model: M, path: &Path) -> Result<M, Error> {
     model.try_load_record(record).map_err(record_err(path))
 }
 
-/// Saves a module's weights atomically with the guarantee of [`write_atomic`]: a temporary file
-/// in the same folder, flushed to disk, then renamed over the target.
+/// Saves a module's weights atomically ([`write_atomic_with`]: a temporary file of this process
+/// beside `path`, flushed to disk, renamed over the target).
 pub fn save_weights<M: Module>(model: M, path: &Path) -> Result<(), Error> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("weights");
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    model.into_record().save(&tmp).map_err(record_err(&tmp))?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    Ok(())
+    let record = model.into_record();
+    write_atomic_with(path, |tmp| record.save(tmp).map_err(record_err(tmp)))
 }

@@ -56,23 +56,73 @@ pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
 pub fn ensure_writable(dir: &Path) -> Result<(), RunDirError> {
     let unwritable = |source| RunDirError::Unwritable { path: dir.to_path_buf(), source };
     std::fs::create_dir_all(dir).map_err(unwritable)?;
-    let probe = dir.join(format!(".write-test{}", std::process::id()));
+    let probe = unique_temp(&dir.join("write-test"));
     std::fs::write(&probe, b"").map_err(unwritable)?;
     std::fs::remove_file(&probe).map_err(unwritable)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed to disk, then
-/// renamed over the target.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+/// A temporary name beside `path` that no other process or thread uses: `.NAME.tmp-TOKEN-N.EXT`, where
+/// TOKEN is drawn once per process from the process id and the clock (process ids repeat across the
+/// hosts of a cluster that share a file system) and N counts the names this process has drawn.
+pub fn unique_temp(path: &Path) -> PathBuf {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static TOKEN: OnceLock<u64> = OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let token = *TOKEN.get_or_init(|| {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        // SplitMix64 of the two, so that neighbouring ids and times give unrelated tokens.
+        let mut z = nanos ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    });
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io(path))
+    // The extension is kept at the end for writers that pick the format from it (plot PNGs).
+    let ext = path.extension().and_then(|e| e.to_str()).map(|e| format!(".{e}")).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{token:016x}-{n}{ext}"))
+}
+
+/// Flushes a folder's entries (a rename inside it) to disk. Folders that cannot be opened for
+/// that (some file systems) are left as they are: the rename itself is still atomic.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// The one way every file of a run is written: `write` fills a temporary file beside `path`
+/// ([`unique_temp`]), which is then flushed to disk, renamed over `path` and the rename flushed
+/// (the folder synced). A crash at any moment leaves either the old file or the new one, never a
+/// part; concurrent writers of one path never share a temporary file, and the last rename wins.
+/// On failure the temporary file is removed. `E` is the caller's error type.
+pub fn write_atomic_with<E: From<RunDirError>>(path: &Path, write: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), E> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = unique_temp(path);
+    let done = write(&tmp).and_then(|()| {
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(io(path))?;
+        Ok(())
+    });
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    } else {
+        sync_dir(dir);
+    }
+    done
+}
+
+/// Writes `bytes` to `path` atomically ([`write_atomic_with`]).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
+    write_atomic_with(path, |tmp| {
+        let mut file = std::fs::File::create(tmp).map_err(io(tmp))?;
+        file.write_all(bytes).map_err(io(tmp))
+    })
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.
@@ -188,6 +238,34 @@ impl RunDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atomic_writes_never_share_a_temporary_file_and_clean_up_after_failure() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("plot.png");
+        let (a, b) = (unique_temp(&path), unique_temp(&path));
+        assert_ne!(a, b);
+        let name = a.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with(".plot.png.tmp-") && name.ends_with(".png"), "{name}");
+        // Eight threads write the same file at once: each through its own temporary file, so
+        // every rename succeeds and the file holds one writer's whole content.
+        std::thread::scope(|s| {
+            for i in 0..8u8 {
+                let path = &path;
+                s.spawn(move || write_atomic(path, &vec![i; 100_000]).unwrap());
+            }
+        });
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() == 100_000 && bytes.iter().all(|&b| b == bytes[0]));
+        // A writer that fails leaves neither its temporary file nor a changed target.
+        let failed = write_atomic_with(&path, |t| -> Result<(), RunDirError> {
+            std::fs::write(t, b"part").map_err(io(t))?;
+            Err(RunDirError::Corrupt { path: t.to_path_buf(), message: "disk full".into() })
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no temporary file left");
+    }
 
     #[test]
     fn checkpoints_switch_atomically_and_metrics_truncate() {

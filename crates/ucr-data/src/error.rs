@@ -93,8 +93,8 @@ pub enum Error {
         /// The cell as written (shortened if long).
         value: String,
     },
-    /// An infinite value (NaN is legal, infinity is not).
-    #[error("{origin}:{line}: column {column}: infinite value '{value}' (only NaN is allowed for missing values)")]
+    /// An infinite value, or one beyond float32's range (NaN is legal, infinity is not).
+    #[error("{origin}:{line}: column {column}: infinite value '{value}' (or beyond float32's ±3.4e38; only NaN is allowed for missing values)")]
     Infinite {
         /// The file.
         origin: String,

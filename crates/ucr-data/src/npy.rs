@@ -71,11 +71,16 @@ fn parse(bytes: &[u8], origin: &str) -> Result<Array> {
             return Err(bad(origin, format!("unsupported dtype '{other}' (use little-endian float32/float64 values or integer labels)")));
         }
     };
-    let n: usize = shape.iter().product();
     let data = &bytes[start + header_len..];
-    if data.len() < n * size {
-        return Err(bad(origin, format!("truncated data: shape {shape_text} needs {} bytes, the file has {}", n * size, data.len())));
-    }
+    // A shape whose byte count overflows cannot match any file (checked, not wrapped).
+    let needed = shape.iter().try_fold(size, |acc, &d| acc.checked_mul(d));
+    let n = match needed {
+        Some(bytes_needed) if data.len() >= bytes_needed => bytes_needed / size,
+        _ => {
+            let needs = needed.map_or_else(|| "more than 2^64".to_string(), |b| b.to_string());
+            return Err(bad(origin, format!("truncated data: shape {shape_text} needs {needs} bytes, the file has {}", data.len())));
+        }
+    };
     let kind = descr.as_bytes()[1];
     let values: Vec<f64> = data[..n * size]
         .chunks_exact(size)
@@ -116,7 +121,8 @@ pub fn read_npy_series(values: &[u8], origin: &str, labels: Option<(&[u8], &str)
     if length == 0 {
         return Err(Error::NoValues { origin: origin.to_string(), line: 1 });
     }
-    if let Some(i) = array.values.iter().position(|v| v.is_infinite()) {
+    // Infinite, or finite float64 beyond float32's range (infinite once read as float32).
+    if let Some(i) = array.values.iter().position(|&v| (v as f32).is_infinite()) {
         return Err(Error::Infinite { origin: origin.to_string(), line: i / length + 1, column: i % length + 1, value: array.values[i].to_string() });
     }
     let labels = match labels {
@@ -198,10 +204,9 @@ mod tests {
         assert_eq!(unlabelled.labels, vec![0, 0, 0]);
     }
 
-    /// A float64, Fortran-ordered array as NumPy writes it (`np.asfortranarray(a).astype('<f8')`).
-    #[test]
-    fn float64_and_fortran_order_are_read() {
-        let mut dict = String::from("{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }");
+    /// A version-1.0 float64 `.npy` file with the header dict `dict` and `values`.
+    fn float64_npy(dict: &str, values: &[f64]) -> Vec<u8> {
+        let mut dict = dict.to_string();
         while (10 + dict.len() + 1) % 64 != 0 {
             dict.push(' ');
         }
@@ -210,12 +215,29 @@ mod tests {
         bytes.extend_from_slice(&[1, 0]);
         bytes.extend_from_slice(&(dict.len() as u16).to_le_bytes());
         bytes.extend_from_slice(dict.as_bytes());
+        values.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+        bytes
+    }
+
+    /// A float64, Fortran-ordered array as NumPy writes it (`np.asfortranarray(a).astype('<f8')`).
+    #[test]
+    fn float64_and_fortran_order_are_read() {
         // The C-order matrix [[1, 2, 3], [4, 5, 6]] stored column by column.
-        for v in [1.0f64, 4.0, 2.0, 5.0, 3.0, 6.0] {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
+        let bytes = float64_npy("{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
         let split = read_npy_series(&bytes, "f.npy", None).unwrap();
         assert_eq!(split.values, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    }
+
+    /// A shape whose byte count overflows, and float64 values beyond float32's range, are errors
+    /// (they used to overflow the multiplication, and to turn into infinities).
+    #[test]
+    fn huge_shapes_and_values_beyond_float32_are_errors() {
+        let huge = float64_npy("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", &[1.0]);
+        let e = read_npy_series(&huge, "h.npy", None).unwrap_err().to_string();
+        assert!(e.starts_with("h.npy: truncated data") && e.contains("more than 2^64"), "{e}");
+        let big = float64_npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2), }", &[1.0, 1e39]);
+        let e = read_npy_series(&big, "b.npy", None).unwrap_err().to_string();
+        assert!(e.starts_with("b.npy:1: column 2: infinite value '1000000000000000000000000000000000000000'"), "{e}");
     }
 
     #[test]

@@ -177,7 +177,8 @@ fn parse_values<'a>(cells: impl Iterator<Item = &'a str>, first_column: usize, l
             column,
             value: shorten(cell),
         })?;
-        if value.is_infinite() {
+        // Infinite, or finite beyond float32's range (infinite once stored as f32: `1e39`).
+        if (value as f32).is_infinite() {
             return Err(Error::Infinite {
                 origin: origin.to_string(),
                 line: line_no,
@@ -294,6 +295,7 @@ mod tests {
             ("\t1\t2\n", "t:1: missing class label"),
             ("1\t1\tinf\n", "t:1: column 3: infinite value 'inf'"),
             ("1\t-Infinity\t2\n", "t:1: column 2: infinite value"),
+            ("1\t1e39\t2\n", "t:1: column 2: infinite value '1e39' (or beyond float32's"),
             ("7\n", "t:1: line has a label but no values"),
             ("1\t2\t3\n1\t\x00\x01\x02\n", "t:2: not a text TSV file"),
         ];
