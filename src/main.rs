@@ -390,6 +390,13 @@ where
     clap::builder::PossibleValuesParser::new(names).try_map(|name| name.parse::<T>().map_err(|e| e.to_string()))
 }
 
+/// Whether a failure is a full disk: an I/O error of that kind anywhere in its chain, or ENOSPC's
+/// text (Burn's record errors carry the I/O error only as text).
+fn disk_full(e: &anyhow::Error) -> bool {
+    let kind = e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull));
+    kind || e.to_string().contains("No space left on device")
+}
+
 /// Failures split by whose fault they are: bad input (exit 2) or ours (exit 1).
 enum Failure {
     Input(anyhow::Error),
@@ -824,6 +831,13 @@ fn main() -> ExitCode {
         Ok(Err(Failure::Input(e))) => {
             eprintln!("error: {}", e.to_string().replace('\n', " "));
             ExitCode::from(2)
+        }
+        Ok(Err(Failure::Internal(e))) if disk_full(&e) => {
+            eprintln!(
+                "error: out of disk space: {}; every file written before is intact (the run's last complete checkpoint is kept): free space and run the same command again to continue (stage1 / stage2: add --resume)",
+                e.to_string().replace('\n', " ")
+            );
+            ExitCode::from(1)
         }
         Ok(Err(Failure::Internal(e))) => {
             eprintln!("internal error: {}", e.to_string().replace('\n', " "));

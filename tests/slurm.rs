@@ -58,10 +58,6 @@ impl Drop for Cluster {
     }
 }
 
-fn checkpoint_epoch(path: &Path) -> u64 {
-    std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v["epoch"].as_u64()).unwrap_or(0)
-}
-
 #[test]
 #[ignore = "needs root and Slurm (slurm-wlm, munge); .ci/run installs them and runs it"]
 fn tiny_sweep_runs_as_a_slurm_array_with_a_cancelled_and_requeued_task() {
@@ -98,7 +94,7 @@ fn tiny_sweep_runs_as_a_slurm_array_with_a_cancelled_and_requeued_task() {
 
     // Task 1 is cancelled after its first stage-1 checkpoint, as a preempted task would be.
     let point = dir.join("points/0001/run");
-    cluster.wait("point 1's first checkpoint", Duration::from_secs(600), || checkpoint_epoch(&point.join("checkpoint.json")) >= 1);
+    cluster.wait("point 1's first checkpoint", Duration::from_secs(600), || common::checkpoint_epoch(&point.join("checkpoint.json")) >= 1);
     cluster.run("scancel", &[&task(1)]);
     cluster.wait("task 1 cancelled", Duration::from_secs(60), || cluster.job(&task(1)).contains("JobState=CANCELLED"));
     assert!(!point.join("eval.json").exists(), "cancelled before it finished");

@@ -71,7 +71,7 @@ fn tiny_sweep_expands_runs_with_a_killed_point_and_collects() {
 }
 
 #[test]
-fn main_job_writes_report_plots_and_summary_and_finishes_when_rerun() {
+fn main_job_killed_inside_each_part_ends_with_the_uninterrupted_numbers() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("job");
     let o = out.to_str().unwrap();
@@ -81,14 +81,41 @@ fn main_job_writes_report_plots_and_summary_and_finishes_when_rerun() {
     let text = std::fs::read_to_string(&cfg).unwrap();
     let settings: String = text.split("[stage1]").nth(1).map(|rest| format!("[stage1]{rest}")).unwrap();
     std::fs::write(&config, settings).unwrap();
-    let args = ["run", "SonyAIBORobotSurface1", "--out", o, "--config", config.to_str().unwrap()];
+    let sets = ["--set", "fcn.checkpoint_every=1", "--set", "stage2.checkpoint_every=1"];
+    let args: Vec<&str> = ["run", "SonyAIBORobotSurface1", "--out", o, "--config", config.to_str().unwrap()].into_iter().chain(sets).collect();
+    // The same job without interruption, for comparison.
+    let whole = tmp.path().join("whole");
+    let mut whole_args = args.clone();
+    whole_args[3] = whole.to_str().unwrap();
+    ok(nc_vqvae(&whole_args).output().unwrap());
 
-    // Killed during the NC-VQVAE model's stage 1, then the same command finishes the job.
-    common::kill_after_checkpoint(nc_vqvae(&args).spawn().unwrap(), &out.join("nc_vqvae/checkpoint.json"), 1);
-    assert!(out.join("baseline/eval.json").exists() && !out.join("summary.json").exists());
-    let baseline_eval = std::fs::read(out.join("baseline/eval.json")).unwrap();
+    // Killed with SIGKILL inside each part in turn, then run again, in one folder: inside the FCN's
+    // training, the baseline's stage 1 and stage 2, the NC-VQVAE model's stage 1 and evaluation
+    // (sampling, FID / IS, CAS training), and the report's plots. The last run finishes the job.
+    let baseline_eval = out.join("baseline/eval.json");
+    let kill_points: [(&str, Box<dyn Fn() -> bool>); 6] = [
+        ("FCN training", Box::new(|| common::checkpoint_epoch(&out.join("fcn.bpk.run/checkpoint.json")) >= 1)),
+        ("baseline stage 1", Box::new(|| common::checkpoint_epoch(&out.join("baseline/checkpoint.json")) >= 1)),
+        ("baseline stage 2", Box::new(|| common::checkpoint_epoch(&out.join("baseline/stage2/checkpoint.json")) >= 1)),
+        ("NC-VQVAE stage 1", Box::new(|| common::checkpoint_epoch(&out.join("nc_vqvae/checkpoint.json")) >= 1)),
+        ("NC-VQVAE evaluation", Box::new(|| out.join("nc_vqvae/stage2.json").exists())),
+        ("report and plots", Box::new(|| out.join("summary.json").exists())),
+    ];
+    let mut baseline_eval_bytes = None;
+    for (part, reached) in &kill_points {
+        common::kill_when(nc_vqvae(&args).spawn().unwrap(), part, reached);
+        assert!(!out.join("report.md").exists(), "killed in {part}, before the end");
+        if *part == "NC-VQVAE stage 1" {
+            baseline_eval_bytes = Some(std::fs::read(&baseline_eval).unwrap());
+        }
+    }
     ok(nc_vqvae(&args).output().unwrap());
-    assert_eq!(std::fs::read(out.join("baseline/eval.json")).unwrap(), baseline_eval, "the finished model was not redone");
+    assert_eq!(std::fs::read(&baseline_eval).ok(), baseline_eval_bytes, "the finished model was not redone");
+    // Every number equals the uninterrupted job's (CPU, same seed; wall-clock fields aside).
+    assert_eq!(common::json_without_seconds(&out.join("summary.json")), common::json_without_seconds(&whole.join("summary.json")));
+    for file in ["baseline/metrics.jsonl", "nc_vqvae/metrics.jsonl", "baseline/stage2/metrics.jsonl", "fcn.bpk.metrics.jsonl"] {
+        assert_eq!(common::metrics_without_seconds(&out.join(file)), common::metrics_without_seconds(&whole.join(file)), "{file}");
+    }
 
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     for model in ["baseline", "nc_vqvae"] {
@@ -107,7 +134,7 @@ fn main_job_writes_report_plots_and_summary_and_finishes_when_rerun() {
     assert!(report.contains(&format!("{svm:.3}")), "the report shows the summary's numbers");
 
     // Another config in the same folder is refused.
-    let mut other = args.to_vec();
+    let mut other = args.clone();
     other.extend(["--seed", "9"]);
     input_error(nc_vqvae(&other).output().unwrap(), "different config");
 }

@@ -26,6 +26,47 @@ pub(crate) fn summary_without_wall(path: &Path) -> serde_json::Value {
     v
 }
 
+/// A JSON file without any field whose name ends in `seconds` (wall-clock times), at any depth.
+pub(crate) fn json_without_seconds(path: &Path) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.retain(|k, _| !k.ends_with("seconds"));
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    strip(&mut v);
+    v
+}
+
+/// The epoch a `checkpoint.json` names (0 while there is none).
+pub(crate) fn checkpoint_epoch(path: &Path) -> u64 {
+    std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v["epoch"].as_u64()).unwrap_or(0)
+}
+
+/// Waits until `reached` holds (checked every 5 ms), then kills `child` with SIGKILL; fails if
+/// the child ends first (`part` names the point in the message).
+pub(crate) fn kill_when(mut child: Child, part: &str, reached: &dyn Fn() -> bool) {
+    let start = Instant::now();
+    while !reached() {
+        assert!(start.elapsed() < Duration::from_secs(600), "{part}: not reached");
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("the run ended ({status}) before it reached {part}: {err}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
 /// Waits until `checkpoint_json` names an epoch ≥ `epoch`, then kills `child` with SIGKILL.
 pub(crate) fn kill_after_checkpoint(mut child: Child, checkpoint_json: &Path, epoch: u64) {
     let start = Instant::now();
