@@ -53,6 +53,27 @@ impl FusedAdamWConfig {
     }
 }
 
+/// Checks AdamW's settings as PyTorch does (`lr`, `weight_decay` and `epsilon` ≥ 0, each β in
+/// [0, 1)), and more strictly where a value would only lead to a diverged run: `lr` and `epsilon`
+/// must be positive, every value finite. The message names the field.
+pub fn check_adamw(lr: f64, weight_decay: f64, beta1: f64, beta2: f64, epsilon: f64) -> Result<(), String> {
+    if !(lr > 0.0 && lr.is_finite()) {
+        return Err(format!("lr must be positive, got {lr}"));
+    }
+    if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
+        return Err(format!("weight_decay must be zero or positive, got {weight_decay}"));
+    }
+    for (name, beta) in [("beta1", beta1), ("beta2", beta2)] {
+        if !(0.0..1.0).contains(&beta) {
+            return Err(format!("{name} must be in [0, 1), got {beta}"));
+        }
+    }
+    if !(epsilon > 0.0 && epsilon.is_finite()) {
+        return Err(format!("epsilon must be positive, got {epsilon}"));
+    }
+    Ok(())
+}
+
 /// PyTorch's AdamW (the reference's optimizer) with every setting written out, fused into one
 /// pass per parameter tensor on the CPU backend ([`FusedAdamW`]); the learning rate is given
 /// per step. Its state is Burn's `AdamWState`, so checkpoints keep their format.

@@ -100,6 +100,7 @@ pub fn fit_fcn(
     if opts.epochs == 0 || opts.batch_size < 2 {
         return Err(Error::Config(format!("epochs must be ≥ 1 and batch_size ≥ 2, got {} and {}", opts.epochs, opts.batch_size)));
     }
+    crate::check_adamw(opts.lr, opts.weight_decay, 0.9, 0.999, 1e-8).map_err(|e| Error::Config(format!("fcn {e}")))?;
     let train_device = device.clone().autodiff();
     train_device.seed(opts.seed);
     let model = FcnConfig::new(n_classes).init(&train_device);

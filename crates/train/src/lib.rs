@@ -27,7 +27,7 @@ pub mod scores;
 pub mod stage1;
 pub mod stage2;
 
-pub use adamw::{FusedAdamW, FusedAdamWConfig, adamw};
+pub use adamw::{FusedAdamW, FusedAdamWConfig, adamw, check_adamw};
 pub use error::Error;
 pub use fit::{FitConfig, Fitted, Progress, Silent, StepLoss, Task, fit};
 pub use run_dir::{RunDir, RunDirError};

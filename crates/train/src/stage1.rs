@@ -162,9 +162,7 @@ impl Stage1Config {
         if self.checkpoint_every == 0 {
             return bad("checkpoint_every must be at least 1".into());
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(format!("lr must be positive, got {}", self.lr));
-        }
+        crate::adamw::check_adamw(self.lr, self.weight_decay, self.beta1, self.beta2, self.epsilon).map_err(Error::Config)?;
         if self.projector_dim == 0 {
             return bad("projector_dim must be at least 1".into());
         }
@@ -465,6 +463,54 @@ fn evaluate_run(model: &Stage1Model, config: &Stage1Config, data: &UcrDataset, e
 mod tests {
     use super::*;
 
+    mod settings {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// `good` most of the time (so that about a sixth of the cases pass every check and
+        /// train), else one of `bad`.
+        fn pick<T: Clone + std::fmt::Debug + 'static>(good: T, bad: &[T]) -> impl Strategy<Value = T> {
+            prop_oneof![6 => Just(good), 1 => prop::sample::select(bad.to_vec())]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+            /// Every setting `validate` lets through trains (one epoch on a toy dataset) without a
+            /// panic; every one it refuses is a one-line message naming the field.
+            #[test]
+            fn validated_settings_train_and_refused_ones_name_the_field(
+                ssl in prop::sample::select(SslChoice::ALL.to_vec()),
+                projector_dim in prop_oneof![3 => prop::sample::select(vec![64usize, 128]), 1 => 0usize..200],
+                batch_size in pick(4usize, &[0, 1, 2, 3, 5]),
+                epochs in pick(1usize, &[0]),
+                lr in pick(1e-3, &[0.0, -1.0, f64::NAN, f64::INFINITY]),
+                weight_decay in pick(1e-3, &[0.0, -1e-3, f64::NAN]),
+                beta1 in pick(0.9, &[0.0, 1.0, -0.1, f64::NAN]),
+                beta2 in pick(0.999, &[1.0, 1.5]),
+                epsilon in pick(1e-8, &[0.0, -1e-8, f64::INFINITY]),
+                checkpoint_every in pick(1usize, &[0, 2]),
+            ) {
+                let config = Stage1Config { ssl, projector_dim, batch_size, epochs, lr, weight_decay, beta1, beta2, epsilon, checkpoint_every, ..Stage1Config::default() };
+                match config.validate() {
+                    Ok(()) => {
+                        let data = super::toy(1.0);
+                        match train_tokenizer(&config, &data, &Device::flex(), None, false, &mut crate::fit::Silent) {
+                            Ok(_) | Err(Error::NonFinite { .. }) => {}
+                            Err(e) => prop_assert!(false, "{config:?} passed validate but failed: {e}"),
+                        }
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        let fields = ["epochs", "batch_size", "checkpoint_every", "lr", "weight_decay", "beta1", "beta2", "epsilon", "projector_dim"];
+                        prop_assert!(!message.contains('\n') && fields.iter().any(|f| message.contains(f)), "{message}");
+                    }
+                }
+            }
+        }
+    }
+
     /// A toy two-class dataset of length 65: sines (class 1) and ramps (class 2); `test_gain`
     /// scales the test series.
     fn toy(test_gain: f32) -> UcrDataset {
@@ -482,6 +528,21 @@ mod tests {
             ucr_data::parse(&text, "toy").unwrap()
         };
         UcrDataset::from_raw("toy", split(12, 1.0), split(10, test_gain)).unwrap()
+    }
+
+    #[test]
+    fn optimiser_settings_pytorch_refuses_are_refused_before_training() {
+        let with = |f: fn(&mut Stage1Config)| {
+            let mut c = Stage1Config::default();
+            f(&mut c);
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(with(|c| c.beta1 = 1.0).contains("beta1 must be in [0, 1), got 1"));
+        assert!(with(|c| c.beta2 = -0.5).contains("beta2 must be in [0, 1)"));
+        assert!(with(|c| c.epsilon = 0.0).contains("epsilon must be positive"));
+        assert!(with(|c| c.weight_decay = f64::NAN).contains("weight_decay must be zero or positive"));
+        assert!(with(|c| c.lr = f64::INFINITY).contains("lr must be positive"));
+        assert!(Stage1Config::default().validate().is_ok());
     }
 
     fn codebook(model: &Stage1Model) -> Vec<f32> {

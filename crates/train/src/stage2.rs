@@ -157,9 +157,7 @@ impl Stage2Config {
         if self.checkpoint_every == 0 {
             return bad("checkpoint_every must be at least 1".into());
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(format!("lr must be positive, got {}", self.lr));
-        }
+        crate::adamw::check_adamw(self.lr, self.weight_decay, self.beta1, self.beta2, self.epsilon).map_err(Error::Config)?;
         if !(0.0..1.0).contains(&self.p_unconditional) {
             return bad(format!("p_unconditional must be in [0, 1), got {}", self.p_unconditional));
         }
