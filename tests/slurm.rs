@@ -4,7 +4,7 @@
 //! after its first stage-1 checkpoint and requeued with `scontrol requeue`, then `sweep collect`.
 //!
 //! Ignored by default: it needs root and Debian's `slurm-wlm` and `munge`. `.ci/run` installs them
-//! and runs it: `cargo test --test slurm -- --ignored`.
+//! and runs it (`cargo test --test slurm -- --ignored` by hand).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
