@@ -374,20 +374,35 @@ mod flex {
             let total = self.batch * out_per_sample;
             let mut out: Vec<f32> = Vec::with_capacity(total);
             let chunks = self.chunks();
-            let dwp = chunks
-                .par_iter()
-                .zip(split_mut(&mut out.spare_capacity_mut()[..total], &chunks, out_per_sample))
-                .map(|(range, piece)| {
-                    // Each worker zeroes its own piece of the output (in cache, just before its
-                    // kernel writes it) instead of one thread zeroing the whole output first.
-                    for v in piece.iter_mut() {
-                        v.write(0.0);
+            let pieces = split_mut(&mut out.spare_capacity_mut()[..total], &chunks, out_per_sample);
+            let mut work: Vec<(Range<usize>, &mut [std::mem::MaybeUninit<f32>])> = chunks.iter().cloned().zip(pieces).collect();
+            // One task per thread, each over a fixed run of consecutive chunks, its dW partial
+            // summed in chunk order; the partials then added in task order. The same sums every
+            // run (for this thread count), with one partial per thread alive, not one per chunk.
+            let per_task = work.len().div_ceil(rayon::current_num_threads().max(1)).max(1);
+            let n_dw = if want_dw { o * k } else { 0 };
+            let dwp = work
+                .par_chunks_mut(per_task)
+                .map(|task| {
+                    let mut acc = vec![0f32; n_dw];
+                    let mut dw = Vec::new();
+                    for (i, (range, piece)) in task.iter_mut().enumerate() {
+                        // Each worker zeroes its own piece of the output (in cache, just before
+                        // its kernel writes it) instead of one thread zeroing the whole output.
+                        for v in piece.iter_mut() {
+                            v.write(0.0);
+                        }
+                        // SAFETY: every value of the piece was initialised just above.
+                        let piece = unsafe { &mut *(&mut **piece as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+                        if i == 0 {
+                            chunk(range.clone(), piece, &mut acc);
+                        } else {
+                            dw.resize(n_dw, 0.0);
+                            chunk(range.clone(), piece, &mut dw);
+                            acc.iter_mut().zip(&dw).for_each(|(a, d)| *a += d);
+                        }
                     }
-                    // SAFETY: every value of the piece was initialised just above.
-                    let piece = unsafe { &mut *(piece as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
-                    let mut dw = vec![0f32; if want_dw { o * k } else { 0 }];
-                    chunk(range.clone(), piece, &mut dw);
-                    dw
+                    acc
                 })
                 .collect::<Vec<_>>();
             // SAFETY: the chunks partition the samples, so the pieces cover all `total` values,
