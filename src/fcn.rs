@@ -94,11 +94,10 @@ fn finished(out: &Path) -> bool {
 /// Makes sure the FCN at `out` exists, training it (on `data`, or on `config`'s dataset loaded
 /// here) only if it does not: the FCN shared by the points of a sweep and by `run`. Exactly one
 /// process trains it: the others block on `FILE.lock` until it is written and then reuse it; a
-/// training that was killed is continued by the next process (its `FILE.run/` checkpoints). Returns
-/// whether this call trained it.
-pub fn ensure_trained(config: &FcnTrainConfig, data: Option<&UcrDataset>, out: &Path, device: &Device, progress: bool) -> Result<bool, RunError> {
+/// training that was killed is continued by the next process (its `FILE.run/` checkpoints).
+pub fn ensure_trained(config: &FcnTrainConfig, data: Option<&UcrDataset>, out: &Path, device: &Device, progress: bool) -> Result<(), RunError> {
     if finished(out) {
-        return Ok(false);
+        return Ok(());
     }
     let _lock = lock(out, progress)?;
     if finished(out) {
@@ -108,13 +107,13 @@ pub fn ensure_trained(config: &FcnTrainConfig, data: Option<&UcrDataset>, out: &
         if run_path.exists() {
             std::fs::remove_dir_all(&run_path).map_err(io(&run_path))?;
         }
-        return Ok(false);
+        return Ok(());
     }
     match data {
         Some(data) => train_locked(config, data, out, device, progress)?,
         None => train_locked(config, &config.load_data()?, out, device, progress)?,
     };
-    Ok(true)
+    Ok(())
 }
 
 /// Takes the exclusive OS lock on `FILE.lock` (created if missing, left in place: removing a lock

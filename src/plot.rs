@@ -18,12 +18,10 @@ pub struct PlotError {
 
 impl From<crate::run_dir::RunDirError> for PlotError {
     fn from(e: crate::run_dir::RunDirError) -> Self {
-        let path = match &e {
-            crate::run_dir::RunDirError::Io { path, .. } | crate::run_dir::RunDirError::Unwritable { path, .. } | crate::run_dir::RunDirError::Corrupt { path, .. } => path.clone(),
-        };
-        let message = match &e {
-            crate::run_dir::RunDirError::Io { source, .. } | crate::run_dir::RunDirError::Unwritable { source, .. } => source.to_string(),
-            crate::run_dir::RunDirError::Corrupt { message, .. } => message.clone(),
+        use crate::run_dir::RunDirError as E;
+        let (path, message) = match e {
+            E::Io { path, source } | E::Unwritable { path, source } => (path, source.to_string()),
+            E::Corrupt { path, message } => (path, message),
         };
         Self { path, message }
     }

@@ -67,24 +67,10 @@ pub(crate) fn kill_when(mut child: Child, part: &str, reached: &dyn Fn() -> bool
     child.wait().unwrap();
 }
 
-/// Waits until `checkpoint_json` names an epoch ≥ `epoch`, then kills `child` with SIGKILL.
-pub(crate) fn kill_after_checkpoint(mut child: Child, checkpoint_json: &Path, epoch: u64) {
-    let start = Instant::now();
-    loop {
-        let seen = std::fs::read_to_string(checkpoint_json)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["epoch"].as_u64())
-            .unwrap_or(0);
-        if seen >= epoch {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(600), "no checkpoint appeared");
-        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+/// Waits until `checkpoint_json` names an epoch ≥ `epoch`, then kills `child` with SIGKILL
+/// ([`kill_when`]).
+pub(crate) fn kill_after_checkpoint(child: Child, checkpoint_json: &Path, epoch: u64) {
+    kill_when(child, &format!("the checkpoint of epoch {epoch}"), &|| checkpoint_epoch(checkpoint_json) >= epoch);
 }
 
 /// The `nc-vqvae` binary with `args`, without `$NC_VQVAE_DATA`, capturing its output.
