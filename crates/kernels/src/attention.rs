@@ -48,6 +48,7 @@ mod flex {
 
     use crate::gemm::{View, matmul};
     use crate::buffers::{tensor, values};
+    use crate::simd::{exp, wide};
 
     /// The op as a Burn backend extension (flex and its autodiff decorator only).
     #[backend_extension(Flex, Autodiff)]
@@ -110,15 +111,15 @@ mod flex {
             let mut head = vec![0f32; s * d];
             for (h, p) in p.chunks_exact_mut(s * s).enumerate() {
                 matmul(p, dims.head(qb, h), dims.head(kb, h).t());
-                for row in p.chunks_exact_mut(s) {
-                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * dims.scale();
-                    let mut sum = 0.0;
-                    for x in row.iter_mut() {
-                        *x = (*x * dims.scale() - max).exp();
-                        sum += *x;
+                let scale = dims.scale();
+                wide(|| {
+                    for row in p.chunks_exact_mut(s) {
+                        let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * scale;
+                        row.iter_mut().for_each(|x| *x = exp(*x * scale - max));
+                        let sum: f32 = row.iter().sum();
+                        row.iter_mut().for_each(|x| *x /= sum);
                     }
-                    row.iter_mut().for_each(|x| *x /= sum);
-                }
+                });
                 matmul(&mut head, View::row_major(p, s, s), dims.head(vb, h));
                 put_head(&dims, &head, h, block);
             }

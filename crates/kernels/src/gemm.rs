@@ -218,7 +218,7 @@ mod tests {
     #[test]
     #[ignore]
     fn gemm_throughput() {
-        let shapes: [(&str, usize, usize, usize, bool); 9] = [
+        let shapes: [(&str, usize, usize, usize, bool); 12] = [
             ("prior q 5248x256 . 256x128", 5248, 256, 128, false),
             ("prior dW 256x5248 . 5248x128", 256, 5248, 128, true),
             ("prior dW ff 256x5248 . 5248x256", 256, 5248, 256, true),
@@ -226,7 +226,10 @@ mod tests {
             ("prior MLP 9728x256 . 256x1024", 9728, 256, 1024, false),
             ("projector forward 32x4096 . 4096x4096", 32, 4096, 4096, false),
             ("projector forward 128x4096 . 4096x4096", 128, 4096, 4096, false),
+            ("projector forward 256x4096 . 4096x4096", 256, 4096, 4096, false),
             ("projector weight grad 4096x32 . 32x4096", 4096, 32, 4096, true),
+            ("projector weight grad 4096x128 . 128x4096", 4096, 128, 4096, true),
+            ("projector weight grad 4096x256 . 256x4096", 4096, 256, 4096, true),
             ("conv chunk 64x576 . 576x256 (one thread)", 64, 576, 256, false),
         ];
         for (what, m, k, n, ta) in shapes {

@@ -11,6 +11,8 @@ mod im2col;
 mod matmul;
 mod norm;
 mod rms_norm;
+#[cfg(feature = "flex")]
+mod simd;
 
 pub use activation::{gelu, leaky_relu};
 pub use attention::attention;

@@ -62,6 +62,7 @@ mod flex {
     use rayon::prelude::*;
 
     use crate::buffers::sum_in_order;
+    use crate::simd::wide;
 
     /// The op as a Burn backend extension (flex and its autodiff decorator only).
     #[backend_extension(Flex, Autodiff)]
@@ -89,25 +90,37 @@ mod flex {
         (16384 / c.max(1)).max(1)
     }
 
-    /// `K` per-channel `f64` sums over the rows of the row-major `(N, C)` values `a` (and `b`,
-    /// paired row by row) of `term(channel, a, b)`, in one sweep, in parallel over blocks of rows.
-    fn column_sums<const K: usize>(a: &[f32], b: &[f32], c: usize, term: impl Fn(usize, f32, f32) -> [f64; K] + Sync) -> [Vec<f64>; K] {
+    /// Rows added up in `f32` before their sums are carried into the `f64` totals.
+    const F32_ROWS: usize = 64;
+
+    /// `K` per-channel sums over the rows of the row-major `(N, C)` values `a` (and `b`, paired
+    /// row by row), in one sweep, in parallel over blocks of rows. `add_row(acc, a, b)` adds one
+    /// row's `K` terms into `acc` (`k * c + channel`) — written as loops over the row's slices, so
+    /// that they compile to SIMD code ([`wide`]: 8 lanes with AVX2). Each run of [`F32_ROWS`] rows
+    /// is summed in `f32`, then added into the block's `f64` sums (a sum of at most 64 terms in
+    /// `f32`: ~1e-6 relative, where a per-value `f64` sum did not vectorise: 4.5 % of an NC-VQVAE
+    /// step's samples were these sums); the blocks' sums are added in block order, so the result
+    /// does not depend on scheduling.
+    fn column_sums<const K: usize>(a: &[f32], b: &[f32], c: usize, add_row: impl Fn(&mut [f32], &[f32], &[f32]) + Sync) -> [Vec<f64>; K] {
         let rows = rows_per_task(c) * c;
-        // Per block of rows, the K sums side by side (`k * c + channel`); the blocks' partials are
-        // added in block order, so the result does not depend on scheduling.
         let parts: Vec<Vec<f64>> = a
             .par_chunks(rows)
             .zip(b.par_chunks(rows))
             .map(|(a, b)| {
-                let mut acc = vec![0f64; K * c];
-                for (ra, rb) in a.chunks_exact(c).zip(b.chunks_exact(c)) {
-                    for (ci, (&u, &v)) in ra.iter().zip(rb).enumerate() {
-                        for (k, t) in term(ci, u, v).into_iter().enumerate() {
-                            acc[k * c + ci] += t;
+                wide(|| {
+                    let mut acc = vec![0f64; K * c];
+                    let mut run = vec![0f32; K * c];
+                    for (a, b) in a.chunks(F32_ROWS * c).zip(b.chunks(F32_ROWS * c)) {
+                        for (ra, rb) in a.chunks_exact(c).zip(b.chunks_exact(c)) {
+                            add_row(&mut run, ra, rb);
+                        }
+                        for (t, r) in acc.iter_mut().zip(run.iter_mut()) {
+                            *t += *r as f64;
+                            *r = 0.0;
                         }
                     }
-                }
-                acc
+                    acc
+                })
             })
             .collect();
         let total = sum_in_order(parts, K * c);
@@ -116,14 +129,17 @@ mod flex {
 
     /// Per channel: mean and biased variance (two sweeps in f64, one channel per task; for a
     /// row-major `(N, C)` activation, i.e. `s = 1` — a channels-last one or a linear layer's —
-    /// blocks of rows per task instead, each channel summed in the same row order).
+    /// blocks of rows per task instead, each channel summed in the same row order, in runs of
+    /// `f32` sums carried into `f64`: [`column_sums`]).
     fn statistics(x: &[f32], (b, c, s): (usize, usize, usize)) -> (Vec<f32>, Vec<f32>) {
         let n = (b * s) as f64;
         if s == 1 {
-            let [sum] = column_sums(x, x, c, |_, v, _| [v as f64]);
-            let mean: Vec<f64> = sum.into_iter().map(|t| t / n).collect();
-            let [var] = column_sums(x, x, c, |ci, v, _| [(v as f64 - mean[ci]).powi(2)]);
-            return (mean.iter().map(|&m| m as f32).collect(), var.iter().map(|&v| (v / n) as f32).collect());
+            let [sum] = column_sums(x, x, c, |acc, row, _| acc.iter_mut().zip(row).for_each(|(t, &v)| *t += v));
+            let mean: Vec<f32> = sum.into_iter().map(|t| (t / n) as f32).collect();
+            let [var] = column_sums(x, x, c, |acc, row, _| {
+                acc.iter_mut().zip(row).zip(&mean).for_each(|((t, &v), &m)| *t += (v - m) * (v - m));
+            });
+            return (mean, var.iter().map(|&v| (v / n) as f32).collect());
         }
         (0..c)
             .into_par_iter()
@@ -147,11 +163,13 @@ mod flex {
             let shift: Vec<f32> = (0..c).map(|ci| beta[ci] - mean[ci] * inv_std[ci] * gamma[ci]).collect();
             let rows = rows_per_task(c) * c;
             y.par_chunks_mut(rows).zip(x.par_chunks(rows)).for_each(|(y, x)| {
-                for (y, x) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-                    for (((y, &x), &a), &b) in y.iter_mut().zip(x).zip(&scale).zip(&shift) {
-                        *y = x * a + b;
+                wide(|| {
+                    for (y, x) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                        for (((y, &x), &a), &b) in y.iter_mut().zip(x).zip(&scale).zip(&shift) {
+                            *y = x * a + b;
+                        }
                     }
-                }
+                })
             });
             return y;
         }
@@ -170,7 +188,13 @@ mod flex {
     fn backward(dy: &[f32], x: &[f32], (b, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let n = (b * s) as f64;
         if s == 1 {
-            let [sum_dy, sum_dy_xhat] = column_sums(dy, x, c, |ci, g, v| [g as f64, g as f64 * ((v - mean[ci]) * inv_std[ci]) as f64]);
+            let [sum_dy, sum_dy_xhat] = column_sums(dy, x, c, |acc, dy, x| {
+                let (sum_dy, sum_dy_xhat) = acc.split_at_mut(c);
+                for ((((a, b), &g), &v), (&m, &i)) in sum_dy.iter_mut().zip(sum_dy_xhat).zip(dy).zip(x).zip(mean.iter().zip(inv_std)) {
+                    *a += g;
+                    *b += g * ((v - m) * i);
+                }
+            });
             // dx = γ/σ · (dy − Σdy/N − x̂·Σ(dy·x̂)/N) = a·dy + b·x + d per channel.
             let (mut a, mut bx, mut d) = (vec![0f32; c], vec![0f32; c], vec![0f32; c]);
             for ci in 0..c {
@@ -183,11 +207,13 @@ mod flex {
             let mut dx = crate::buffers::zeroed(x.len());
             let rows = rows_per_task(c) * c;
             dx.par_chunks_mut(rows).zip(dy.par_chunks(rows).zip(x.par_chunks(rows))).for_each(|(dx, (dy, x))| {
-                for ((dx, dy), x) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
-                    for (((((dx, &g), &v), &a), &b), &d) in dx.iter_mut().zip(dy).zip(x).zip(&a).zip(&bx).zip(&d) {
-                        *dx = a * g + b * v + d;
+                wide(|| {
+                    for ((dx, dy), x) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
+                        for (((((dx, &g), &v), &a), &b), &d) in dx.iter_mut().zip(dy).zip(x).zip(&a).zip(&bx).zip(&d) {
+                            *dx = a * g + b * v + d;
+                        }
                     }
-                }
+                })
             });
             return (dx, sum_dy_xhat.iter().map(|&v| v as f32).collect(), sum_dy.iter().map(|&v| v as f32).collect());
         }

@@ -128,6 +128,20 @@ impl SslHead {
         }
     }
 
+    /// `(project(first), project(second))`, the projector's linear layers run once over both
+    /// branches ([`Projector::forward_pair`]); the same values, gradients and running statistics
+    /// as two [`SslHead::project`] calls in that order.
+    pub fn project_pair(&self, first: Tensor<2>, second: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let (p1, p2) = self.projector.forward_pair(first, second);
+        match &self.iter_norm {
+            Some(norm) => {
+                let p1 = norm.forward(p1);
+                (p1, norm.forward(p2))
+            }
+            None => (p1, p2),
+        }
+    }
+
     /// The method's loss between the projections of the two branches.
     pub fn loss(&self, p1: Tensor<2>, p2: Tensor<2>) -> Tensor<1> {
         if self.is_vibcreg {

@@ -63,7 +63,8 @@ impl NcVqVae {
 
     /// One SSL training step's loss (docs/reference.md §8.2): the original view goes through the quantiser
     /// (EMA update), the augmented view is decoded from its continuous latent, and the projector
-    /// runs once per branch (augmented first, as the reference). Total =
+    /// projects both branches (augmented first, as the reference: its BatchNorms' running
+    /// statistics are updated in that order), each linear layer once over both. Total =
     /// `L_rec + L_commit + ζ·L_aug + L_SSL`.
     pub fn losses(&self, x: Tensor<3>, x_aug: Tensor<3>) -> Stage1Losses {
         let rec = self.vqvae.forward(x.clone());
@@ -72,8 +73,7 @@ impl NcVqVae {
         let (u_aug_hat, x_aug_hat) = self.vqvae.decode(z_aug.clone());
         losses.aug_recon_time = mse(x_aug, x_aug_hat);
         losses.aug_recon_timefreq = mse(u_aug, u_aug_hat);
-        let p_aug = self.ssl.project(pool(z_aug));
-        let p = self.ssl.project(pool(rec.quantized.z_q));
+        let (p_aug, p) = self.ssl.project_pair(pool(z_aug), pool(rec.quantized.z_q));
         losses.ssl = self.ssl.loss(p, p_aug);
         losses.total = losses
             .total
