@@ -121,7 +121,11 @@ impl SslHeadConfig {
 impl SslHead {
     /// Projects one branch `(B, input_dim) → (B, hidden_dim)`. Call it once per branch.
     pub fn project(&self, pooled: Tensor<2>) -> Tensor<2> {
-        let p = self.projector.forward(pooled);
+        self.whiten(self.projector.forward(pooled))
+    }
+
+    /// VIbCReg's IterNorm on a projection; Barlow Twins uses it as it is.
+    fn whiten(&self, p: Tensor<2>) -> Tensor<2> {
         match &self.iter_norm {
             Some(norm) => norm.forward(p),
             None => p,
@@ -133,13 +137,8 @@ impl SslHead {
     /// as two [`SslHead::project`] calls in that order.
     pub fn project_pair(&self, first: Tensor<2>, second: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let (p1, p2) = self.projector.forward_pair(first, second);
-        match &self.iter_norm {
-            Some(norm) => {
-                let p1 = norm.forward(p1);
-                (p1, norm.forward(p2))
-            }
-            None => (p1, p2),
-        }
+        let p1 = self.whiten(p1);
+        (p1, self.whiten(p2))
     }
 
     /// The method's loss between the projections of the two branches.
