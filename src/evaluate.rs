@@ -71,6 +71,10 @@ pub struct EvalSummary {
     /// Its batch size.
     #[serde(default = "crate::pipeline::reference_cas_batch_size")]
     pub cas_batch_size: usize,
+    /// Classifier-free guidance weight of the CAS samples (1: the reference's plain conditional
+    /// prior; also the value of files written before the key existed).
+    #[serde(default = "crate::pipeline::reference_guidance")]
+    pub guidance: f64,
     /// Wall time, seconds.
     pub wall_seconds: f64,
 }
@@ -108,6 +112,7 @@ pub fn evaluate(run: &Path, opts: &EvaluateOptions, device: &Device) -> Result<E
         n_cas_samples: scores.n_cas_samples,
         cas_epochs: opts.scores.cas_epochs,
         cas_batch_size: opts.scores.cas_batch_size,
+        guidance: opts.scores.guidance,
         wall_seconds: start.elapsed().as_secs_f64(),
     };
     write_json(&run.join("eval.json"), &summary)?;

@@ -130,7 +130,7 @@ struct RunArgs {
     /// Job folder (created; rerunning the same command finishes an interrupted job). Default: runs/DATASET.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Epochs of stage 1 and of stage 2 (quick default: 70 and 60; thesis: 1000, see configs/thesis.toml).
+    /// Epochs of stage 1 and of stage 2 (quick default: 80 and 60; thesis: 1000, see configs/thesis.toml).
     #[arg(long)]
     epochs: Option<usize>,
     /// SSL branch of the NC-VQVAE model.
@@ -176,6 +176,9 @@ struct EvaluateArgs {
     /// Synthetic series the CAS classifier is trained on (0: the reference's ≈ 1000).
     #[arg(long, default_value_t = 0, value_name = "N")]
     cas_samples: usize,
+    /// Classifier-free guidance weight of the class-conditional samples CAS trains on (1: the plain conditional prior, as the reference).
+    #[arg(long, default_value_t = 1.0, value_name = "W")]
+    guidance: f64,
     /// Print eval.json on stdout when done.
     #[arg(long)]
     json: bool,
@@ -660,6 +663,9 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             }
         }
         Command::Evaluate(args) => {
+            if !args.guidance.is_finite() {
+                return Err(Failure::Input(anyhow::anyhow!("--guidance must be a finite number")));
+            }
             let device = cli.backend.device()?;
             let opts = nc_vqvae::evaluate::EvaluateOptions {
                 fcn: args.fcn,
@@ -671,6 +677,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                     seed: args.seed,
                     max_fid_samples: args.max_fid_samples,
                     cas_samples: args.cas_samples,
+                    guidance: args.guidance,
                 },
             };
             let summary = nc_vqvae::evaluate::evaluate(&args.run, &opts, &device)?;

@@ -131,11 +131,11 @@ fn token_panels(base: &Generator, nc: &Generator, nc_name: &str, max: usize, dev
 }
 
 /// Writes the per-class sample plot of one model.
-fn sample_plot(generator: &Generator, path: &Path, title: &str, per_class: usize, seed: u64, device: &Device) -> Result<(), RunError> {
+fn sample_plot(generator: &Generator, path: &Path, title: &str, per_class: usize, guidance: f64, seed: u64, device: &Device) -> Result<(), RunError> {
     let groups: Vec<(i64, Option<usize>)> = generator.data.classes.iter().enumerate().map(|(i, &l)| (l, Some(i))).collect();
     let labels: Vec<i64> = groups.iter().flat_map(|&(l, _)| std::iter::repeat_n(l, per_class)).collect();
     let classes: Vec<usize> = groups.iter().flat_map(|&(_, c)| std::iter::repeat_n(c.unwrap_or(0), per_class)).collect();
-    let series = generator.generate(labels.len(), Some(&classes), &SamplerConfig::new(), seed, true, device)?;
+    let series = generator.generate(labels.len(), Some(&classes), &SamplerConfig::new().with_guidance(guidance), seed, true, device)?;
     let panels = generator.comparison_panels(&groups, &labels, &series, per_class);
     panel_grid(path, title, 2, &panels).map_err(plot_err)
 }
@@ -228,8 +228,8 @@ pub fn write(out: &Path, config: &JobConfig, base: &ModelResult, nc: &ModelResul
     .map_err(plot_err)?;
 
     let seed = config.stage2.seed;
-    sample_plot(&base_run, &plots.join("samples_baseline.png"), &format!("{dataset}, baseline: real test (blue) vs generated (orange)"), config.run.plot_samples, seed, device)?;
-    sample_plot(&nc_run, &plots.join("samples_nc_vqvae.png"), &format!("{dataset}, {nc_name}: real test (blue) vs generated (orange)"), config.run.plot_samples, seed, device)?;
+    sample_plot(&base_run, &plots.join("samples_baseline.png"), &format!("{dataset}, baseline: real test (blue) vs generated (orange)"), config.run.plot_samples, config.run.guidance, seed, device)?;
+    sample_plot(&nc_run, &plots.join("samples_nc_vqvae.png"), &format!("{dataset}, {nc_name}: real test (blue) vs generated (orange)"), config.run.plot_samples, config.run.guidance, seed, device)?;
 
     let mut usage = Vec::new();
     for run in [&base_run, &nc_run] {
@@ -298,7 +298,8 @@ fn markdown(config: &JobConfig, base: &ModelResult, nc: &ModelResult, nc_name: &
             t,
             "**Quick profile.** Every number below comes from the quick default of `nc-vqvae run` \
              (`configs/quick.toml`): {} + {} epochs (stage 1 + stage 2) instead of the thesis' 1000 + 1000, batches of {}, \
-             a {}-wide projector, a prior of {} transformer blocks (thesis: 4), a {}-epoch FCN judge and a {}-epoch CAS classifier on {} synthetic series. \
+             a {}-wide projector, a prior of {} transformer blocks (thesis: 4), a {}-epoch FCN judge and a {}-epoch CAS classifier on {} synthetic series \
+             drawn with classifier-free guidance {} (the thesis' evaluation: 1, no guidance; the sample plots use the same). \
              It shows the direction of the thesis' results in a few minutes on a 2-core CPU; \
              it does not reproduce the thesis' numbers (those are the right-hand columns).\n",
             s1.epochs,
@@ -309,6 +310,7 @@ fn markdown(config: &JobConfig, base: &ModelResult, nc: &ModelResult, nc_name: &
             config.fcn.epochs,
             config.run.cas_epochs,
             config.run.cas_samples,
+            config.run.guidance,
         );
         if dataset == crate::pipeline::DEFAULT_DATASET {
             let _ = writeln!(
@@ -344,11 +346,12 @@ fn markdown(config: &JobConfig, base: &ModelResult, nc: &ModelResult, nc_name: &
     );
     let _ = writeln!(
         t,
-        "FID / IS: {} unconditional samples against {} real test series{}; CAS: a classifier trained on {} class-conditional samples, tested on the real test split.\n",
+        "FID / IS: {} unconditional samples against {} real test series{}; CAS: a classifier trained on {} class-conditional samples{}, tested on the real test split.\n",
         base.eval.n_generated,
         base.eval.n_generated,
         if config.run.fid_samples > 0 { " (capped by `run.fid_samples`; fewer samples bias FID upwards, so compare only runs with equal caps)" } else { "" },
         base.eval.n_cas_samples,
+        if config.run.guidance != 1.0 { format!(" (classifier-free guidance {}, `run.guidance`)", config.run.guidance) } else { String::new() },
     );
     let _ = writeln!(t, "| | baseline | {nc_name} | thesis baseline (1000 ep.) | thesis NC-VQVAE (1000 ep.) |");
     let _ = writeln!(t, "|---|---|---|---|---|");

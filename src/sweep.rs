@@ -73,6 +73,9 @@ pub struct Point {
     pub cas_batch_size: usize,
     /// Synthetic series for CAS (0: the reference's count).
     pub cas_samples: usize,
+    /// Classifier-free guidance weight of the CAS samples (1: the reference's).
+    #[serde(default = "crate::pipeline::reference_guidance")]
+    pub guidance: f64,
     /// FID / IS sample cap (0: all test series).
     pub fid_samples: usize,
     /// Stage 1.
@@ -150,6 +153,7 @@ pub fn points(spec: &Path) -> Result<Vec<Point>, RunError> {
                     cas_epochs: job.run.cas_epochs,
                     cas_batch_size: job.run.cas_batch_size,
                     cas_samples: job.run.cas_samples,
+                    guidance: job.run.guidance,
                     fid_samples: job.run.fid_samples,
                     stage1,
                     stage2: job.stage2.clone(),
@@ -198,6 +202,7 @@ pub fn run(dir: &Path, index: usize, progress: bool, device: &Device) -> Result<
             seed: point.seed,
             max_fid_samples: point.fid_samples,
             cas_samples: point.cas_samples,
+            guidance: point.guidance,
         },
     };
     run_model(&folder.join("run"), &point.stage1, &point.stage2, &eval, progress, device)

@@ -119,6 +119,10 @@ fn killed_and_resumed_prior_equals_the_uninterrupted_one_and_samples_are_valid()
     let again = eval(&["--fcn-epochs", "1"]);
     assert_eq!(again["fcn_test_acc"], e["fcn_test_acc"], "the cached FCN is reused, not retrained");
     assert_eq!(again["fid"], e["fid"], "same seed, same samples, same FID");
+    assert_eq!(e["guidance"], 1.0, "no guidance unless asked for, as the reference");
+    let guided = eval(&["--guidance", "3"]);
+    assert_eq!(guided["guidance"], 3.0, "{guided}");
+    assert_eq!(guided["fid"], e["fid"], "guidance changes only the class-conditional (CAS) samples, not FID's unconditional ones");
 
     // Original scale: the generated series' mean is the data's, not the z-normalised 0 (loosely).
     let mean = a.iter().flat_map(|r| r.1.iter()).sum::<f64>() / (6.0 * 70.0);
@@ -142,5 +146,6 @@ fn missing_prerequisites_and_bad_flags_exit_2_with_one_line() {
     ok(nc_vqvae(&["stage2", "--run", r, "--epochs", "1", "--eval-every", "0"]).output().unwrap());
     input_error(nc_vqvae(&["sample", "--run", r, "--n", "2", "--class", "99", "--out", o]).output().unwrap(), "--class 99");
     input_error(nc_vqvae(&["sample", "--run", r, "--n", "0", "--out", o]).output().unwrap(), "--n must be at least 1");
+    input_error(nc_vqvae(&["evaluate", "--run", r, "--guidance", "NaN"]).output().unwrap(), "--guidance must be a finite number");
     assert!(!out.exists(), "nothing written on bad input");
 }

@@ -15,7 +15,7 @@ mod rms_norm;
 mod simd;
 
 pub use activation::{gelu, leaky_relu};
-pub use attention::attention;
+pub use attention::{attention, attention_packed};
 pub use conv::{conv_transpose2d, conv_transpose2d_channels_last, conv1d_channels_last, conv2d, conv2d_channels_last};
 pub use matmul::{linear, matmul, rows_times};
 pub use norm::{batch_norm, batch_norm_channels_last};

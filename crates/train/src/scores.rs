@@ -64,11 +64,14 @@ pub struct ScoreConfig {
     /// Synthetic training series for CAS; 0: the reference's count (≈ 1000, in proportion to the
     /// train-set class counts).
     pub cas_samples: usize,
+    /// Classifier-free guidance weight of the class-conditional samples CAS trains on
+    /// ([`SamplerConfig::guidance`]). Reference: 1 (the plain conditional prior, quirk Q11).
+    pub guidance: f64,
 }
 
 impl Default for ScoreConfig {
     fn default() -> Self {
-        Self { cas_epochs: 1000, cas_batch_size: 256, seed: 1, max_fid_samples: 0, cas_samples: 0 }
+        Self { cas_epochs: 1000, cas_batch_size: 256, seed: 1, max_fid_samples: 0, cas_samples: 0, guidance: 1.0 }
     }
 }
 
@@ -145,7 +148,8 @@ pub fn generative_scores(
         metrics::cas_sample_counts(&counts)
     };
     let labels: Vec<usize> = counts.iter().enumerate().flat_map(|(c, &n)| std::iter::repeat_n(c, n)).collect();
-    let synthetic = generate(tokenizer, prior, labels.len(), Some(&labels), &sampler, config.seed.wrapping_add(1), device)?;
+    let conditional = SamplerConfig::new().with_guidance(config.guidance);
+    let synthetic = generate(tokenizer, prior, labels.len(), Some(&labels), &conditional, config.seed.wrapping_add(1), device)?;
     let n_cas_samples = synthetic.len();
     let split = synthetic_split(synthetic, labels, k);
     let recipe = FcnTrainConfig { epochs: config.cas_epochs, batch_size: config.cas_batch_size, seed: config.seed, ..FcnTrainConfig::default() };
