@@ -113,6 +113,8 @@ const MIN_TILE: usize = 32;
 /// `batch` products `lhs(i) · rhs(i)`, each `m×k · k×n`, into one `(batch, m, n)` row-major
 /// result, in parallel: whole products per task when there are enough of them, otherwise each
 /// product cut into row tiles (written in place) or column tiles (computed apart and copied in).
+/// (A split of the inner dimension, one partial per thread, for the weight gradients with a long
+/// inner dimension was tried on 2026-12-03 and was not measurably faster: docs/benchmarks.md.)
 pub(crate) fn batched<'a, L, R>(batch: usize, [m, k, n]: [usize; 3], lhs: L, rhs: R) -> Vec<f32>
 where
     L: Fn(usize) -> View<'a> + Sync,
@@ -193,9 +195,16 @@ mod tests {
 
     #[test]
     fn batched_products_equal_the_definition_in_every_split() {
-        // Shapes that take each path: serial, whole products per task, row tiles, column tiles;
-        // operands transposed (strided) as the backward passes them.
-        for (batch, m, k, n) in [(1, 3, 4, 5), (6, 40, 30, 20), (1, 300, 70, 90), (1, 40, 300, 500), (2, 129, 33, 65), (3, 7, 200, 300)] {
+        // Shapes that take each path: serial, whole products per task, row tiles, column tiles
+        // (the last with a long inner dimension, as the weight gradients have); operands
+        // transposed (strided) as the backward passes them. On 3 threads, so every split is
+        // taken on any machine, with uneven tiles.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        pool.install(every_split_equals_the_definition);
+    }
+
+    fn every_split_equals_the_definition() {
+        for (batch, m, k, n) in [(1, 3, 4, 5), (6, 40, 30, 20), (1, 300, 70, 90), (1, 40, 300, 500), (2, 129, 33, 65), (3, 7, 200, 300), (1, 37, 1100, 53)] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a = values(batch * m * k, 1);
                 let b = values(batch * k * n, 2);
@@ -213,12 +222,20 @@ mod tests {
     }
 
     /// GFLOP/s of the tiled products at the shapes of our models, against the `gemm` crate's own
-    /// parallelism (what Burn's matmul runs):
-    /// `cargo test --release -p kernels gemm_throughput -- --ignored --nocapture`.
+    /// parallelism (what Burn's matmul runs): `MALLOC_TRIM_THRESHOLD_=4000000000
+    /// MALLOC_MMAP_THRESHOLD_=4000000000 cargo test --release -p kernels gemm_throughput --
+    /// --ignored --nocapture` (glibc then keeps freed outputs, as the binary's `mallopt` settings
+    /// do; without them every repetition of a product of ≥ 1 MiB pays fresh page faults).
     #[test]
     #[ignore]
     fn gemm_throughput() {
-        let shapes: [(&str, usize, usize, usize, bool); 12] = [
+        let shapes: [(&str, usize, usize, usize, bool); 18] = [
+            ("prior 32x140 q 1312x256 . 256x128", 1312, 256, 128, false),
+            ("prior 32x140 qkv fused 1312x256 . 256x384", 1312, 256, 384, false),
+            ("prior 32x140 ff 1312x256 . 256x256", 1312, 256, 256, false),
+            ("prior 32x140 out 1312x128 . 128x256", 1312, 128, 256, false),
+            ("prior 32x140 dW q 256x1312 . 1312x128", 256, 1312, 128, true),
+            ("prior 32x140 dW qkv fused 256x1312 . 1312x384", 256, 1312, 384, true),
             ("prior q 5248x256 . 256x128", 5248, 256, 128, false),
             ("prior dW 256x5248 . 5248x128", 256, 5248, 128, true),
             ("prior dW ff 256x5248 . 5248x256", 256, 5248, 256, true),
