@@ -663,9 +663,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             }
         }
         Command::Evaluate(args) => {
-            if !args.guidance.is_finite() {
-                return Err(Failure::Input(anyhow::anyhow!("--guidance must be a finite number")));
-            }
+            nc_vqvae::pipeline::check_guidance("--guidance", args.guidance).map_err(|m| Failure::Input(anyhow::anyhow!(m)))?;
             let device = cli.backend.device()?;
             let opts = nc_vqvae::evaluate::EvaluateOptions {
                 fcn: args.fcn,
@@ -734,9 +732,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             if args.n == 0 {
                 return Err(Failure::Input(anyhow::anyhow!("--n must be at least 1")));
             }
-            if !args.guidance.is_finite() {
-                return Err(Failure::Input(anyhow::anyhow!("--guidance must be a finite number")));
-            }
+            nc_vqvae::pipeline::check_guidance("--guidance", args.guidance).map_err(|m| Failure::Input(anyhow::anyhow!(m)))?;
             let device = cli.backend.device()?;
             let generator = nc_vqvae::stage2::Generator::load(&args.run, &device)?;
             let groups: Vec<(i64, Option<usize>)> = if args.per_class {

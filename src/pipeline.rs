@@ -73,6 +73,12 @@ pub fn reference_guidance() -> f64 {
     1.0
 }
 
+/// Checks a classifier-free guidance weight (any finite number; 1 is no guidance), named `what`
+/// in the message (`run.guidance`, `--guidance`).
+pub fn check_guidance(what: &str, weight: f64) -> Result<(), String> {
+    if weight.is_finite() { Ok(()) } else { Err(format!("{what} must be a finite number")) }
+}
+
 /// Everything that defines a job; written to `DIR/config.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,10 +208,7 @@ impl JobConfig {
         if self.run.cas_epochs == 0 || self.fcn.epochs == 0 {
             return Err(RunError::config("run.cas_epochs and fcn.epochs must be at least 1"));
         }
-        if !self.run.guidance.is_finite() {
-            return Err(RunError::config("run.guidance must be a finite number"));
-        }
-        Ok(())
+        check_guidance("run.guidance", self.run.guidance).map_err(RunError::config)
     }
 }
 

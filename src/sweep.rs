@@ -141,6 +141,7 @@ pub fn points(spec: &Path) -> Result<Vec<Point>, RunError> {
                 let stage1 = job.stage1_for(ssl);
                 stage1.validate()?;
                 job.stage2.validate()?;
+                crate::pipeline::check_guidance("run.guidance", job.run.guidance).map_err(|m| spec_err(spec, m))?;
                 let mut fcn_train = job.fcn.clone();
                 fcn_train.seed = 1;
                 let name = Path::new(dataset).file_name().and_then(|n| n.to_str()).unwrap_or("data").to_string();
@@ -347,6 +348,7 @@ mod tests {
             ("[grid]\ndatasets = [\"A\"]\nconfigs = [\"bt/x\"]\nseeds = [1]\n", "unknown SSL"),
             ("[grid]\ndatasets = [\"A\"]\nconfigs = [\"baseline\"]\nseeds = [1]\n[stage9]\n", "unknown table [stage9]"),
             ("[grid]\ndatasets = [\"A\"]\nconfigs = [\"baseline\"]\nseeds = [1]\n[stage1]\nepochz = 3\n", "epochz"),
+            ("[grid]\ndatasets = [\"A\"]\nconfigs = [\"baseline\"]\nseeds = [1]\n[run]\nguidance = nan\n", "run.guidance must be a finite number"),
         ] {
             std::fs::write(&spec, text).unwrap();
             let e = points(&spec).unwrap_err();
