@@ -138,6 +138,15 @@ pub struct Timing {
     /// steps), in MiB: the kernel's high-water mark, reset before the case. `None` off Linux.
     #[serde(default)]
     pub peak_rss_mib: Option<f64>,
+    /// Floating-point operations per step in the matrix products of the `kernels` crate
+    /// (convolutions, linear layers, attention), in GFLOP. `None` where none ran through them
+    /// (another backend than cpu).
+    #[serde(default)]
+    pub gemm_gflop_per_step: Option<f64>,
+    /// Thread time per step inside those products, summed over threads, in milliseconds: set
+    /// against `median_ms × cpu_utilisation` it is the GEMM share of the step's CPU time.
+    #[serde(default)]
+    pub gemm_thread_ms_per_step: Option<f64>,
 }
 
 /// The whole benchmark report (the `--json` output).
@@ -355,16 +364,18 @@ fn sync(device: &Device) -> Result<(), BenchError> {
 struct Measured {
     times: Vec<f64>,
     cpu_utilisation: Option<f64>,
+    /// The GEMM work of the timed steps.
+    gemm: kernels::GemmWork,
 }
 
 /// Times `warmup + steps` calls of `step` (each followed by a device sync) and keeps the last
 /// `steps`.
 fn time_steps(options: &BenchOptions, device: &Device, mut step: impl FnMut() -> Result<(), BenchError>) -> Result<Measured, BenchError> {
     let mut times = Vec::with_capacity(options.steps);
-    let (mut cpu_start, mut wall_start) = (None, Instant::now());
+    let (mut cpu_start, mut wall_start, mut gemm_start) = (None, Instant::now(), kernels::gemm_work());
     for i in 0..options.warmup + options.steps {
         if i == options.warmup {
-            (cpu_start, wall_start) = (cpu_seconds(), Instant::now());
+            (cpu_start, wall_start, gemm_start) = (cpu_seconds(), Instant::now(), kernels::gemm_work());
         }
         let start = Instant::now();
         step()?;
@@ -375,7 +386,7 @@ fn time_steps(options: &BenchOptions, device: &Device, mut step: impl FnMut() ->
     }
     let wall = wall_start.elapsed().as_secs_f64();
     let cpu_utilisation = cpu_start.zip(cpu_seconds()).map(|(a, b)| (b - a) / wall);
-    Ok(Measured { times, cpu_utilisation })
+    Ok(Measured { times, cpu_utilisation, gemm: kernels::gemm_work().since(gemm_start) })
 }
 
 fn series(shape: Shape, device: &Device) -> Tensor<3> {
@@ -468,7 +479,9 @@ pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress:
     for &case in &options.cases {
         for &shape in &options.shapes {
             let tracked = reset_peak_rss();
-            let Measured { mut times, cpu_utilisation } = time_case(case, shape, options, device)?;
+            let Measured { mut times, cpu_utilisation, gemm } = time_case(case, shape, options, device)?;
+            let steps = times.len() as f64;
+            let per_step = |v: u64, unit: f64| (gemm.flops > 0).then(|| v as f64 / unit / steps);
             times.sort_by(f64::total_cmp);
             let timing = Timing {
                 case: case.name().into(),
@@ -480,6 +493,8 @@ pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress:
                 steps: times.len(),
                 cpu_utilisation,
                 peak_rss_mib: if tracked { peak_rss_mib() } else { None },
+                gemm_gflop_per_step: per_step(gemm.flops, 1e9),
+                gemm_thread_ms_per_step: per_step(gemm.nanos, 1e6),
             };
             progress(&timing);
             results.push(timing);
@@ -491,13 +506,13 @@ pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress:
 /// The report as a markdown table.
 pub fn table(report: &BenchReport) -> String {
     let mut out = format!(
-        "{} on {} ({} threads)\n\n| case | batch × length | median ms | min ms | max ms | steps | CPU / wall | peak RSS MiB |\n|---|---|---|---|---|---|---|---|\n",
+        "{} on {} ({} threads)\n\n| case | batch × length | median ms | min ms | max ms | steps | CPU / wall | peak RSS MiB | GEMM GFLOP / step | GEMM thread-ms / step |\n|---|---|---|---|---|---|---|---|---|---|\n",
         report.implementation, report.backend, report.threads
     );
     for t in &report.results {
         let or_dash = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
         out += &format!(
-            "| {} | {} × {} | {:.1} | {:.1} | {:.1} | {} | {} | {} |\n",
+            "| {} | {} × {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} |\n",
             t.case,
             t.batch,
             t.length,
@@ -506,7 +521,9 @@ pub fn table(report: &BenchReport) -> String {
             t.max_ms,
             t.steps,
             or_dash(t.cpu_utilisation, 2),
-            or_dash(t.peak_rss_mib, 0)
+            or_dash(t.peak_rss_mib, 0),
+            or_dash(t.gemm_gflop_per_step, 2),
+            or_dash(t.gemm_thread_ms_per_step, 1)
         );
     }
     out
@@ -569,6 +586,11 @@ mod tests {
                 assert!((0.0..=cpu_threads() as f64 + 0.5).contains(&cpu), "{t:?}");
                 assert!(t.peak_rss_mib.expect("Linux reports the peak RSS") > 1.0, "{t:?}");
             }
+            // Every case's convolutions or linear layers run through the kernels' GEMMs on flex,
+            // inside the steps' CPU time (with slack for a thread preempted in a product).
+            let (gflop, gemm_ms) = (t.gemm_gflop_per_step.expect("flex runs the kernels' GEMMs"), t.gemm_thread_ms_per_step.unwrap());
+            assert!(gflop > 0.0 && gemm_ms > 0.0, "{t:?}");
+            assert!(gemm_ms <= t.max_ms * (cpu_threads() as f64 + 1.0), "{t:?}");
         }
         let json = serde_json::to_string(&report).unwrap();
         let back: BenchReport = serde_json::from_str(&json).unwrap();

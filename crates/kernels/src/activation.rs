@@ -61,7 +61,6 @@ mod flex {
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
     use burn::tensor::Tensor;
-    use rayon::prelude::*;
 
     use super::normal_cdf_pdf;
     use crate::simd::wide;
@@ -90,22 +89,32 @@ mod flex {
     /// `f` applied to every value of `x`, in parallel.
     fn map(x: &FlexTensor, f: impl Fn(f32) -> f32 + Sync) -> FlexTensor {
         let xs = values(x);
-        let mut out = crate::buffers::zeroed(xs.len());
-        out.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).for_each(|(o, x)| wide(|| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x))));
+        // SAFETY: every value of each piece is written.
+        let out = unsafe {
+            crate::buffers::filled(xs.len(), CHUNK, |at, o| {
+                let x = &xs[at..at + o.len()];
+                wide(|| o.iter_mut().zip(x).for_each(|(o, &x)| {
+                    o.write(f(x));
+                }))
+            })
+        };
         tensor(out, x.shape())
     }
 
     /// `dy · f'(x)` for every value, in parallel.
     fn map_grad(x: &FlexTensor, dy: &FlexTensor, derivative: impl Fn(f32) -> f32 + Sync) -> FlexTensor {
         let (xs, dys) = (values(x), values(dy));
-        let mut out = crate::buffers::zeroed(xs.len());
-        out.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK).zip(dys.par_chunks(CHUNK))).for_each(|(o, (x, dy))| {
-            wide(|| {
-                for ((o, &x), &dy) in o.iter_mut().zip(x).zip(dy) {
-                    *o = dy * derivative(x);
-                }
+        // SAFETY: every value of each piece is written.
+        let out = unsafe {
+            crate::buffers::filled(xs.len(), CHUNK, |at, o| {
+                let (x, dy) = (&xs[at..at + o.len()], &dys[at..at + o.len()]);
+                wide(|| {
+                    for ((o, &x), &dy) in o.iter_mut().zip(x).zip(dy) {
+                        o.write(dy * derivative(x));
+                    }
+                })
             })
-        });
+        };
         tensor(out, x.shape())
     }
 

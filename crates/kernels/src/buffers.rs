@@ -3,6 +3,7 @@
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Shape, TensorData};
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 /// The values of an `f32` tensor: borrowed from its buffer where its layout is contiguous (the
 /// usual case), copied otherwise. Never copies a buffer only because it is shared.
@@ -35,6 +36,24 @@ pub(crate) fn zeroed(len: usize) -> Vec<f32> {
         }
     });
     // SAFETY: the loop above initialised the first `len` values of the capacity.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// `len` values written in parallel by `fill(start, piece)`, over pieces of `piece` values
+/// (the last one shorter), `start` the index of the piece's first value: the output is never
+/// cleared first. A kernel that writes every value of its output (an element-wise map, a
+/// normalisation) saves the pass [`zeroed`] makes over it (in the NC-VQVAE 128 × 500 profile
+/// that pass, its `memset` and page faults, was 4.5 % of all samples, 2026-12-04).
+///
+/// # Safety
+/// `fill` must write every value of the piece it is given.
+pub(crate) unsafe fn filled(len: usize, piece: usize, fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len].par_chunks_mut(piece.max(1)).enumerate().for_each(|(i, p)| fill(i * piece.max(1), p));
+    // SAFETY: the pieces cover the first `len` values of the capacity, and the caller's `fill`
+    // wrote every value of each.
     unsafe { out.set_len(len) };
     out
 }

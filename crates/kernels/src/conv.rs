@@ -183,7 +183,8 @@ mod flex {
     use std::cell::RefCell;
     use std::ops::Range;
 
-    use crate::gemm::{View, matmul};
+    use crate::gemm::{View, matmul, matmul_uninit};
+    use std::mem::MaybeUninit;
     use crate::im2col::Geometry;
     use crate::buffers::{sum_in_order, tensor, values};
     use crate::im2col::flex::{gather_into, scatter_into, transpose_samples};
@@ -368,8 +369,9 @@ mod flex {
 
         /// Runs `chunk(range, output piece, dW partial)` over the chunks in parallel (output
         /// pieces empty where `out_per_sample` is 0) and sums the weight-gradient partials,
-        /// un-permuted.
-        fn chunk_pass(&self, out_per_sample: usize, want_dw: bool, chunk: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync) -> (Vec<f32>, Option<Vec<f32>>) {
+        /// un-permuted. The output pieces arrive uninitialised: `chunk` must write every value
+        /// of its piece ([`zeroed_piece`] first where it only adds into it).
+        fn chunk_pass(&self, out_per_sample: usize, want_dw: bool, chunk: impl Fn(Range<usize>, &mut [MaybeUninit<f32>], &mut [f32]) + Sync) -> (Vec<f32>, Option<Vec<f32>>) {
             let (k, o) = (self.k(), self.out_channels);
             let total = self.batch * out_per_sample;
             let mut out: Vec<f32> = Vec::with_capacity(total);
@@ -387,13 +389,6 @@ mod flex {
                     let mut acc = vec![0f32; n_dw];
                     let mut dw = Vec::new();
                     for (i, (range, piece)) in task.iter_mut().enumerate() {
-                        // Each worker zeroes its own piece of the output (in cache, just before
-                        // its kernel writes it) instead of one thread zeroing the whole output.
-                        for v in piece.iter_mut() {
-                            v.write(0.0);
-                        }
-                        // SAFETY: every value of the piece was initialised just above.
-                        let piece = unsafe { &mut *(&mut **piece as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
                         if i == 0 {
                             chunk(range.clone(), piece, &mut acc);
                         } else {
@@ -406,7 +401,7 @@ mod flex {
                 })
                 .collect::<Vec<_>>();
             // SAFETY: the chunks partition the samples, so the pieces cover all `total` values,
-            // and every piece was initialised by its worker.
+            // and every `chunk` writes all of its piece.
             unsafe { out.set_len(total) };
             let dw = want_dw.then(|| permute_weight(&sum_in_order(dwp, o * k), self.weight_dims(), true));
             (out, dw)
@@ -427,8 +422,10 @@ mod flex {
                     return with_scratch([0, n * p * k, 0], |_, cols, _| {
                         gather_into(&x[range.start * q * c..range.end * q * c], self.input_dims(n), self.geometry, cols);
                         if want_y {
-                            matmul(y, View::row_major(cols, n * p, k), View::row_major(&wp, o, k).t());
-                            add_rows(y, bias);
+                            // The GEMM writes every value of the piece.
+                            matmul_uninit(y, View::row_major(cols, n * p, k), View::row_major(&wp, o, k).t());
+                            // SAFETY: initialised by the GEMM just above.
+                            add_rows(unsafe { assume_init(y) }, bias);
                         }
                         if want_dw {
                             matmul(dw, View::row_major(&g[range.start * p * o..range.end * p * o], n * p, o).t(), View::row_major(cols, n * p, k));
@@ -440,7 +437,7 @@ mod flex {
                     gather_into(planes, self.input_dims(n), self.geometry, cols);
                     if want_y {
                         matmul(t, View::row_major(cols, n * p, k), View::row_major(&wp, o, k).t());
-                        transpose_samples(t, [n, p, o], bias, y);
+                        transpose_samples(t, [n, p, o], bias, zeroed_piece(y));
                     }
                     if want_dw {
                         transpose_samples(&g[range.start * o * p..range.end * o * p], [n, o, p], None, t);
@@ -464,7 +461,10 @@ mod flex {
                     let g = &g[range.start * p * o..range.end * p * o];
                     return with_scratch([0, n * p * k, 0], |_, cols, _| {
                         if want_dx {
-                            // dx arrives zeroed (a fresh output piece).
+                            // The scatter adds into dx: each worker zeroes its own piece (in
+                            // cache, just before it is written) instead of one thread zeroing
+                            // the whole output.
+                            let dx = zeroed_piece(dx);
                             matmul(cols, View::row_major(g, n * p, o), View::row_major(&wp, o, k));
                             scatter_into(cols, self.input_dims(n), self.geometry, dx);
                             add_rows(dx, bias);
@@ -481,7 +481,7 @@ mod flex {
                         matmul(cols, View::row_major(gt, n * p, o), View::row_major(&wp, o, k));
                         planes.fill(0.0);
                         scatter_into(cols, self.input_dims(n), self.geometry, planes);
-                        transpose_samples(planes, [n, q, c], bias, dx);
+                        transpose_samples(planes, [n, q, c], bias, zeroed_piece(dx));
                     }
                     if want_dw {
                         transpose_samples(&x[range.start * c * q..range.end * c * q], [n, c, q], None, planes);
@@ -492,6 +492,23 @@ mod flex {
             });
             (want_dx.then_some(dx), dw)
         }
+    }
+
+    /// An output piece zeroed, for kernels that add into it or write it through `&mut [f32]`.
+    fn zeroed_piece(piece: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+        for v in piece.iter_mut() {
+            v.write(0.0);
+        }
+        // SAFETY: every value was initialised just above.
+        unsafe { assume_init(piece) }
+    }
+
+    /// # Safety
+    /// Every value of `piece` must be initialised.
+    unsafe fn assume_init(piece: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+        // SAFETY: `f32` and `MaybeUninit<f32>` have the same layout; the caller guarantees the
+        // values are initialised.
+        unsafe { &mut *(piece as *mut [MaybeUninit<f32>] as *mut [f32]) }
     }
 
     /// `bias` added to every row of the channels-last `rows` (`(…, C)`), where given.

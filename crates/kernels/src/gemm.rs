@@ -12,6 +12,7 @@
 
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A strided matrix over a slice (non-negative strides).
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +78,7 @@ pub(crate) fn matmul_uninit(dst: &mut [MaybeUninit<f32>], lhs: View, rhs: View) 
         return;
     }
     assert!(lhs.in_bounds() && rhs.in_bounds(), "view out of bounds");
+    let start = std::time::Instant::now();
     // SAFETY: every index the GEMM reads lies inside the views (checked above) and it writes
     // exactly the `m × n` contiguous values of `dst`, a unique borrow that cannot overlap them;
     // with `read_dst = false` it never reads them.
@@ -103,6 +105,35 @@ pub(crate) fn matmul_uninit(dst: &mut [MaybeUninit<f32>], lhs: View, rhs: View) 
             gemm::Parallelism::None,
         );
     }
+    FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
+    NANOS.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
+static FLOPS: AtomicU64 = AtomicU64::new(0);
+static NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// The matrix products this crate's kernels have computed since the process started (every one
+/// runs through [`matmul_uninit`]): how much of a step is GEMM, and how fast the GEMMs ran in
+/// place. `bench` reports it per step (docs/benchmarks.md: which cases are GEMM-bound).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GemmWork {
+    /// Floating-point operations (`2·m·k·n` per product).
+    pub flops: u64,
+    /// Thread time inside the products, summed over the threads that ran them.
+    pub nanos: u64,
+}
+
+impl GemmWork {
+    /// The work done since `earlier`.
+    pub fn since(self, earlier: GemmWork) -> GemmWork {
+        GemmWork { flops: self.flops - earlier.flops, nanos: self.nanos - earlier.nanos }
+    }
+}
+
+/// The totals so far (one relaxed atomic counter pair per product: ~20 ns against products of
+/// microseconds and more).
+pub fn gemm_work() -> GemmWork {
+    GemmWork { flops: FLOPS.load(Ordering::Relaxed), nanos: NANOS.load(Ordering::Relaxed) }
 }
 
 /// Below this many multiply-adds a product runs on the calling thread.

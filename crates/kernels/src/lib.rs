@@ -18,6 +18,7 @@ pub use activation::{gelu, leaky_relu};
 pub use attention::{attention, attention_packed};
 pub use conv::{conv_transpose2d, conv_transpose2d_channels_last, conv1d_channels_last, conv2d, conv2d_channels_last};
 pub use matmul::{linear, matmul, rows_times};
+pub use gemm::{GemmWork, gemm_work};
 pub use norm::{batch_norm, batch_norm_channels_last};
 pub use rms_norm::rms_norm;
 

@@ -157,30 +157,34 @@ mod flex {
     }
 
     fn normalize(x: &[f32], (_, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> {
-        let mut y = crate::buffers::zeroed(x.len());
         if s == 1 {
             let scale: Vec<f32> = (0..c).map(|ci| gamma[ci] * inv_std[ci]).collect();
             let shift: Vec<f32> = (0..c).map(|ci| beta[ci] - mean[ci] * inv_std[ci] * gamma[ci]).collect();
             let rows = rows_per_task(c) * c;
-            y.par_chunks_mut(rows).zip(x.par_chunks(rows)).for_each(|(y, x)| {
-                wide(|| {
-                    for (y, x) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-                        for (((y, &x), &a), &b) in y.iter_mut().zip(x).zip(&scale).zip(&shift) {
-                            *y = x * a + b;
+            // SAFETY: every value of each piece (whole rows) is written.
+            return unsafe {
+                crate::buffers::filled(x.len(), rows, |at, y| {
+                    let x = &x[at..at + y.len()];
+                    wide(|| {
+                        for (y, x) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                            for (((y, &x), &a), &b) in y.iter_mut().zip(x).zip(&scale).zip(&shift) {
+                                y.write(x * a + b);
+                            }
                         }
-                    }
+                    })
                 })
-            });
-            return y;
+            };
         }
-        y.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().for_each(|(plane, (y, x))| {
-            let ci = plane % c;
-            let (scale, shift) = (gamma[ci] * inv_std[ci], beta[ci] - mean[ci] * inv_std[ci] * gamma[ci]);
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = x * scale + shift;
-            }
-        });
-        y
+        // SAFETY: every value of each piece (one plane) is written.
+        unsafe {
+            crate::buffers::filled(x.len(), s, |at, y| {
+                let ci = (at / s) % c;
+                let (scale, shift) = (gamma[ci] * inv_std[ci], beta[ci] - mean[ci] * inv_std[ci] * gamma[ci]);
+                for (y, &x) in y.iter_mut().zip(&x[at..at + s]) {
+                    y.write(x * scale + shift);
+                }
+            })
+        }
     }
 
     /// `(dx, dγ, dβ)` from the output gradient.
@@ -204,17 +208,20 @@ mod flex {
                 bx[ci] = -scale * inv_std[ci] * mean_dy_xhat;
                 d[ci] = -scale * mean_dy + scale * inv_std[ci] * mean_dy_xhat * mean[ci];
             }
-            let mut dx = crate::buffers::zeroed(x.len());
             let rows = rows_per_task(c) * c;
-            dx.par_chunks_mut(rows).zip(dy.par_chunks(rows).zip(x.par_chunks(rows))).for_each(|(dx, (dy, x))| {
-                wide(|| {
-                    for ((dx, dy), x) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
-                        for (((((dx, &g), &v), &a), &b), &d) in dx.iter_mut().zip(dy).zip(x).zip(&a).zip(&bx).zip(&d) {
-                            *dx = a * g + b * v + d;
+            // SAFETY: every value of each piece (whole rows) is written.
+            let dx = unsafe {
+                crate::buffers::filled(x.len(), rows, |at, dx| {
+                    let (dy, x) = (&dy[at..at + dx.len()], &x[at..at + dx.len()]);
+                    wide(|| {
+                        for ((dx, dy), x) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
+                            for (((((dx, &g), &v), &a), &b), &d) in dx.iter_mut().zip(dy).zip(x).zip(&a).zip(&bx).zip(&d) {
+                                dx.write(a * g + b * v + d);
+                            }
                         }
-                    }
+                    })
                 })
-            });
+            };
             return (dx, sum_dy_xhat.iter().map(|&v| v as f32).collect(), sum_dy.iter().map(|&v| v as f32).collect());
         }
         let (sum_dy, sum_dy_xhat): (Vec<f64>, Vec<f64>) = (0..c)
@@ -231,16 +238,18 @@ mod flex {
                 (a, bsum)
             })
             .unzip();
-        let mut dx = crate::buffers::zeroed(x.len());
-        dx.par_chunks_mut(s).zip(dy.par_chunks(s).zip(x.par_chunks(s))).enumerate().for_each(|(plane, (dx, (dy, x)))| {
-            let ci = plane % c;
-            let (mean_dy, mean_dy_xhat) = ((sum_dy[ci] / n) as f32, (sum_dy_xhat[ci] / n) as f32);
-            let scale = gamma[ci] * inv_std[ci];
-            for ((dx, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
-                let xhat = (v - mean[ci]) * inv_std[ci];
-                *dx = scale * (g - mean_dy - xhat * mean_dy_xhat);
-            }
-        });
+        // SAFETY: every value of each piece (one plane) is written.
+        let dx = unsafe {
+            crate::buffers::filled(x.len(), s, |at, dx| {
+                let ci = (at / s) % c;
+                let (mean_dy, mean_dy_xhat) = ((sum_dy[ci] / n) as f32, (sum_dy_xhat[ci] / n) as f32);
+                let scale = gamma[ci] * inv_std[ci];
+                for ((dx, &g), &v) in dx.iter_mut().zip(&dy[at..at + s]).zip(&x[at..at + s]) {
+                    let xhat = (v - mean[ci]) * inv_std[ci];
+                    dx.write(scale * (g - mean_dy - xhat * mean_dy_xhat));
+                }
+            })
+        };
         (dx, sum_dy_xhat.iter().map(|&v| v as f32).collect(), sum_dy.iter().map(|&v| v as f32).collect())
     }
 
