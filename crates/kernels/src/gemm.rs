@@ -12,7 +12,6 @@
 
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A strided matrix over a slice (non-negative strides).
 #[derive(Debug, Clone, Copy)]
@@ -105,36 +104,9 @@ pub(crate) fn matmul_uninit(dst: &mut [MaybeUninit<f32>], lhs: View, rhs: View) 
             gemm::Parallelism::None,
         );
     }
-    FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
-    NANOS.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    crate::record_gemm(2 * (m * n * k) as u64, start.elapsed().as_nanos() as u64);
 }
 
-static FLOPS: AtomicU64 = AtomicU64::new(0);
-static NANOS: AtomicU64 = AtomicU64::new(0);
-
-/// The matrix products this crate's kernels have computed since the process started (every one
-/// runs through [`matmul_uninit`]): how much of a step is GEMM, and how fast the GEMMs ran in
-/// place. `bench` reports it per step (docs/benchmarks.md: which cases are GEMM-bound).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct GemmWork {
-    /// Floating-point operations (`2·m·k·n` per product).
-    pub flops: u64,
-    /// Thread time inside the products, summed over the threads that ran them.
-    pub nanos: u64,
-}
-
-impl GemmWork {
-    /// The work done since `earlier`.
-    pub fn since(self, earlier: GemmWork) -> GemmWork {
-        GemmWork { flops: self.flops - earlier.flops, nanos: self.nanos - earlier.nanos }
-    }
-}
-
-/// The totals so far (one relaxed atomic counter pair per product: ~20 ns against products of
-/// microseconds and more).
-pub fn gemm_work() -> GemmWork {
-    GemmWork { flops: FLOPS.load(Ordering::Relaxed), nanos: NANOS.load(Ordering::Relaxed) }
-}
 
 /// Below this many multiply-adds a product runs on the calling thread.
 const SERIAL_MACS: usize = 1 << 18;

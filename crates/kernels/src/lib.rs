@@ -18,7 +18,6 @@ pub use activation::{gelu, leaky_relu};
 pub use attention::{attention, attention_packed};
 pub use conv::{conv_transpose2d, conv_transpose2d_channels_last, conv1d_channels_last, conv2d, conv2d_channels_last};
 pub use matmul::{linear, matmul, rows_times};
-pub use gemm::{GemmWork, gemm_work};
 pub use norm::{batch_norm, batch_norm_channels_last};
 pub use rms_norm::rms_norm;
 
@@ -32,6 +31,42 @@ pub fn flex_f32<const D: usize>(x: &burn::tensor::Tensor<D>) -> bool {
         let _ = x;
         false
     }
+}
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static FLOPS: AtomicU64 = AtomicU64::new(0);
+static NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// The matrix products this crate's kernels have computed since the process started (none
+/// without the `flex` feature): how much of a step is GEMM, and how fast the GEMMs ran in place.
+/// `bench` reports it per step (docs/benchmarks.md: which cases are GEMM-bound).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GemmWork {
+    /// Floating-point operations (`2·m·k·n` per product).
+    pub flops: u64,
+    /// Thread time inside the products, summed over the threads that ran them.
+    pub nanos: u64,
+}
+
+impl GemmWork {
+    /// The work done since `earlier`.
+    pub fn since(self, earlier: GemmWork) -> GemmWork {
+        GemmWork { flops: self.flops - earlier.flops, nanos: self.nanos - earlier.nanos }
+    }
+}
+
+/// The totals so far (one relaxed atomic counter pair per product: ~20 ns against products of
+/// microseconds and more).
+pub fn gemm_work() -> GemmWork {
+    GemmWork { flops: FLOPS.load(Ordering::Relaxed), nanos: NANOS.load(Ordering::Relaxed) }
+}
+
+/// Adds one product to the totals of [`gemm_work`].
+#[cfg(feature = "flex")]
+pub(crate) fn record_gemm(flops: u64, nanos: u64) {
+    FLOPS.fetch_add(flops, Ordering::Relaxed);
+    NANOS.fetch_add(nanos, Ordering::Relaxed);
 }
 
 #[cfg(all(test, feature = "flex"))]
