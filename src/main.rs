@@ -829,7 +829,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli, &matches))) {
+    // On a worker of the CPU backend's thread pool: its parallel kernels then split their work in
+    // place instead of waking the pool and sleeping at every op (kernels::on_pool).
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kernels::on_pool(|| run(cli, &matches)))) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(Failure::Input(e))) => {
             eprintln!("error: {}", e.to_string().replace('\n', " "));

@@ -33,6 +33,29 @@ pub fn flex_f32<const D: usize>(x: &burn::tensor::Tensor<D>) -> bool {
     }
 }
 
+/// Runs `f` on a worker of rayon's global pool, the pool the flex kernels run their parallel
+/// loops on, with the calling thread waiting once for all of it. Called from a thread outside the
+/// pool (a program's main thread), every parallel loop otherwise hands its work to the pool and
+/// puts the caller to sleep until it is done: a sleep and a wake-up per op, hundreds per training
+/// step. Run from a worker, the loops split their work in place. Measured on 2 cores
+/// (docs/benchmarks.md, 2026-12-04): stage-1 baseline steps at 32 × 140 ~11 % faster (fastest step
+/// 41–42 → 36–38 ms), the prior's ~2 %. The `nc-vqvae` binary runs each command this way; a
+/// program using the crates can wrap its training loop in it.
+///
+/// If the global pool does not exist yet it is built with 16 MiB stacks per worker (the main
+/// thread's 8 MiB and more, where `f` may recurse as deep as the main thread would) and rayon's
+/// usual thread count (`RAYON_NUM_THREADS`, else the available cores).
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    #[cfg(feature = "flex")]
+    {
+        // An error only says the global pool was built before (then its settings stay).
+        let _ = rayon::ThreadPoolBuilder::new().stack_size(16 << 20).build_global();
+        rayon::scope(|_| f())
+    }
+    #[cfg(not(feature = "flex"))]
+    f()
+}
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static FLOPS: AtomicU64 = AtomicU64::new(0);
