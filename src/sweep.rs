@@ -131,6 +131,8 @@ pub fn points(spec: &Path) -> Result<Vec<Point>, RunError> {
         stage2: layer_table(&base.stage2, "stage2", Some((&doc, &origin)), &[])?,
         fcn: layer_table(&base.fcn, "fcn", Some((&doc, &origin)), &[])?,
     };
+    // The same for every point (the grid never sets it).
+    crate::pipeline::check_guidance("run.guidance", job.run.guidance).map_err(|m| spec_err(spec, m))?;
     let mut out = Vec::new();
     for dataset in &grid.datasets {
         for config in &grid.configs {
@@ -141,7 +143,6 @@ pub fn points(spec: &Path) -> Result<Vec<Point>, RunError> {
                 let stage1 = job.stage1_for(ssl);
                 stage1.validate()?;
                 job.stage2.validate()?;
-                crate::pipeline::check_guidance("run.guidance", job.run.guidance).map_err(|m| spec_err(spec, m))?;
                 let mut fcn_train = job.fcn.clone();
                 fcn_train.seed = 1;
                 let name = Path::new(dataset).file_name().and_then(|n| n.to_str()).unwrap_or("data").to_string();
