@@ -260,20 +260,25 @@ mod flex {
     }
 
     /// `W (O, C, kh, kw)` as `(O, kh·kw·C)` in the im2col matrix's `(i, j, c)` order, or back
-    /// (`inverse`).
+    /// (`inverse`). Per output channel a `C × kh·kw` transpose; for a 1 × 1 kernel the two orders
+    /// are the same and the weight is copied.
     fn permute_weight(w: &[f32], [o, c, kh, kw]: [usize; 4], inverse: bool) -> Vec<f32> {
+        let taps = kh * kw;
+        assert_eq!(w.len(), o * c * taps, "permute_weight: size");
+        if taps == 1 {
+            return w.to_vec();
+        }
         let mut out = vec![0f32; w.len()];
-        for oi in 0..o {
-            for ci in 0..c {
-                for i in 0..kh {
-                    for j in 0..kw {
-                        let (first, second) = (((oi * c + ci) * kh + i) * kw + j, oi * kh * kw * c + (i * kw + j) * c + ci);
-                        if inverse {
-                            out[first] = w[second];
-                        } else {
-                            out[second] = w[first];
-                        }
-                    }
+        for (src, dst) in w.chunks_exact(c * taps).zip(out.chunks_exact_mut(c * taps)) {
+            // Channels-first (c, tap) → im2col (tap, c): written in order, read with stride `taps`
+            // (one output channel's weights are a few KiB, in L1); the inverse the other way.
+            if inverse {
+                for (ci, row) in dst.chunks_exact_mut(taps).enumerate() {
+                    row.iter_mut().enumerate().for_each(|(t, v)| *v = src[t * c + ci]);
+                }
+            } else {
+                for (t, row) in dst.chunks_exact_mut(c).enumerate() {
+                    row.iter_mut().enumerate().for_each(|(ci, v)| *v = src[ci * taps + t]);
                 }
             }
         }
@@ -362,6 +367,14 @@ mod flex {
             (0..items).map(|i| i * b / items..(i + 1) * b / items).collect()
         }
 
+        /// Whether the im2col matrix of a channels-last chunk is the chunk itself: a 1 × 1 kernel
+        /// with stride 1 and no padding. Then the gather, the scatter-add and the zeroing before
+        /// it are skipped: the GEMMs read the input and write the input gradient directly.
+        fn pointwise(&self) -> bool {
+            let g = self.geometry;
+            self.channels_last && g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0; 4]
+        }
+
         fn weight_dims(&self) -> [usize; 4] {
             let [kh, kw] = self.geometry.kernel;
             [self.out_channels, self.channels, kh, kw]
@@ -417,6 +430,19 @@ mod flex {
             let wp = permute_weight(w, self.weight_dims(), false);
             let (y, dw) = self.chunk_pass(if want_y { o * p } else { 0 }, want_dw, |range, y, dw| {
                 let n = range.len();
+                if self.pointwise() {
+                    // x (n, H, W, C) is its own im2col matrix (k = C, p = q).
+                    let cols = &x[range.start * q * c..range.end * q * c];
+                    if want_y {
+                        matmul_uninit(y, View::row_major(cols, n * p, k), View::row_major(&wp, o, k).t());
+                        // SAFETY: initialised by the GEMM just above.
+                        add_rows(unsafe { assume_init(y) }, bias);
+                    }
+                    if want_dw {
+                        matmul(dw, View::row_major(&g[range.start * p * o..range.end * p * o], n * p, o).t(), View::row_major(cols, n * p, k));
+                    }
+                    return;
+                }
                 if self.channels_last {
                     // x (n, H, W, C) is the gather's input and t (n, Ho, Wo, O) the output as they are.
                     return with_scratch([0, n * p * k, 0], |_, cols, _| {
@@ -457,6 +483,20 @@ mod flex {
             let wp = permute_weight(w, self.weight_dims(), false);
             let (dx, dw) = self.chunk_pass(if want_dx { c * q } else { 0 }, want_dw, |range, dx, dw| {
                 let n = range.len();
+                if self.pointwise() {
+                    // dx = g · W' is the input gradient itself (no scatter-add, nothing to zero),
+                    // and x its own im2col matrix.
+                    let g = View::row_major(&g[range.start * p * o..range.end * p * o], n * p, o);
+                    if want_dx {
+                        matmul_uninit(dx, g, View::row_major(&wp, o, k));
+                        // SAFETY: initialised by the GEMM just above.
+                        add_rows(unsafe { assume_init(dx) }, bias);
+                    }
+                    if want_dw {
+                        matmul(dw, g.t(), View::row_major(&x[range.start * q * c..range.end * q * c], n * p, k));
+                    }
+                    return;
+                }
                 if self.channels_last {
                     let g = &g[range.start * p * o..range.end * p * o];
                     return with_scratch([0, n * p * k, 0], |_, cols, _| {
@@ -769,6 +809,8 @@ mod tests {
             (64, 2, [3, 4], [1, 2], [1, 1], [0, 0], [5, 8], 11),
             (2, 3, [4, 4], [2, 2], [1, 1], [0, 0], [3, 5], 3),
             (3, 2, [3, 2], [2, 3], [1, 0], [1, 2], [3, 4], 2),
+            // 1 × 1 (the pointwise path: no scatter), over enough samples for several chunks.
+            (4, 3, [1, 1], [1, 1], [0, 0], [0, 0], [5, 6], 13),
         ];
         for (ci, co, k, stride, padding, padding_out, [h, w], batch) in transposed {
             let conv = ConvTranspose2dConfig::new([ci, co], k).with_stride(stride).with_padding(padding).with_padding_out(padding_out).init(&device);
