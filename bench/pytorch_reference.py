@@ -15,6 +15,8 @@ Cases (random inputs, as in src/bench.rs; data loading and augmentation are outs
 """
 
 import argparse
+import ctypes
+import gc
 import json
 import math
 import os
@@ -343,6 +345,16 @@ def cpu_seconds():
     return r.ru_utime + r.ru_stime
 
 
+def release_memory():
+    """Frees what earlier cases left behind and hands glibc's free memory back to the kernel
+    (malloc_trim(0)), as `nc-vqvae bench` does between cases, so each case's peak is its own."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
 def reset_peak_rss():
     """Resets the kernel's peak-resident-memory mark (Linux); False where that is not possible."""
     try:
@@ -390,6 +402,7 @@ def main():
     for case in args.cases.split(","):
         for shape in args.shapes.split(","):
             batch, length = parse_shape(shape)
+            release_memory()
             tracked = reset_peak_rss()
             step = make_step(case, batch, length, args.projector_dim)
             times = []

@@ -105,11 +105,16 @@ pub struct BenchOptions {
     pub projector_dim: usize,
     /// Seed of the weights and inputs.
     pub seed: u64,
+    /// Called before each case, before its peak-memory mark is reset: hands memory the
+    /// process keeps for reuse (an allocator's cache of freed blocks) back to the system, so
+    /// each case's `peak_rss_mib` is its own and not the largest earlier case's. The binary
+    /// passes [`crate::alloc`]'s release of its allocator; `None` keeps what is kept.
+    pub release_memory: Option<fn()>,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        Self { cases: Case::ALL.to_vec(), shapes: THESIS_SHAPES.to_vec(), warmup: 1, steps: 6, projector_dim: 4096, seed: 0 }
+        Self { cases: Case::ALL.to_vec(), shapes: THESIS_SHAPES.to_vec(), warmup: 1, steps: 6, projector_dim: 4096, seed: 0, release_memory: None }
     }
 }
 
@@ -478,6 +483,9 @@ pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress:
     let mut results = Vec::new();
     for &case in &options.cases {
         for &shape in &options.shapes {
+            if let Some(release) = options.release_memory {
+                release();
+            }
             let tracked = reset_peak_rss();
             let Measured { mut times, cpu_utilisation, gemm } = time_case(case, shape, options, device)?;
             let steps = times.len() as f64;

@@ -633,6 +633,10 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                 warmup: args.warmup,
                 steps: args.steps,
                 projector_dim: args.projector_dim,
+                release_memory: Some(|| {
+                    ALLOCATOR.release();
+                    nc_vqvae::alloc::trim_system_allocator();
+                }),
                 ..BenchOptions::default()
             };
             let device = cli.backend.device()?;
