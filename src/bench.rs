@@ -541,6 +541,66 @@ pub fn table(report: &BenchReport) -> String {
 mod tests {
     use super::*;
 
+    /// The NC-VQVAE and baseline stage-1 steps at 128 × 500 and 128 × 140 with the convolutions'
+    /// row bands on and off, alternating step by step in one process (a noisy machine then slows
+    /// both alike), medians of 12 steps each: `RAYON_NUM_THREADS=2 cargo test --release --lib
+    /// row_bands_in_the_training_steps -- --ignored --nocapture` (docs/benchmarks.md).
+    #[cfg(feature = "cpu")]
+    #[test]
+    #[ignore]
+    fn row_bands_in_the_training_steps() {
+        let device = Device::flex();
+        kernels::on_pool(|| {
+            for (case, shape) in [(Case::Stage1NcVqvae, "128x500"), (Case::Stage1Baseline, "128x500"), (Case::Stage1Baseline, "128x140")] {
+                let shape: Shape = shape.parse().unwrap();
+                let train = device.clone().autodiff();
+                train.seed(1);
+                let c = Stage1Config::new("bench");
+                let mut optim = train::adamw(c.beta1, c.beta2, c.epsilon, c.weight_decay);
+                let mut one_step: Box<dyn FnMut()> = if case == Case::Stage1NcVqvae {
+                    let mut model = Some(NcVqVaeConfig::new(VqVaeConfig::new(shape.length), SslMethod::BarlowTwins).init(&train).unwrap());
+                    let train = train.clone();
+                    Box::new(move || {
+                        let m = model.take().unwrap();
+                        let x = series(shape, &train);
+                        let l = m.losses(x.clone(), x + series(shape, &train) * 0.1).total;
+                        let _ = l.clone().into_scalar::<f32>();
+                        let grads = GradientsParams::from_grads(l.backward(), &m);
+                        model = Some(optim.step(c.lr, m, grads));
+                    })
+                } else {
+                    let mut model = Some(VqVaeConfig::new(shape.length).init(&train).unwrap());
+                    let train = train.clone();
+                    Box::new(move || {
+                        let m = model.take().unwrap();
+                        let l = m.losses(series(shape, &train)).total;
+                        let _ = l.clone().into_scalar::<f32>();
+                        let grads = GradientsParams::from_grads(l.backward(), &m);
+                        model = Some(optim.step(c.lr, m, grads));
+                    })
+                };
+                let mut step = |bands: bool| {
+                    kernels::set_conv_row_bands(bands);
+                    let start = Instant::now();
+                    one_step();
+                    start.elapsed().as_secs_f64() * 1e3
+                };
+                step(true);
+                step(false);
+                let (mut on, mut off) = (Vec::new(), Vec::new());
+                for _ in 0..12 {
+                    on.push(step(true));
+                    off.push(step(false));
+                }
+                kernels::set_conv_row_bands(true);
+                on.sort_by(f64::total_cmp);
+                off.sort_by(f64::total_cmp);
+                let (a, b) = (median(&on), median(&off));
+                println!("{} {}x{}: row bands {a:.1} ms, whole matrix {b:.1} ms ({:.3}x)", case.name(), shape.batch, shape.length, a / b);
+            }
+        });
+    }
+
     #[test]
     fn shapes_parse_and_bad_ones_are_named() {
         assert_eq!("128x140".parse::<Shape>().unwrap(), Shape { batch: 128, length: 140 });

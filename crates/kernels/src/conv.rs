@@ -21,6 +21,12 @@
 //! backward. The op is a Burn backend extension with its own backward ([`flex`]), so Burn's
 //! autodiff sees one node per convolution. Why channels-last: [`crate::im2col`].
 //!
+//! Channels-last convolutions whose rows are padded (the 3-row kernels on the model's 5
+//! frequency rows) run per row band ([`crate::im2col::Band`]): one gather and one GEMM per band of
+//! output rows, over only the taps that read real input rows, the band's result copied into its
+//! rows. The padding's zero taps (2 of 15 kernel rows there) are then never multiplied, and a
+//! replicate padding's repeated edge row is read once against the summed weights.
+//!
 //! A transposed convolution is the adjoint of a convolution: its forward is the convolution's
 //! input gradient `col2im(x · W')` (no im2col copy of its input, no zero taps), its input gradient
 //! is the convolution's forward, and its weight gradient the convolution's weight gradient with the
@@ -187,7 +193,8 @@ mod flex {
     use std::mem::MaybeUninit;
     use crate::im2col::Geometry;
     use crate::buffers::{sum_in_order, tensor, values};
-    use crate::im2col::flex::{gather_into, scatter_into, transpose_samples};
+    use crate::im2col::flex::{gather_band_into, gather_into, scatter_band_into, scatter_into, transpose_samples};
+    use crate::im2col::Band;
 
     /// The ops as a Burn backend extension (flex and its autodiff decorator only).
     #[backend_extension(Flex, Autodiff)]
@@ -362,7 +369,14 @@ mod flex {
                 return Vec::new();
             }
             let threads = rayon::current_num_threads().max(1);
-            let per = MIN_ROWS.div_ceil(self.p().max(1)).max(1);
+            let per = match self.band_rows() {
+                // Each band's GEMM gets the rows (measured with `conv_throughput`: chunks sized
+                // by the whole matrix left the edge bands' GEMMs at 62 rows, and the bands
+                // saved 3–6 % of the op instead of 5–11 %; chunks of ≥ 1,024 rows per band were
+                // slower than no bands).
+                Some(rows) => MIN_ROWS.div_ceil(rows.max(1)).max(1),
+                None => MIN_ROWS.div_ceil(self.p().max(1)).max(1),
+            };
             let items = (b.div_ceil(per).div_ceil(threads) * threads).min(b);
             (0..items).map(|i| i * b / items..(i + 1) * b / items).collect()
         }
@@ -373,6 +387,56 @@ mod flex {
         fn pointwise(&self) -> bool {
             let g = self.geometry;
             self.channels_last && g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0; 4]
+        }
+
+        /// Where the rows are padded (channels-last, not pointwise): the output rows in
+        /// [`Band`]s, each with its weight `(O, groups·kw·C)` (a group's kernel rows summed).
+        /// The GEMMs of a band then skip the taps that read the zero padding (and read an edge
+        /// row once where a replicate padding repeats it): on the 5 frequency rows with a 3-row
+        /// kernel, 2 of the 15 kernel rows' work.
+        fn banded(&self, wp: &[f32]) -> Option<Vec<(Band, Vec<f32>)>> {
+            if !self.uses_bands() {
+                return None;
+            }
+            let (o, k, seg) = (self.out_channels, self.k(), self.geometry.kernel[1] * self.channels);
+            let bands = self.geometry.bands(self.height, self.width);
+            Some(
+                bands
+                    .into_iter()
+                    .map(|band| {
+                        let kb = band.taps.len() * seg;
+                        let mut wb = vec![0f32; o * kb];
+                        for oi in 0..o {
+                            for (e, group) in band.taps.iter().enumerate() {
+                                let dst = &mut wb[oi * kb + e * seg..][..seg];
+                                for &i in group {
+                                    dst.iter_mut().zip(&wp[oi * k + i * seg..][..seg]).for_each(|(d, v)| *d += v);
+                                }
+                            }
+                        }
+                        (band, wb)
+                    })
+                    .collect(),
+            )
+        }
+
+        /// Whether the GEMMs run per row band ([`Plan::banded`]): channels-last, not pointwise,
+        /// with padded rows.
+        fn uses_bands(&self) -> bool {
+            crate::conv_row_bands() && self.channels_last && !self.pointwise() && !self.geometry.rows_unpadded(self.height, self.width)
+        }
+
+        /// Where the GEMMs run per row band: the GEMM rows per sample of the smallest band.
+        fn band_rows(&self) -> Option<usize> {
+            if !self.uses_bands() {
+                return None;
+            }
+            self.geometry.bands(self.height, self.width).iter().map(|band| band.rows.len() * self.wo()).min()
+        }
+
+        /// Output rows per sample: `Wo`.
+        fn wo(&self) -> usize {
+            self.geometry.output(self.height, self.width)[1]
         }
 
         fn weight_dims(&self) -> [usize; 4] {
@@ -428,6 +492,7 @@ mod flex {
         fn im2col_pass(&self, x: &[f32], g: &[f32], w: &[f32], bias: Option<&[f32]>, want_y: bool, want_dw: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
             let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
             let wp = permute_weight(w, self.weight_dims(), false);
+            let bands = self.banded(&wp);
             let (y, dw) = self.chunk_pass(if want_y { o * p } else { 0 }, want_dw, |range, y, dw| {
                 let n = range.len();
                 if self.pointwise() {
@@ -442,6 +507,30 @@ mod flex {
                         matmul(dw, View::row_major(&g[range.start * p * o..range.end * p * o], n * p, o).t(), View::row_major(cols, n * p, k));
                     }
                     return;
+                }
+                if let Some(bands) = &bands {
+                    let wo = self.wo();
+                    let xs = &x[range.start * q * c..range.end * q * c];
+                    return with_scratch([if want_dw { n * p * o } else { 0 }, n * p * k, if want_y { n * p * o } else { 0 }], |gb, cols, t| {
+                        if want_dw {
+                            dw.fill(0.0);
+                        }
+                        for (band, wb) in bands {
+                            let (m, kb) = (n * band.rows.len() * wo, band.taps.len() * self.geometry.kernel[1] * c);
+                            let cols = &mut cols[..m * kb];
+                            gather_band_into(xs, self.input_dims(n), self.geometry, band, cols);
+                            if want_y {
+                                let t = &mut t[..m * o];
+                                matmul(t, View::row_major(cols, m, kb), View::row_major(wb, o, kb).t());
+                                band_to_rows(t, n, &band.rows, wo * o, bias, y);
+                            }
+                            if want_dw {
+                                let gb = &mut gb[..m * o];
+                                rows_to_band(&g[range.start * p * o..range.end * p * o], n, &band.rows, wo * o, gb);
+                                add_band_weight_grad(dw, gb, cols, band, [m, o, k], self.geometry.kernel[1] * c);
+                            }
+                        }
+                    });
                 }
                 if self.channels_last {
                     // x (n, H, W, C) is the gather's input and t (n, Ho, Wo, O) the output as they are.
@@ -481,6 +570,7 @@ mod flex {
         fn scatter_pass(&self, g: &[f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, want_dx: bool, want_dw: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
             let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
             let wp = permute_weight(w, self.weight_dims(), false);
+            let bands = self.banded(&wp);
             let (dx, dw) = self.chunk_pass(if want_dx { c * q } else { 0 }, want_dw, |range, dx, dw| {
                 let n = range.len();
                 if self.pointwise() {
@@ -496,6 +586,34 @@ mod flex {
                         matmul(dw, g.t(), View::row_major(&x[range.start * q * c..range.end * q * c], n * p, k));
                     }
                     return;
+                }
+                if let Some(bands) = &bands {
+                    let (wo, seg) = (self.wo(), self.geometry.kernel[1] * c);
+                    let g = &g[range.start * p * o..range.end * p * o];
+                    return with_scratch([n * p * o, n * p * k, 0], |gb, cols, _| {
+                        // The scatter adds into dx: zeroed by this worker (see below).
+                        let mut dx = want_dx.then(|| zeroed_piece(dx));
+                        if want_dw {
+                            dw.fill(0.0);
+                        }
+                        for (band, wb) in bands {
+                            let (m, kb) = (n * band.rows.len() * wo, band.taps.len() * seg);
+                            let gb = &mut gb[..m * o];
+                            rows_to_band(g, n, &band.rows, wo * o, gb);
+                            let cols = &mut cols[..m * kb];
+                            if let Some(dx) = dx.as_deref_mut() {
+                                matmul(cols, View::row_major(gb, m, o), View::row_major(wb, o, kb));
+                                scatter_band_into(cols, self.input_dims(n), self.geometry, band, dx);
+                            }
+                            if want_dw {
+                                gather_band_into(&x[range.start * q * c..range.end * q * c], self.input_dims(n), self.geometry, band, cols);
+                                add_band_weight_grad(dw, gb, cols, band, [m, o, k], seg);
+                            }
+                        }
+                        if let Some(dx) = dx {
+                            add_rows(dx, bias);
+                        }
+                    });
                 }
                 if self.channels_last {
                     let g = &g[range.start * p * o..range.end * p * o];
@@ -556,6 +674,58 @@ mod flex {
         if let Some(bias) = bias {
             for row in rows.chunks_exact_mut(bias.len()) {
                 row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+            }
+        }
+    }
+
+    /// The rows `band` (of `row` values each) of every one of the `n` samples of the
+    /// channels-last `src` into `dst`, sample after sample: a band's GEMM operand.
+    fn rows_to_band(src: &[f32], n: usize, band: &Range<usize>, row: usize, dst: &mut [f32]) {
+        let (per, sample) = (band.len() * row, src.len() / n);
+        assert_eq!(dst.len(), n * per, "band rows: sizes");
+        for b in 0..n {
+            dst[b * per..][..per].copy_from_slice(&src[b * sample + band.start * row..][..per]);
+        }
+    }
+
+    /// The adjoint of [`rows_to_band`] for an output: a band's GEMM result `src` written into the
+    /// rows `band` of every one of the `n` samples of `dst`, plus the bias per channel where given.
+    fn band_to_rows(src: &[f32], n: usize, band: &Range<usize>, row: usize, bias: Option<&[f32]>, dst: &mut [MaybeUninit<f32>]) {
+        let (per, sample) = (band.len() * row, dst.len() / n);
+        assert_eq!(src.len(), n * per, "band rows: sizes");
+        for b in 0..n {
+            let (s, d) = (&src[b * per..][..per], &mut dst[b * sample + band.start * row..][..per]);
+            match bias {
+                Some(bias) if !bias.is_empty() => {
+                    for (d, s) in d.chunks_exact_mut(bias.len()).zip(s.chunks_exact(bias.len())) {
+                        d.iter_mut().zip(s).zip(bias).for_each(|((d, &v), &b)| {
+                            d.write(v + b);
+                        });
+                    }
+                }
+                _ => d.iter_mut().zip(s).for_each(|(d, &v)| {
+                    d.write(v);
+                }),
+            }
+        }
+    }
+
+    /// A band's weight gradient `gbᵀ · cols` (`gb (m, O)` its output gradient, `cols (m,
+    /// groups·seg)` its gather) added into the convolution's `dw (O, k)`, each group's segment
+    /// onto every kernel row of the group.
+    fn add_band_weight_grad(dw: &mut [f32], gb: &[f32], cols: &[f32], band: &Band, [m, o, k]: [usize; 3], seg: usize) {
+        let kb = band.taps.len() * seg;
+        if kb == 0 {
+            return;
+        }
+        let mut dwb = vec![0f32; o * kb];
+        matmul(&mut dwb, View::row_major(gb, m, o).t(), View::row_major(cols, m, kb));
+        for (d, s) in dw.chunks_exact_mut(k).zip(dwb.chunks_exact(kb)) {
+            for (e, group) in band.taps.iter().enumerate() {
+                let s = &s[e * seg..][..seg];
+                for &i in group {
+                    d[i * seg..][..seg].iter_mut().zip(s).for_each(|(d, v)| *d += v);
+                }
             }
         }
     }
@@ -777,6 +947,8 @@ mod tests {
             (3, 3, [1, 1], [1, 1], [0; 4], [0; 4], [5, 7]),
             (3, 4, [2, 3], [2, 3], [0; 4], [1, 0, 2, 1], [6, 11]),
             (2, 3, [3, 3], [1, 1], [0; 4], [2, 3, 1, 0], [5, 7]),
+            // Output rows that read only the zero padding (a band without taps: the bias).
+            (2, 3, [1, 3], [1, 1], [1, 1, 1, 1], [0; 4], [1, 6]),
         ];
         for (ci, co, k, stride, [t, l, b, r], replicate, [h, w]) in cases {
             let conv = Conv2dConfig::new([ci, co], k).with_stride(stride).with_padding(PaddingConfig2d::Explicit(t, l, b, r)).init(&device);
@@ -883,5 +1055,56 @@ mod tests {
         assert_same(conv, [11, 3, 5, 4], |m, x| conv_transpose2d(m, x), |m, x| m.forward(x), params);
         let no_bias = ConvTranspose2dConfig::new([2, 3], [3, 3]).with_bias(false).init(&device);
         assert_same(no_bias, [3, 2, 4, 5], |m, x| conv_transpose2d(m, x), |m, x| m.forward(x), params);
+    }
+
+    /// Forward and backward of the encoder's and decoder's convolutions at NC-VQVAE 128 × 500's
+    /// shapes (channels-last, 64 channels, 5 rows), with the row bands and with the whole im2col
+    /// matrix, alternating, median of 9 each: `cargo test --release -p kernels conv_throughput
+    /// -- --ignored --nocapture`. In one process, so a noisy machine slows both alike.
+    #[test]
+    #[ignore]
+    fn conv_throughput() {
+        let device = Device::flex().autodiff();
+        device.seed(1);
+        let time_one = |f: &dyn Fn()| {
+            let start = std::time::Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        };
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let x_of = |dims: [usize; 4]| Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let strided = Conv2dConfig::new([64, 64], [3, 4]).with_stride([1, 2]).init(&device);
+        let res = Conv2dConfig::new([64, 64], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
+        let up = ConvTranspose2dConfig::new([64, 64], [3, 4]).with_stride([1, 2]).with_padding([1, 1]).init(&device);
+        type Op<'a> = Box<dyn Fn(Tensor<4>) -> Tensor<4> + 'a>;
+        let cases: Vec<(&str, [usize; 4], Op)> = vec![
+            ("encoder 3x4 /2, replicate, 125 -> 62 columns", [128, 5, 125, 64], Box::new(|x| conv2d_channels_last(&strided, x, [1, 1, 1, 1]))),
+            ("encoder 3x4 /2, replicate, 31 -> 15 columns", [128, 5, 31, 64], Box::new(|x| conv2d_channels_last(&strided, x, [1, 1, 1, 1]))),
+            ("residual 3x3, zeros, 15 columns", [128, 5, 15, 64], Box::new(|x| conv2d_channels_last(&res, x, [0; 4]))),
+            ("residual 3x3, zeros, 62 columns", [128, 5, 62, 64], Box::new(|x| conv2d_channels_last(&res, x, [0; 4]))),
+            ("decoder 3x4 x2 transposed, 15 -> 30 columns", [128, 5, 15, 64], Box::new(|x| conv_transpose2d_channels_last(&up, x))),
+            ("decoder 3x4 x2 transposed, 62 -> 124 columns", [128, 5, 62, 64], Box::new(|x| conv_transpose2d_channels_last(&up, x))),
+        ];
+        for (what, dims, op) in &cases {
+            let x = x_of(*dims);
+            let step = || {
+                let y = op(x.clone());
+                std::hint::black_box(y.sum().backward());
+            };
+            step();
+            let (mut banded, mut whole) = (Vec::new(), Vec::new());
+            for _ in 0..9 {
+                crate::set_conv_row_bands(true);
+                banded.push(time_one(&step));
+                crate::set_conv_row_bands(false);
+                whole.push(time_one(&step));
+            }
+            crate::set_conv_row_bands(true);
+            let (b, w) = (median(banded), median(whole));
+            println!("{what}: bands {b:.2} ms, whole matrix {w:.2} ms ({:.2}x)", b / w);
+        }
     }
 }

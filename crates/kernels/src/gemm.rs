@@ -81,32 +81,83 @@ pub(crate) fn matmul_uninit(dst: &mut [MaybeUninit<f32>], lhs: View, rhs: View) 
     // SAFETY: every index the GEMM reads lies inside the views (checked above) and it writes
     // exactly the `m × n` contiguous values of `dst`, a unique borrow that cannot overlap them;
     // with `read_dst = false` it never reads them.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr().cast::<f32>(),
-            1,
-            n as isize,
-            false,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    unsafe { product(kernels_for(), dst.as_mut_ptr().cast::<f32>(), lhs, rhs) };
     crate::record_gemm(2 * (m * n * k) as u64, start.elapsed().as_nanos() as u64);
 }
 
+
+/// The `gemm` crate's kernel sets a product can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernels {
+    /// 256-bit FMA (AVX2) kernels: 16 × 6 tiles.
+    Fma,
+    /// AVX-512 kernels: 64 × 6 tiles (compiled with the `avx512` feature only).
+    #[cfg_attr(not(all(feature = "avx512", target_arch = "x86_64")), allow(dead_code))]
+    Avx512,
+}
+
+/// The kernel set for our products on this CPU: FMA, or with the `avx512` feature on a CPU with
+/// AVX-512 the AVX-512 kernels unless `KERNELS_GEMM=fma` says otherwise (read once), so one
+/// binary compares both. (The `gemm` crate's own entry point picks AVX-512 whenever the feature is
+/// compiled in and the CPU has it, with no way to choose; on the Zen 4 development machine the
+/// FMA kernels were faster on 8 of our 10 product shapes: docs/benchmarks.md.)
+fn kernels_for() -> Kernels {
+    #[cfg(all(feature = "avx512", target_arch = "x86_64"))]
+    {
+        static CHOSEN: std::sync::OnceLock<Kernels> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+            if avx512 && std::env::var("KERNELS_GEMM").as_deref() != Ok("fma") { Kernels::Avx512 } else { Kernels::Fma }
+        })
+    }
+    #[cfg(not(all(feature = "avx512", target_arch = "x86_64")))]
+    Kernels::Fma
+}
+
+/// `dst (m×n, row-major, not read) = lhs · rhs` on the calling thread with the kernel set
+/// `kernels`, through the `gemm` crate's generic driver and its micro-kernels.
+///
+/// # Safety
+/// `dst` must be valid for writes of `lhs.rows × rhs.cols` values and not overlap the views,
+/// whose indices must lie inside their slices.
+unsafe fn product(kernels: Kernels, dst: *mut f32, lhs: View, rhs: View) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    let args = (m, n, k, dst, 1isize, n as isize, false, lhs.data.as_ptr(), lhs.col_stride as isize, lhs.row_stride as isize, rhs.data.as_ptr(), rhs.col_stride as isize, rhs.row_stride as isize);
+    match kernels {
+        #[cfg(all(feature = "avx512", target_arch = "x86_64"))]
+        Kernels::Avx512 => {
+            use gemm_f32::microkernel::avx512f::f32 as ukr;
+            let simd = gemm_common::simd::V4::try_new().expect("AVX-512 kernels chosen on a CPU without AVX-512");
+            let (m, n, k, dst, dst_cs, dst_rs, read_dst, l, l_cs, l_rs, r, r_cs, r_rs) = args;
+            // SAFETY: as the caller guarantees; the kernel tables are the crate's own for V4.
+            unsafe {
+                gemm_common::gemm::gemm_basic_generic::<_, f32, 16, 64, 6, 4, 4, 4>(
+                    simd, m, n, k, dst, dst_cs, dst_rs, read_dst, l, l_cs, l_rs, r, r_cs, r_rs, 0.0, 1.0, false, false, false,
+                    |a, b, c| a * b + c, &ukr::UKR, &ukr::H_UKR, false, gemm::Parallelism::None,
+                )
+            }
+        }
+        #[cfg(all(feature = "avx512", target_arch = "x86_64"))]
+        Kernels::Fma => {
+            use gemm_f32::microkernel::fma::f32 as ukr;
+            let simd = gemm_common::simd::V3::try_new().expect("FMA kernels on a CPU without AVX2 and FMA");
+            let (m, n, k, dst, dst_cs, dst_rs, read_dst, l, l_cs, l_rs, r, r_cs, r_rs) = args;
+            // SAFETY: as the caller guarantees; the kernel tables are the crate's own for V3.
+            unsafe {
+                gemm_common::gemm::gemm_basic_generic::<_, f32, 8, 16, 6, 2, 2, 2>(
+                    simd, m, n, k, dst, dst_cs, dst_rs, read_dst, l, l_cs, l_rs, r, r_cs, r_rs, 0.0, 1.0, false, false, false,
+                    |a, b, c| a * b + c, &ukr::UKR, &ukr::H_UKR, false, gemm::Parallelism::None,
+                )
+            }
+        }
+        #[cfg(not(all(feature = "avx512", target_arch = "x86_64")))]
+        _ => {
+            let (m, n, k, dst, dst_cs, dst_rs, read_dst, l, l_cs, l_rs, r, r_cs, r_rs) = args;
+            // SAFETY: as the caller guarantees.
+            unsafe { gemm::gemm(m, n, k, dst, dst_cs, dst_rs, read_dst, l, l_cs, l_rs, r, r_cs, r_rs, 0.0, 1.0, false, false, false, gemm::Parallelism::None) }
+        }
+    }
+}
 
 /// Below this many multiply-adds a product runs on the calling thread.
 const SERIAL_MACS: usize = 1 << 18;
@@ -286,6 +337,49 @@ mod tests {
                 std::hint::black_box(c);
             });
             println!("{what}: tiled {ms:.2} ms {gflops:.0} GFLOP/s; gemm's own parallelism {ms_crate:.2} ms {gflops_crate:.0} GFLOP/s");
+        }
+    }
+    /// One thread's GFLOP/s of each kernel set on the products of NC-VQVAE 128 × 500's step, in
+    /// the operand layouts our ops pass (`ᵀ`: a transposed view), alternating, best of 7:
+    /// `cargo test --release -p kernels --features avx512 kernel_sets -- --ignored --nocapture`.
+    #[cfg(all(feature = "avx512", target_arch = "x86_64"))]
+    #[test]
+    #[ignore]
+    fn kernel_sets() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            eprintln!("no AVX-512 on this CPU");
+            return;
+        }
+        // (what, m, k, n, lhs transposed, rhs transposed)
+        let shapes = [
+            ("conv forward, band 3 rows x 62: cols . W'T", 372, 768, 64, false, true),
+            ("conv forward, band 1 row x 62 x 5 samples: cols . W'T", 310, 512, 64, false, true),
+            ("conv forward, whole 5 rows x 62: cols . W'T", 310, 768, 64, false, true),
+            ("conv dx, band: g . W'", 372, 64, 768, false, false),
+            ("conv dW, band: gT . cols", 64, 372, 768, true, false),
+            ("residual forward 5 x 15 x 4 samples: cols . W'T", 300, 576, 64, false, true),
+            ("projector forward tile 64 rows: x . WT", 64, 4096, 4096, false, true),
+            ("projector forward column tile: x . WT", 256, 4096, 1024, false, true),
+            ("projector dx column tile: g . W", 256, 4096, 1024, false, false),
+            ("projector dW row tile: gT . x", 1024, 256, 4096, true, false),
+        ];
+        for (what, m, k, n, ta, tb) in shapes {
+            let a = values(m * k, 1);
+            let b = values(k * n, 2);
+            let lhs = if ta { View::row_major(&a, k, m).t() } else { View::row_major(&a, m, k) };
+            let rhs = if tb { View::row_major(&b, n, k).t() } else { View::row_major(&b, k, n) };
+            let mut dst = vec![0f32; m * n];
+            let mut best = [f64::INFINITY; 2];
+            for _ in 0..7 {
+                for (i, kernels) in [Kernels::Fma, Kernels::Avx512].into_iter().enumerate() {
+                    let start = std::time::Instant::now();
+                    // SAFETY: dst holds m × n values; the views are in bounds.
+                    unsafe { product(kernels, dst.as_mut_ptr(), lhs, rhs) };
+                    best[i] = best[i].min(start.elapsed().as_secs_f64());
+                }
+            }
+            let gflops = |s: f64| 2.0 * (m * k * n) as f64 / s / 1e9;
+            println!("{what} ({m}x{k}x{n}): FMA {:.0} GFLOP/s, AVX-512 {:.0} GFLOP/s", gflops(best[0]), gflops(best[1]));
         }
     }
 }

@@ -54,6 +54,61 @@ impl Geometry {
 }
 
 
+/// Consecutive output rows of a convolution that read the same kernel rows in the same way: per
+/// tap group, one input row (`oh·sh + taps[e][0] − top`, clamped to the edge with replicate
+/// padding). Kernel rows that read the zero padding are in no group; kernel rows that a replicate
+/// padding sends to the same edge row form one group, whose weights are summed. On the encoder's
+/// 5 frequency rows a 3-row kernel with padding 1 has three bands: the first and last output
+/// rows with 2 taps and the 3 between with all 3, so the GEMMs skip 2 of 15 kernel rows' work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Band {
+    /// The output rows.
+    pub(crate) rows: std::ops::Range<usize>,
+    /// The tap groups: kernel rows, ascending, each group reading one input row.
+    pub(crate) taps: Vec<Vec<usize>>,
+}
+
+impl Geometry {
+    /// The output rows of an input of `h` rows in [`Band`]s, top to bottom.
+    pub(crate) fn bands(&self, h: usize, w: usize) -> Vec<Band> {
+        let [kh, _] = self.kernel;
+        let [sh, _] = self.stride;
+        let top = self.padding[0];
+        let [ho, _] = self.output(h, w);
+        let mut bands: Vec<Band> = Vec::new();
+        for oh in 0..ho {
+            let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+            for i in 0..kh {
+                let raw = (oh * sh + i) as isize - top as isize;
+                let src = if (0..h as isize).contains(&raw) {
+                    raw as usize
+                } else if self.edge {
+                    raw.clamp(0, h as isize - 1) as usize
+                } else {
+                    continue;
+                };
+                match groups.last_mut() {
+                    Some((last, members)) if *last == src => members.push(i),
+                    _ => groups.push((src, vec![i])),
+                }
+            }
+            let taps: Vec<Vec<usize>> = groups.into_iter().map(|(_, members)| members).collect();
+            match bands.last_mut() {
+                Some(band) if band.taps == taps => band.rows.end = oh + 1,
+                _ => bands.push(Band { rows: oh..oh + 1, taps }),
+            }
+        }
+        bands
+    }
+
+    /// Whether every output row reads every kernel row from its own input row (no padding
+    /// along the rows reached): then the bands are one, the whole matrix.
+    pub(crate) fn rows_unpadded(&self, h: usize, w: usize) -> bool {
+        let bands = self.bands(h, w);
+        bands.len() == 1 && bands[0].taps.len() == self.kernel[0]
+    }
+}
+
 /// The same matrix from Burn's pad, stepped slices, stack and permute (any backend): the reference
 /// the flex kernels are tested against.
 #[cfg(all(test, feature = "flex"))]
@@ -77,7 +132,8 @@ fn im2col_slices(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
 pub(crate) mod flex {
     //! The kernels on slices.
 
-    use super::Geometry;
+    use super::{Band, Geometry};
+    use std::ops::Range;
 
     /// `src (n, rows, cols)` → `dst (n, cols, rows)`, plus `bias[c]` along the new rows `c` where
     /// given: the layout change between channels-first and channels-last, per sample, in blocks
@@ -161,17 +217,42 @@ pub(crate) mod flex {
     /// the calling thread: one contiguous copy of up to `kw·C` values per output position and
     /// kernel row, plus one of `C` values per tap in the padding.
     pub(crate) fn gather_into(xt: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, cols: &mut [f32]) {
-        let [kh, kw] = g.kernel;
-        let [sh, sw] = g.stride;
-        let [top, left, ..] = g.padding;
-        let [ho, wo] = g.output(h, w);
-        let k = kh * kw * c;
-        assert_eq!((xt.len(), cols.len()), (n * h * w * c, n * ho * wo * k), "im2col: sizes");
+        let [kh, _] = g.kernel;
+        let [sh, _] = g.stride;
+        let [ho, _] = g.output(h, w);
+        let top = g.padding[0];
+        gather_rows(xt, [n, c, h, w], g, 0..ho, kh, |oh, i| source((oh * sh + i) as isize - top as isize, h, g.edge), cols);
+    }
+
+    /// The rows of [`gather_into`]'s matrix for the output rows `band.rows` of every sample, with
+    /// only the band's taps: row `(b, oh, ow)` holds, per tap group `e` of the band, the `kw·C`
+    /// values of the one input row the group reads ([`Band`]). No zero rows of the padding.
+    pub(crate) fn gather_band_into(xt: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, band: &Band, cols: &mut [f32]) {
+        let [sh, _] = g.stride;
+        let top = g.padding[0];
+        gather_rows(xt, [n, c, h, w], g, band.rows.clone(), band.taps.len(), |oh, e| source((oh * sh + band.taps[e][0]) as isize - top as isize, h, g.edge), cols);
+    }
+
+    /// The gather for the output rows `rows` of each sample and `segments` kernel-row segments
+    /// per output position, segment `s` of output row `oh` reading input row `input_row(oh, s)`
+    /// (`None`: zeros).
+    #[allow(clippy::too_many_arguments)]
+    fn gather_rows(xt: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, rows: Range<usize>, segments: usize, input_row: impl Fn(usize, usize) -> Option<usize>, cols: &mut [f32]) {
+        let [_, kw] = g.kernel;
+        let [_, sw] = g.stride;
+        let left = g.padding[1];
+        let [_, wo] = g.output(h, w);
+        let k = segments * kw * c;
+        let band = rows.len();
+        assert_eq!((xt.len(), cols.len()), (n * h * w * c, n * band * wo * k), "im2col: sizes");
+        if k == 0 {
+            return;
+        }
         for (position, row) in cols.chunks_exact_mut(k).enumerate() {
-            let (b, oh, ow) = (position / (ho * wo), position / wo % ho, position % wo);
+            let (b, oh, ow) = (position / (band * wo), rows.start + position / wo % band, position % wo);
             let (columns, iw0) = taps(ow, sw, left, kw, w);
-            for (i, segment) in row.chunks_exact_mut(kw * c).enumerate() {
-                let Some(ih) = source((oh * sh + i) as isize - top as isize, h, g.edge) else {
+            for (s, segment) in row.chunks_exact_mut(kw * c).enumerate() {
+                let Some(ih) = input_row(oh, s) else {
                     segment.fill(0.0);
                     continue;
                 };
@@ -194,18 +275,40 @@ pub(crate) mod flex {
     /// calling thread, one contiguous run per output position and kernel row (and one of `C`
     /// values per tap in a replicate padding, added onto the edge it read).
     pub(crate) fn scatter_into(cols: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, xt: &mut [f32]) {
-        let [kh, kw] = g.kernel;
-        let [sh, sw] = g.stride;
-        let [top, left, ..] = g.padding;
-        let [ho, wo] = g.output(h, w);
-        let k = kh * kw * c;
-        assert_eq!((xt.len(), cols.len()), (n * h * w * c, n * ho * wo * k), "col2im: sizes");
+        let [kh, _] = g.kernel;
+        let [sh, _] = g.stride;
+        let [ho, _] = g.output(h, w);
+        let top = g.padding[0];
+        scatter_rows(cols, [n, c, h, w], g, 0..ho, kh, |oh, i| source((oh * sh + i) as isize - top as isize, h, g.edge), xt);
+    }
+
+    /// The adjoint of [`gather_band_into`]: adds the band's rows `cols` into `xt`, each tap
+    /// group's segment onto the one input row the group reads.
+    pub(crate) fn scatter_band_into(cols: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, band: &Band, xt: &mut [f32]) {
+        let [sh, _] = g.stride;
+        let top = g.padding[0];
+        scatter_rows(cols, [n, c, h, w], g, band.rows.clone(), band.taps.len(), |oh, e| source((oh * sh + band.taps[e][0]) as isize - top as isize, h, g.edge), xt);
+    }
+
+    /// The adjoint of [`gather_rows`].
+    #[allow(clippy::too_many_arguments)]
+    fn scatter_rows(cols: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, rows: Range<usize>, segments: usize, input_row: impl Fn(usize, usize) -> Option<usize>, xt: &mut [f32]) {
+        let [_, kw] = g.kernel;
+        let [_, sw] = g.stride;
+        let left = g.padding[1];
+        let [_, wo] = g.output(h, w);
+        let k = segments * kw * c;
+        let band = rows.len();
+        assert_eq!((xt.len(), cols.len()), (n * h * w * c, n * band * wo * k), "col2im: sizes");
+        if k == 0 {
+            return;
+        }
         let add = |dst: &mut [f32], src: &[f32]| dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
         for (position, row) in cols.chunks_exact(k).enumerate() {
-            let (b, oh, ow) = (position / (ho * wo), position / wo % ho, position % wo);
+            let (b, oh, ow) = (position / (band * wo), rows.start + position / wo % band, position % wo);
             let (columns, iw0) = taps(ow, sw, left, kw, w);
-            for (i, segment) in row.chunks_exact(kw * c).enumerate() {
-                let Some(ih) = source((oh * sh + i) as isize - top as isize, h, g.edge) else { continue };
+            for (s, segment) in row.chunks_exact(kw * c).enumerate() {
+                let Some(ih) = input_row(oh, s) else { continue };
                 let line = &mut xt[(b * h + ih) * w * c..][..w * c];
                 if !columns.is_empty() {
                     add(&mut line[iw0 * c..][..columns.len() * c], &segment[columns.start * c..columns.end * c]);
@@ -224,7 +327,7 @@ pub(crate) mod flex {
 
 #[cfg(all(test, feature = "flex"))]
 mod tests {
-    use super::flex::{gather_into, scatter_into, transpose_samples};
+    use super::flex::{gather_band_into, gather_into, scatter_band_into, scatter_into, transpose_samples};
     use super::*;
     use burn::tensor::{Device, Distribution};
 
@@ -265,6 +368,67 @@ mod tests {
                 for c in 0..cols {
                     assert_eq!(dst[(b * cols + c) * rows + r], src[(b * rows + r) * cols + c] + bias[c]);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn bands_of_the_encoder_layers_by_hand() {
+        // 3-row kernel, padding 1, on 5 rows: the first and last output rows lose a tap (zero
+        // padding) or read the edge row twice (replicate: that tap group is 2 kernel rows).
+        let zero = Geometry { kernel: [3, 3], stride: [1, 1], padding: [1, 1, 1, 1], edge: false };
+        let band = |rows: std::ops::Range<usize>, taps: &[&[usize]]| Band { rows, taps: taps.iter().map(|t| t.to_vec()).collect() };
+        assert_eq!(zero.bands(5, 9), vec![band(0..1, &[&[1], &[2]]), band(1..4, &[&[0], &[1], &[2]]), band(4..5, &[&[0], &[1]])]);
+        assert!(!zero.rows_unpadded(5, 9));
+        let edge = Geometry { kernel: [3, 4], stride: [1, 2], padding: [1, 1, 1, 1], edge: true };
+        assert_eq!(edge.bands(5, 13), vec![band(0..1, &[&[0, 1], &[2]]), band(1..4, &[&[0], &[1], &[2]]), band(4..5, &[&[0], &[1, 2]])]);
+        // Unpadded rows: one band, every tap.
+        let valid = Geometry { kernel: [3, 4], stride: [1, 2], padding: [0; 4], edge: false };
+        assert_eq!(valid.bands(5, 13), vec![band(0..3, &[&[0], &[1], &[2]])]);
+        assert!(valid.rows_unpadded(5, 13));
+        // A row that reads only padding has no taps.
+        let wide = Geometry { kernel: [1, 3], stride: [1, 1], padding: [1, 1, 1, 1], edge: false };
+        assert_eq!(wide.bands(1, 6), vec![band(0..1, &[]), band(1..2, &[&[0]]), band(2..3, &[])]);
+    }
+
+    #[test]
+    fn band_gathers_are_the_full_gathers_rows_and_their_scatters_its_adjoint() {
+        // Every band's row (b, oh, ow) holds, per tap group, the full gather's segment of the
+        // group's kernel rows (all equal within a group); kernel rows in no group read zeros; and
+        // <gather_band(x), r> = <x, scatter_band(r)>.
+        let device = Device::flex();
+        device.seed(9);
+        for g in GEOMETRIES {
+            let dims @ [b, c, h, w] = [2, 3, 5, 9];
+            let xt = channels_last(&values(Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device)), dims);
+            let [ho, wo] = g.output(h, w);
+            let [kh, kw] = g.kernel;
+            let (k, seg) = (kh * kw * c, kw * c);
+            let mut full = vec![f32::NAN; b * ho * wo * k];
+            gather_into(&xt, dims, g, &mut full);
+            let bands = g.bands(h, w);
+            assert_eq!(bands.iter().map(|band| band.rows.len()).sum::<usize>(), ho, "{g:?}: the bands cover the rows");
+            for band in &bands {
+                let kb = band.taps.len() * seg;
+                let mut cols = vec![f32::NAN; b * band.rows.len() * wo * kb];
+                gather_band_into(&xt, dims, g, band, &mut cols);
+                for (position, row) in cols.chunks(kb.max(1)).enumerate().take(b * band.rows.len() * wo) {
+                    let (bi, oh, ow) = (position / (band.rows.len() * wo), band.rows.start + position / wo % band.rows.len(), position % wo);
+                    let whole = &full[((bi * ho + oh) * wo + ow) * k..][..k];
+                    for i in 0..kh {
+                        let in_group = band.taps.iter().position(|group| group.contains(&i));
+                        match in_group {
+                            Some(e) => assert_eq!(&row[e * seg..][..seg], &whole[i * seg..][..seg], "{g:?} row {oh} tap {i}"),
+                            None => assert!(whole[i * seg..][..seg].iter().all(|&v| v == 0.0), "{g:?} row {oh}: tap {i} in no group reads padding"),
+                        }
+                    }
+                }
+                let r: Vec<f32> = (0..cols.len()).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
+                let mut back = vec![0f32; xt.len()];
+                scatter_band_into(&r, dims, g, band, &mut back);
+                let lhs: f64 = cols.iter().zip(&r).map(|(a, b)| *a as f64 * *b as f64).sum();
+                let rhs: f64 = xt.iter().zip(&back).map(|(a, b)| *a as f64 * *b as f64).sum();
+                assert!((lhs - rhs).abs() <= 1e-3 * (1.0 + lhs.abs()), "{g:?} band {:?}: {lhs} vs {rhs}", band.rows);
             }
         }
     }

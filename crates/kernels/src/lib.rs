@@ -92,6 +92,22 @@ pub(crate) fn record_gemm(flops: u64, nanos: u64) {
     NANOS.fetch_add(nanos, Ordering::Relaxed);
 }
 
+static ROW_BANDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether channels-last convolutions with padded rows run per row band, skipping the taps that
+/// read the padding (`true`, the default), or over the whole im2col matrix as before (`false`):
+/// the same values either way (to rounding), for comparisons of the two in one process (the
+/// convolution benchmark `conv_throughput` and the step benchmark in `nc-vqvae`'s `bench`
+/// module). Process-wide; takes effect at the next convolution.
+pub fn set_conv_row_bands(on: bool) {
+    ROW_BANDS.store(on, Ordering::Relaxed);
+}
+
+/// Whether the row bands of [`set_conv_row_bands`] are on.
+pub fn conv_row_bands() -> bool {
+    ROW_BANDS.load(Ordering::Relaxed)
+}
+
 #[cfg(all(test, feature = "flex"))]
 mod tests {
     use burn::module::Param;
