@@ -133,13 +133,16 @@ mod tests {
         let conv = Conv2dConfig::new([16, 32], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
         let layer = LinearConfig::new(64, 48).init(&device);
         let norm = BatchNormConfig::new(64).init(&device);
+        // Channels-last with padded rows: the row bands' path.
+        let banded = Conv2dConfig::new([16, 32], [3, 4]).with_stride([1, 2]).init(&device);
         let run = || {
             pool.install(|| {
                 let y = crate::conv2d(&conv, image.clone().detach().require_grad());
+                let u = crate::conv2d_channels_last(&banded, image.clone().detach().require_grad().permute([0, 2, 3, 1]), [1, 1, 1, 1]);
                 let z = crate::linear(&layer, crate::batch_norm(&norm, rows.clone().detach().require_grad()));
-                let grads: Gradients = ((y.clone() * y).sum() + (z.clone() * z).sum()).backward();
+                let grads: Gradients = ((y.clone() * y).sum() + (z.clone() * z).sum() + (u.clone() * u).sum()).backward();
                 let grad = |p: &Param<Tensor<1>>| bits(p.grad(&grads));
-                [bits(conv.weight.grad(&grads)), grad(conv.bias.as_ref().unwrap()), grad(layer.bias.as_ref().unwrap()), grad(&norm.gamma), grad(&norm.beta)]
+                [bits(conv.weight.grad(&grads)), grad(conv.bias.as_ref().unwrap()), grad(layer.bias.as_ref().unwrap()), grad(&norm.gamma), grad(&norm.beta), bits(banded.weight.grad(&grads))]
             })
         };
         let first = run();
