@@ -398,37 +398,54 @@ fn series(shape: Shape, device: &Device) -> Tensor<3> {
     Tensor::random([shape.batch, 1, shape.length], Distribution::Normal(0.0, 1.0), device)
 }
 
-/// Times training steps of `model`: `loss` builds the step's loss (read back once, as a training
-/// loop logs it), then backward and the thesis' stage-1 AdamW update (docs/reference.md §8.1, from the
-/// `Stage1Config` defaults).
-fn time_training<M: Module>(options: &BenchOptions, device: &Device, model: M, mut loss: impl FnMut(&M) -> Tensor<1>) -> Result<Measured, BenchError> {
+/// Training steps of `model`, one per call: `loss` builds the step's loss (read back once, as a
+/// training loop logs it), then backward and the thesis' stage-1 AdamW update (docs/reference.md
+/// §8.1, from the `Stage1Config` defaults).
+fn trainer<M: Module>(model: M, mut loss: impl FnMut(&M) -> Tensor<1>) -> impl FnMut() {
     let c = Stage1Config::new("bench");
     let mut optim = train::adamw(c.beta1, c.beta2, c.epsilon, c.weight_decay);
     let mut model = Some(model);
-    time_steps(options, device, || {
+    move || {
         let m = model.take().expect("model is put back after every step");
         let l = loss(&m);
         let _ = l.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(l.backward(), &m);
         model = Some(optim.step(c.lr, m, grads));
+    }
+}
+
+/// Times training steps of `model` ([`trainer`]).
+fn time_training<M: Module>(options: &BenchOptions, device: &Device, model: M, loss: impl FnMut(&M) -> Tensor<1>) -> Result<Measured, BenchError> {
+    let mut step = trainer(model, loss);
+    time_steps(options, device, || {
+        step();
         Ok(())
     })
+}
+
+/// The stage-1 training steps of NC-VQVAE (Barlow Twins, `projector_dim`) or, without
+/// `nc_vqvae`, of the baseline VQ-VAE at `shape` on the autodiff device `train`, one per call.
+fn stage1_trainer<'a>(nc_vqvae: bool, shape: Shape, projector_dim: usize, train: &'a Device) -> Result<Box<dyn FnMut() + 'a>, BenchError> {
+    if !nc_vqvae {
+        return Ok(Box::new(trainer(VqVaeConfig::new(shape.length).init(train)?, move |m| m.losses(series(shape, train)).total)));
+    }
+    let config = NcVqVaeConfig::new(VqVaeConfig::new(shape.length), SslMethod::BarlowTwins).with_projector_dim(projector_dim);
+    Ok(Box::new(trainer(config.init(train)?, move |m| {
+        let x = series(shape, train);
+        let x_aug = x.clone() + series(shape, train) * 0.1;
+        m.losses(x, x_aug).total
+    })))
 }
 
 fn time_case(case: Case, shape: Shape, options: &BenchOptions, device: &Device) -> Result<Measured, BenchError> {
     let train = device.clone().autodiff();
     train.seed(options.seed);
     match case {
-        Case::Stage1Baseline => {
-            let model = VqVaeConfig::new(shape.length).init(&train)?;
-            time_training(options, device, model, |m| m.losses(series(shape, &train)).total)
-        }
-        Case::Stage1NcVqvae => {
-            let config = NcVqVaeConfig::new(VqVaeConfig::new(shape.length), SslMethod::BarlowTwins).with_projector_dim(options.projector_dim);
-            time_training(options, device, config.init(&train)?, |m| {
-                let x = series(shape, &train);
-                let x_aug = x.clone() + series(shape, &train) * 0.1;
-                m.losses(x, x_aug).total
+        Case::Stage1Baseline | Case::Stage1NcVqvae => {
+            let mut step = stage1_trainer(case == Case::Stage1NcVqvae, shape, options.projector_dim, &train)?;
+            time_steps(options, device, || {
+                step();
+                Ok(())
             })
         }
         Case::Stage2Prior => {
@@ -555,30 +572,7 @@ mod tests {
                 let shape: Shape = shape.parse().unwrap();
                 let train = device.clone().autodiff();
                 train.seed(1);
-                let c = Stage1Config::new("bench");
-                let mut optim = train::adamw(c.beta1, c.beta2, c.epsilon, c.weight_decay);
-                let mut one_step: Box<dyn FnMut()> = if case == Case::Stage1NcVqvae {
-                    let mut model = Some(NcVqVaeConfig::new(VqVaeConfig::new(shape.length), SslMethod::BarlowTwins).init(&train).unwrap());
-                    let train = train.clone();
-                    Box::new(move || {
-                        let m = model.take().unwrap();
-                        let x = series(shape, &train);
-                        let l = m.losses(x.clone(), x + series(shape, &train) * 0.1).total;
-                        let _ = l.clone().into_scalar::<f32>();
-                        let grads = GradientsParams::from_grads(l.backward(), &m);
-                        model = Some(optim.step(c.lr, m, grads));
-                    })
-                } else {
-                    let mut model = Some(VqVaeConfig::new(shape.length).init(&train).unwrap());
-                    let train = train.clone();
-                    Box::new(move || {
-                        let m = model.take().unwrap();
-                        let l = m.losses(series(shape, &train)).total;
-                        let _ = l.clone().into_scalar::<f32>();
-                        let grads = GradientsParams::from_grads(l.backward(), &m);
-                        model = Some(optim.step(c.lr, m, grads));
-                    })
-                };
+                let mut one_step = stage1_trainer(case == Case::Stage1NcVqvae, shape, BenchOptions::default().projector_dim, &train).unwrap();
                 let mut step = |bands: bool| {
                     kernels::set_conv_row_bands(bands);
                     let start = Instant::now();

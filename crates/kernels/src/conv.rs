@@ -361,24 +361,27 @@ mod flex {
             self.shape(self.out_channels, self.geometry.output(self.height, self.width))
         }
 
-        /// Sample ranges, one per work item: each large enough for an efficient GEMM, and a
-        /// multiple of the thread count of them so both cores get equal work.
-        fn chunks(&self) -> Vec<Range<usize>> {
+        /// Sample ranges, one per work item: each large enough for an efficient GEMM (`rows`
+        /// GEMM rows per sample in its smallest product), and a multiple of the thread count of
+        /// them so both cores get equal work.
+        fn chunks(&self, rows: usize) -> Vec<Range<usize>> {
             let b = self.batch;
             if b == 0 {
                 return Vec::new();
             }
             let threads = rayon::current_num_threads().max(1);
-            let per = match self.band_rows() {
-                // Each band's GEMM gets the rows (measured with `conv_throughput`: chunks sized
-                // by the whole matrix left the edge bands' GEMMs at 62 rows, and the bands
-                // saved 3–6 % of the op instead of 5–11 %; chunks of ≥ 1,024 rows per band were
-                // slower than no bands).
-                Some(rows) => MIN_ROWS.div_ceil(rows.max(1)).max(1),
-                None => MIN_ROWS.div_ceil(self.p().max(1)).max(1),
-            };
+            let per = MIN_ROWS.div_ceil(rows.max(1)).max(1);
             let items = (b.div_ceil(per).div_ceil(threads) * threads).min(b);
             (0..items).map(|i| i * b / items..(i + 1) * b / items).collect()
+        }
+
+        /// GEMM rows per sample of a chunk's smallest product: the smallest band's where the
+        /// passes run per row band, otherwise the whole matrix's `Ho·Wo`. Sized by the whole
+        /// matrix, the edge bands' GEMMs had 62 rows and the bands saved 3–6 % of the op instead
+        /// of 5–11 % (`conv_throughput`; chunks of ≥ 1,024 rows per band were slower than no
+        /// bands).
+        fn gemm_rows(&self, bands: Option<&[(Band, Vec<f32>)]>) -> usize {
+            bands.and_then(|bands| bands.iter().map(|(band, _)| band.rows.len() * self.wo()).min()).unwrap_or_else(|| self.p())
         }
 
         /// Whether the im2col matrix of a channels-last chunk is the chunk itself: a 1 × 1 kernel
@@ -395,11 +398,14 @@ mod flex {
         /// row once where a replicate padding repeats it): on the 5 frequency rows with a 3-row
         /// kernel, 2 of the 15 kernel rows' work.
         fn banded(&self, wp: &[f32]) -> Option<Vec<(Band, Vec<f32>)>> {
-            if !self.uses_bands() {
+            if !crate::conv_row_bands() || !self.channels_last || self.pointwise() {
+                return None;
+            }
+            let bands = self.geometry.bands(self.height, self.width);
+            if Band::whole(&bands, self.geometry.kernel[0]) {
                 return None;
             }
             let (o, k, seg) = (self.out_channels, self.k(), self.geometry.kernel[1] * self.channels);
-            let bands = self.geometry.bands(self.height, self.width);
             Some(
                 bands
                     .into_iter()
@@ -420,20 +426,6 @@ mod flex {
             )
         }
 
-        /// Whether the GEMMs run per row band ([`Plan::banded`]): channels-last, not pointwise,
-        /// with padded rows.
-        fn uses_bands(&self) -> bool {
-            crate::conv_row_bands() && self.channels_last && !self.pointwise() && !self.geometry.rows_unpadded(self.height, self.width)
-        }
-
-        /// Where the GEMMs run per row band: the GEMM rows per sample of the smallest band.
-        fn band_rows(&self) -> Option<usize> {
-            if !self.uses_bands() {
-                return None;
-            }
-            self.geometry.bands(self.height, self.width).iter().map(|band| band.rows.len() * self.wo()).min()
-        }
-
         /// Output rows per sample: `Wo`.
         fn wo(&self) -> usize {
             self.geometry.output(self.height, self.width)[1]
@@ -448,11 +440,11 @@ mod flex {
         /// pieces empty where `out_per_sample` is 0) and sums the weight-gradient partials,
         /// un-permuted. The output pieces arrive uninitialised: `chunk` must write every value
         /// of its piece ([`zeroed_piece`] first where it only adds into it).
-        fn chunk_pass(&self, out_per_sample: usize, want_dw: bool, chunk: impl Fn(Range<usize>, &mut [MaybeUninit<f32>], &mut [f32]) + Sync) -> (Vec<f32>, Option<Vec<f32>>) {
+        fn chunk_pass(&self, out_per_sample: usize, rows: usize, want_dw: bool, chunk: impl Fn(Range<usize>, &mut [MaybeUninit<f32>], &mut [f32]) + Sync) -> (Vec<f32>, Option<Vec<f32>>) {
             let (k, o) = (self.k(), self.out_channels);
             let total = self.batch * out_per_sample;
             let mut out: Vec<f32> = Vec::with_capacity(total);
-            let chunks = self.chunks();
+            let chunks = self.chunks(rows);
             let pieces = split_mut(&mut out.spare_capacity_mut()[..total], &chunks, out_per_sample);
             let mut work: Vec<(Range<usize>, &mut [std::mem::MaybeUninit<f32>])> = chunks.iter().cloned().zip(pieces).collect();
             // One task per thread, each over a fixed run of consecutive chunks, its dW partial
@@ -493,7 +485,7 @@ mod flex {
             let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
             let wp = permute_weight(w, self.weight_dims(), false);
             let bands = self.banded(&wp);
-            let (y, dw) = self.chunk_pass(if want_y { o * p } else { 0 }, want_dw, |range, y, dw| {
+            let (y, dw) = self.chunk_pass(if want_y { o * p } else { 0 }, self.gemm_rows(bands.as_deref()), want_dw, |range, y, dw| {
                 let n = range.len();
                 if self.pointwise() {
                     // x (n, H, W, C) is its own im2col matrix (k = C, p = q).
@@ -509,14 +501,14 @@ mod flex {
                     return;
                 }
                 if let Some(bands) = &bands {
-                    let wo = self.wo();
+                    let (wo, seg) = (self.wo(), self.geometry.kernel[1] * c);
                     let xs = &x[range.start * q * c..range.end * q * c];
                     return with_scratch([if want_dw { n * p * o } else { 0 }, n * p * k, if want_y { n * p * o } else { 0 }], |gb, cols, t| {
                         if want_dw {
                             dw.fill(0.0);
                         }
                         for (band, wb) in bands {
-                            let (m, kb) = (n * band.rows.len() * wo, band.taps.len() * self.geometry.kernel[1] * c);
+                            let (m, kb) = (n * band.rows.len() * wo, band.taps.len() * seg);
                             let cols = &mut cols[..m * kb];
                             gather_band_into(xs, self.input_dims(n), self.geometry, band, cols);
                             if want_y {
@@ -527,7 +519,7 @@ mod flex {
                             if want_dw {
                                 let gb = &mut gb[..m * o];
                                 rows_to_band(&g[range.start * p * o..range.end * p * o], n, &band.rows, wo * o, gb);
-                                add_band_weight_grad(dw, gb, cols, band, [m, o, k], self.geometry.kernel[1] * c);
+                                add_band_weight_grad(dw, gb, cols, band, [m, o, k], seg);
                             }
                         }
                     });
@@ -571,7 +563,7 @@ mod flex {
             let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
             let wp = permute_weight(w, self.weight_dims(), false);
             let bands = self.banded(&wp);
-            let (dx, dw) = self.chunk_pass(if want_dx { c * q } else { 0 }, want_dw, |range, dx, dw| {
+            let (dx, dw) = self.chunk_pass(if want_dx { c * q } else { 0 }, self.gemm_rows(bands.as_deref()), want_dw, |range, dx, dw| {
                 let n = range.len();
                 if self.pointwise() {
                     // dx = g · W' is the input gradient itself (no scatter-add, nothing to zero),

@@ -122,13 +122,15 @@ fn kernels_for() -> Kernels {
 /// whose indices must lie inside their slices.
 unsafe fn product(kernels: Kernels, dst: *mut f32, lhs: View, rhs: View) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    let args = (m, n, k, dst, 1isize, n as isize, false, lhs.data.as_ptr(), lhs.col_stride as isize, lhs.row_stride as isize, rhs.data.as_ptr(), rhs.col_stride as isize, rhs.row_stride as isize);
+    // The crate's arguments: `dst` row-major (column stride 1, row stride n), never read.
+    let (dst_cs, dst_rs, read_dst) = (1isize, n as isize, false);
+    let (l, l_cs, l_rs) = (lhs.data.as_ptr(), lhs.col_stride as isize, lhs.row_stride as isize);
+    let (r, r_cs, r_rs) = (rhs.data.as_ptr(), rhs.col_stride as isize, rhs.row_stride as isize);
     match kernels {
         #[cfg(all(feature = "avx512", target_arch = "x86_64"))]
         Kernels::Avx512 => {
             use gemm_f32::microkernel::avx512f::f32 as ukr;
             let simd = gemm_common::simd::V4::try_new().expect("AVX-512 kernels chosen on a CPU without AVX-512");
-            let (m, n, k, dst, dst_cs, dst_rs, read_dst, l, l_cs, l_rs, r, r_cs, r_rs) = args;
             // SAFETY: as the caller guarantees; the kernel tables are the crate's own for V4.
             unsafe {
                 gemm_common::gemm::gemm_basic_generic::<_, f32, 16, 64, 6, 4, 4, 4>(
@@ -141,7 +143,6 @@ unsafe fn product(kernels: Kernels, dst: *mut f32, lhs: View, rhs: View) {
         Kernels::Fma => {
             use gemm_f32::microkernel::fma::f32 as ukr;
             let simd = gemm_common::simd::V3::try_new().expect("FMA kernels on a CPU without AVX2 and FMA");
-            let (m, n, k, dst, dst_cs, dst_rs, read_dst, l, l_cs, l_rs, r, r_cs, r_rs) = args;
             // SAFETY: as the caller guarantees; the kernel tables are the crate's own for V3.
             unsafe {
                 gemm_common::gemm::gemm_basic_generic::<_, f32, 8, 16, 6, 2, 2, 2>(
@@ -150,12 +151,9 @@ unsafe fn product(kernels: Kernels, dst: *mut f32, lhs: View, rhs: View) {
                 )
             }
         }
+        // SAFETY: as the caller guarantees.
         #[cfg(not(all(feature = "avx512", target_arch = "x86_64")))]
-        _ => {
-            let (m, n, k, dst, dst_cs, dst_rs, read_dst, l, l_cs, l_rs, r, r_cs, r_rs) = args;
-            // SAFETY: as the caller guarantees.
-            unsafe { gemm::gemm(m, n, k, dst, dst_cs, dst_rs, read_dst, l, l_cs, l_rs, r, r_cs, r_rs, 0.0, 1.0, false, false, false, gemm::Parallelism::None) }
-        }
+        _ => unsafe { gemm::gemm(m, n, k, dst, dst_cs, dst_rs, read_dst, l, l_cs, l_rs, r, r_cs, r_rs, 0.0, 1.0, false, false, false, gemm::Parallelism::None) },
     }
 }
 

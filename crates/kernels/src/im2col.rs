@@ -101,11 +101,13 @@ impl Geometry {
         bands
     }
 
-    /// Whether every output row reads every kernel row from its own input row (no padding
-    /// along the rows reached): then the bands are one, the whole matrix.
-    pub(crate) fn rows_unpadded(&self, h: usize, w: usize) -> bool {
-        let bands = self.bands(h, w);
-        bands.len() == 1 && bands[0].taps.len() == self.kernel[0]
+}
+
+impl Band {
+    /// Whether `bands` (of a kernel of `kernel_rows` rows) are the whole matrix: one band whose
+    /// every kernel row reads its own input row (no padding along the rows reached).
+    pub(crate) fn whole(bands: &[Band], kernel_rows: usize) -> bool {
+        bands.len() == 1 && bands[0].taps.len() == kernel_rows
     }
 }
 
@@ -379,13 +381,13 @@ mod tests {
         let zero = Geometry { kernel: [3, 3], stride: [1, 1], padding: [1, 1, 1, 1], edge: false };
         let band = |rows: std::ops::Range<usize>, taps: &[&[usize]]| Band { rows, taps: taps.iter().map(|t| t.to_vec()).collect() };
         assert_eq!(zero.bands(5, 9), vec![band(0..1, &[&[1], &[2]]), band(1..4, &[&[0], &[1], &[2]]), band(4..5, &[&[0], &[1]])]);
-        assert!(!zero.rows_unpadded(5, 9));
+        assert!(!Band::whole(&zero.bands(5, 9), 3));
         let edge = Geometry { kernel: [3, 4], stride: [1, 2], padding: [1, 1, 1, 1], edge: true };
         assert_eq!(edge.bands(5, 13), vec![band(0..1, &[&[0, 1], &[2]]), band(1..4, &[&[0], &[1], &[2]]), band(4..5, &[&[0], &[1, 2]])]);
         // Unpadded rows: one band, every tap.
         let valid = Geometry { kernel: [3, 4], stride: [1, 2], padding: [0; 4], edge: false };
         assert_eq!(valid.bands(5, 13), vec![band(0..3, &[&[0], &[1], &[2]])]);
-        assert!(valid.rows_unpadded(5, 13));
+        assert!(Band::whole(&valid.bands(5, 13), 3));
         // A row that reads only padding has no taps.
         let wide = Geometry { kernel: [1, 3], stride: [1, 1], padding: [1, 1, 1, 1], edge: false };
         assert_eq!(wide.bands(1, 6), vec![band(0..1, &[]), band(1..2, &[&[0]]), band(2..3, &[])]);
