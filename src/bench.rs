@@ -558,14 +558,11 @@ pub fn table(report: &BenchReport) -> String {
 mod tests {
     use super::*;
 
-    /// The NC-VQVAE and baseline stage-1 steps at 128 × 500 and 128 × 140 with the convolutions'
-    /// row bands on and off, alternating step by step in one process (a noisy machine then slows
-    /// both alike), medians of 12 steps each: `RAYON_NUM_THREADS=2 cargo test --release --lib
-    /// row_bands_in_the_training_steps -- --ignored --nocapture` (docs/benchmarks.md).
+    /// The NC-VQVAE and baseline stage-1 steps at 128 × 500 and 128 × 140 with one of the
+    /// convolutions' switches on and off, alternating step by step in one process (a noisy
+    /// machine then slows both alike), medians of 12 steps each.
     #[cfg(feature = "cpu")]
-    #[test]
-    #[ignore]
-    fn row_bands_in_the_training_steps() {
+    fn switch_in_the_training_steps(on_name: &str, off_name: &str, switch: fn(bool)) {
         let device = Device::flex();
         kernels::on_pool(|| {
             for (case, shape) in [(Case::Stage1NcVqvae, "128x500"), (Case::Stage1Baseline, "128x500"), (Case::Stage1Baseline, "128x140")] {
@@ -573,8 +570,8 @@ mod tests {
                 let train = device.clone().autodiff();
                 train.seed(1);
                 let mut one_step = stage1_trainer(case == Case::Stage1NcVqvae, shape, BenchOptions::default().projector_dim, &train).unwrap();
-                let mut step = |bands: bool| {
-                    kernels::set_conv_row_bands(bands);
+                let mut step = |on: bool| {
+                    switch(on);
                     let start = Instant::now();
                     one_step();
                     start.elapsed().as_secs_f64() * 1e3
@@ -586,13 +583,33 @@ mod tests {
                     on.push(step(true));
                     off.push(step(false));
                 }
-                kernels::set_conv_row_bands(true);
+                switch(true);
                 on.sort_by(f64::total_cmp);
                 off.sort_by(f64::total_cmp);
                 let (a, b) = (median(&on), median(&off));
-                println!("{} {}x{}: row bands {a:.1} ms, whole matrix {b:.1} ms ({:.3}x)", case.name(), shape.batch, shape.length, a / b);
+                println!("{} {}x{}: {on_name} {a:.1} ms, {off_name} {b:.1} ms ({:.3}x)", case.name(), shape.batch, shape.length, a / b);
             }
         });
+    }
+
+    /// [`switch_in_the_training_steps`] for the row bands: `RAYON_NUM_THREADS=2 cargo test
+    /// --release --lib row_bands_in_the_training_steps -- --ignored --nocapture`
+    /// (docs/benchmarks.md).
+    #[cfg(feature = "cpu")]
+    #[test]
+    #[ignore]
+    fn row_bands_in_the_training_steps() {
+        switch_in_the_training_steps("row bands", "whole matrix", kernels::set_conv_row_bands);
+    }
+
+    /// [`switch_in_the_training_steps`] for the residual blocks' Winograd F(4, 3) against their
+    /// im2col GEMMs: `RAYON_NUM_THREADS=2 cargo test --release --lib
+    /// winograd_in_the_training_steps -- --ignored --nocapture` (docs/benchmarks.md).
+    #[cfg(feature = "cpu")]
+    #[test]
+    #[ignore]
+    fn winograd_in_the_training_steps() {
+        switch_in_the_training_steps("winograd", "im2col", kernels::set_conv_winograd);
     }
 
     #[test]

@@ -195,6 +195,7 @@ mod flex {
     use crate::buffers::{sum_in_order, tensor, values};
     use crate::im2col::flex::{gather_band_into, gather_into, scatter_band_into, scatter_into, transpose_samples};
     use crate::im2col::Band;
+    use crate::winograd::{self, POINTS};
 
     /// The ops as a Burn backend extension (flex and its autodiff decorator only).
     #[backend_extension(Flex, Autodiff)]
@@ -225,6 +226,12 @@ mod flex {
     /// Fewest GEMM rows (output positions) per chunk: below this the GEMM's packing of `W` and its edge tiles
     /// cost more than the parallel split gains.
     const MIN_ROWS: usize = 256;
+
+    /// Fewest rows of the smallest per-point GEMM of a Winograd chunk (its middle band's have 3×
+    /// as many). Its 6 transformed inputs are 1.5× the input where im2col's matrix is 3×, and
+    /// on 2 threads at the residual blocks' shapes chunks of ≥ 64 rows beat ≥ 32, 128 and 256
+    /// (`conv_throughput`: 0.60–0.64× of im2col against 0.70–0.75× at 256).
+    const WINOGRAD_MIN_ROWS: usize = 64;
 
     /// A convolution of `batch` inputs `(C, H, W)` with `O` output channels: the shapes every
     /// kernel below works on. A transposed convolution is planned as the convolution it is the
@@ -290,6 +297,18 @@ mod flex {
             }
         }
         out
+    }
+
+    /// The row-major `rows × cols` matrix `m` transposed.
+    fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        assert_eq!(m.len(), rows * cols, "transpose: size");
+        let mut t = vec![0f32; m.len()];
+        for (r, row) in m.chunks_exact(cols.max(1)).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                t[c * rows + r] = v;
+            }
+        }
+        t
     }
 
     /// `data` cut into consecutive pieces of `ranges[i].len() · per` values.
@@ -362,26 +381,27 @@ mod flex {
         }
 
         /// Sample ranges, one per work item: each large enough for an efficient GEMM (`rows`
-        /// GEMM rows per sample in its smallest product), and a multiple of the thread count of
-        /// them so both cores get equal work.
-        fn chunks(&self, rows: usize) -> Vec<Range<usize>> {
+        /// GEMM rows per sample in its smallest product, at least `min_rows` of them), and a
+        /// multiple of the thread count of them so both cores get equal work.
+        fn chunks(&self, [rows, min_rows]: [usize; 2]) -> Vec<Range<usize>> {
             let b = self.batch;
             if b == 0 {
                 return Vec::new();
             }
             let threads = rayon::current_num_threads().max(1);
-            let per = MIN_ROWS.div_ceil(rows.max(1)).max(1);
+            let per = min_rows.div_ceil(rows.max(1)).max(1);
             let items = (b.div_ceil(per).div_ceil(threads) * threads).min(b);
             (0..items).map(|i| i * b / items..(i + 1) * b / items).collect()
         }
 
-        /// GEMM rows per sample of a chunk's smallest product: the smallest band's where the
-        /// passes run per row band, otherwise the whole matrix's `Ho·Wo`. Sized by the whole
+        /// GEMM rows per sample of a chunk's smallest product (the smallest band's where the
+        /// passes run per row band, otherwise the whole matrix's `Ho·Wo`), and the fewest rows it
+        /// should have ([`MIN_ROWS`]). Sized by the whole
         /// matrix, the edge bands' GEMMs had 62 rows and the bands saved 3–6 % of the op instead
         /// of 5–11 % (`conv_throughput`; chunks of ≥ 1,024 rows per band were slower than no
         /// bands).
-        fn gemm_rows(&self, bands: Option<&[(Band, Vec<f32>)]>) -> usize {
-            bands.and_then(|bands| bands.iter().map(|(band, _)| band.rows.len() * self.wo()).min()).unwrap_or_else(|| self.p())
+        fn gemm_rows(&self, bands: Option<&[(Band, Vec<f32>)]>) -> [usize; 2] {
+            [bands.and_then(|bands| bands.iter().map(|(band, _)| band.rows.len() * self.wo()).min()).unwrap_or_else(|| self.p()), MIN_ROWS]
         }
 
         /// Whether the im2col matrix of a channels-last chunk is the chunk itself: a 1 × 1 kernel
@@ -426,6 +446,46 @@ mod flex {
             )
         }
 
+        /// Where Winograd F(4, 3) applies ([`crate::winograd`]: channels-last, 3 kernel
+        /// columns, column stride 1, one zero column of padding either side): the row bands (or,
+        /// with the bands off, the whole matrix as one band whose padded taps read zeros), each
+        /// with its weight transform `U` (`Uᵀ` where `transposed`; empty unless `want_u`).
+        fn winograd(&self, wp: &[f32], want_u: bool, transposed: bool) -> Option<Vec<(Band, Vec<f32>)>> {
+            if !crate::conv_winograd() || !self.channels_last || self.pointwise() || !winograd::applies(&self.geometry) {
+                return None;
+            }
+            let [kh, _] = self.geometry.kernel;
+            let bands = if crate::conv_row_bands() {
+                self.geometry.bands(self.height, self.width)
+            } else {
+                vec![Band { rows: 0..self.geometry.output(self.height, self.width)[0], taps: (0..kh).map(|i| vec![i]).collect() }]
+            };
+            debug_assert_eq!(self.wo(), self.width, "winograd: as many output columns as input columns");
+            Some(
+                bands
+                    .into_iter()
+                    .map(|band| {
+                        let u = if want_u { winograd::weights(wp, [self.out_channels, kh, self.channels], &band, transposed) } else { Vec::new() };
+                        (band, u)
+                    })
+                    .collect(),
+            )
+        }
+
+        /// GEMM rows per sample of the Winograd passes' smallest product (one per band row and
+        /// tile), and the fewest rows it should have.
+        fn winograd_rows(&self, wino: &[(Band, Vec<f32>)]) -> [usize; 2] {
+            [wino.iter().map(|(band, _)| winograd::rows(1, band, self.wo())).min().unwrap_or(1), WINOGRAD_MIN_ROWS]
+        }
+
+        /// The largest `(GEMM rows, taps·C)` of the Winograd bands over `n` samples: the scratch
+        /// the passes need.
+        fn winograd_sizes(&self, wino: &[(Band, Vec<f32>)], n: usize) -> (usize, usize, usize) {
+            let c = self.channels;
+            let max = |f: &dyn Fn(usize, usize) -> usize| wino.iter().map(|(band, _)| f(winograd::rows(n, band, self.wo()), band.taps.len() * c)).max().unwrap_or(0);
+            (max(&|m, _| m), max(&|_, kb| kb), max(&|m, kb| m * kb))
+        }
+
         /// Output rows per sample: `Wo`.
         fn wo(&self) -> usize {
             self.geometry.output(self.height, self.width)[1]
@@ -440,7 +500,7 @@ mod flex {
         /// pieces empty where `out_per_sample` is 0) and sums the weight-gradient partials,
         /// un-permuted. The output pieces arrive uninitialised: `chunk` must write every value
         /// of its piece ([`zeroed_piece`] first where it only adds into it).
-        fn chunk_pass(&self, out_per_sample: usize, rows: usize, want_dw: bool, chunk: impl Fn(Range<usize>, &mut [MaybeUninit<f32>], &mut [f32]) + Sync) -> (Vec<f32>, Option<Vec<f32>>) {
+        fn chunk_pass(&self, out_per_sample: usize, rows: [usize; 2], want_dw: bool, chunk: impl Fn(Range<usize>, &mut [MaybeUninit<f32>], &mut [f32]) + Sync) -> (Vec<f32>, Option<Vec<f32>>) {
             let (k, o) = (self.k(), self.out_channels);
             let total = self.batch * out_per_sample;
             let mut out: Vec<f32> = Vec::with_capacity(total);
@@ -484,14 +544,54 @@ mod flex {
         fn im2col_pass(&self, x: &[f32], g: &[f32], w: &[f32], bias: Option<&[f32]>, want_y: bool, want_dw: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
             let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
             let wp = permute_weight(w, self.weight_dims(), false);
-            let bands = self.banded(&wp);
-            let (y, dw) = self.chunk_pass(if want_y { o * p } else { 0 }, self.gemm_rows(bands.as_deref()), want_dw, |range, y, dw| {
+            let wino = self.winograd(&wp, want_y, true);
+            let bands = if wino.is_some() { None } else { self.banded(&wp) };
+            let rows = wino.as_deref().map_or_else(|| self.gemm_rows(bands.as_deref()), |wino| self.winograd_rows(wino));
+            // A 1 × 1 convolution's forward multiplies by `W'ᵀ` laid out `(C, O)` row-major: with
+            // `k = C = 64` the GEMM ran at about half the rate on the transposed view of `W'`
+            // (40–50 against 75–98 GFLOP/s per thread in the stage-1 steps).
+            let wpt = if self.pointwise() && want_y { transpose(&wp, o, k) } else { Vec::new() };
+            let (y, dw) = self.chunk_pass(if want_y { o * p } else { 0 }, rows, want_dw, |range, y, dw| {
                 let n = range.len();
+                if let Some(wino) = &wino {
+                    let (wo, kh) = (self.wo(), self.geometry.kernel[0]);
+                    let (max_m, max_kb, max_mkb) = self.winograd_sizes(wino, n);
+                    let xs = &x[range.start * q * c..range.end * q * c];
+                    let products = (if want_y { max_m * o } else { 0 }).max(if want_dw { o * max_kb } else { 0 });
+                    return with_scratch([if want_dw { POINTS * max_m * o } else { 0 }, POINTS * max_mkb, POINTS * products], |e, v, mm| {
+                        if want_dw {
+                            dw.fill(0.0);
+                        }
+                        for (band, ut) in wino {
+                            let (m, kb) = (winograd::rows(n, band, wo), band.taps.len() * c);
+                            let v = &mut v[..POINTS * m * kb];
+                            winograd::input(xs, self.input_dims(n), self.geometry, band, v);
+                            if want_y {
+                                // M_ξ = V_ξ · U_ξᵀ, then y = Aᵀ M (+ bias) into the band's rows.
+                                let mm = &mut mm[..POINTS * m * o];
+                                for xi in 0..POINTS {
+                                    matmul(&mut mm[xi * m * o..][..m * o], View::row_major(&v[xi * m * kb..][..m * kb], m, kb), View::row_major(&ut[xi * kb * o..][..kb * o], kb, o));
+                                }
+                                winograd::output(mm, n, band, wo, o, bias, y);
+                            }
+                            if want_dw {
+                                // P_ξ = E_ξᵀ · V_ξ with E = A g, folded back onto the taps.
+                                let e = &mut e[..POINTS * m * o];
+                                winograd::output_adjoint(&g[range.start * p * o..range.end * p * o], n, band, wo, o, e);
+                                let pm = &mut mm[..POINTS * o * kb];
+                                for xi in 0..POINTS {
+                                    matmul(&mut pm[xi * o * kb..][..o * kb], View::row_major(&e[xi * m * o..][..m * o], m, o).t(), View::row_major(&v[xi * m * kb..][..m * kb], m, kb));
+                                }
+                                winograd::add_weight_grad(dw, pm, [o, kh, c], band);
+                            }
+                        }
+                    });
+                }
                 if self.pointwise() {
                     // x (n, H, W, C) is its own im2col matrix (k = C, p = q).
                     let cols = &x[range.start * q * c..range.end * q * c];
                     if want_y {
-                        matmul_uninit(y, View::row_major(cols, n * p, k), View::row_major(&wp, o, k).t());
+                        matmul_uninit(y, View::row_major(cols, n * p, k), View::row_major(&wpt, k, o));
                         // SAFETY: initialised by the GEMM just above.
                         add_rows(unsafe { assume_init(y) }, bias);
                     }
@@ -562,9 +662,47 @@ mod flex {
         fn scatter_pass(&self, g: &[f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, want_dx: bool, want_dw: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
             let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
             let wp = permute_weight(w, self.weight_dims(), false);
-            let bands = self.banded(&wp);
-            let (dx, dw) = self.chunk_pass(if want_dx { c * q } else { 0 }, self.gemm_rows(bands.as_deref()), want_dw, |range, dx, dw| {
+            let wino = self.winograd(&wp, want_dx, false);
+            let bands = if wino.is_some() { None } else { self.banded(&wp) };
+            let rows = wino.as_deref().map_or_else(|| self.gemm_rows(bands.as_deref()), |wino| self.winograd_rows(wino));
+            let (dx, dw) = self.chunk_pass(if want_dx { c * q } else { 0 }, rows, want_dw, |range, dx, dw| {
                 let n = range.len();
+                if let Some(wino) = &wino {
+                    let (wo, kh) = (self.wo(), self.geometry.kernel[0]);
+                    let (max_m, max_kb, max_mkb) = self.winograd_sizes(wino, n);
+                    let g = &g[range.start * p * o..range.end * p * o];
+                    return with_scratch([POINTS * max_m * o, POINTS * max_mkb, if want_dw { POINTS * o * max_kb } else { 0 }], |e, cols, pm| {
+                        // The adjoint adds into dx: zeroed by this worker.
+                        let mut dx = want_dx.then(|| zeroed_piece(dx));
+                        if want_dw {
+                            dw.fill(0.0);
+                        }
+                        for (band, u) in wino {
+                            let (m, kb) = (winograd::rows(n, band, wo), band.taps.len() * c);
+                            let e = &mut e[..POINTS * m * o];
+                            winograd::output_adjoint(g, n, band, wo, o, e);
+                            let cols = &mut cols[..POINTS * m * kb];
+                            if let Some(dx) = dx.as_deref_mut() {
+                                // R_ξ = E_ξ · U_ξ, added onto the input columns as Bᵀ R.
+                                for xi in 0..POINTS {
+                                    matmul(&mut cols[xi * m * kb..][..m * kb], View::row_major(&e[xi * m * o..][..m * o], m, o), View::row_major(&u[xi * o * kb..][..o * kb], o, kb));
+                                }
+                                winograd::input_adjoint(cols, self.input_dims(n), self.geometry, band, dx);
+                            }
+                            if want_dw {
+                                winograd::input(&x[range.start * q * c..range.end * q * c], self.input_dims(n), self.geometry, band, cols);
+                                let pm = &mut pm[..POINTS * o * kb];
+                                for xi in 0..POINTS {
+                                    matmul(&mut pm[xi * o * kb..][..o * kb], View::row_major(&e[xi * m * o..][..m * o], m, o).t(), View::row_major(&cols[xi * m * kb..][..m * kb], m, kb));
+                                }
+                                winograd::add_weight_grad(dw, pm, [o, kh, c], band);
+                            }
+                        }
+                        if let Some(dx) = dx {
+                            add_rows(dx, bias);
+                        }
+                    });
+                }
                 if self.pointwise() {
                     // dx = g · W' is the input gradient itself (no scatter-add, nothing to zero),
                     // and x its own im2col matrix.
@@ -1050,9 +1188,11 @@ mod tests {
     }
 
     /// Forward and backward of the encoder's and decoder's convolutions at NC-VQVAE 128 × 500's
-    /// shapes (channels-last, 64 channels, 5 rows), with the row bands and with the whole im2col
-    /// matrix, alternating, median of 9 each: `cargo test --release -p kernels conv_throughput
-    /// -- --ignored --nocapture`. In one process, so a noisy machine slows both alike.
+    /// shapes (channels-last, 64 channels, 5 rows) and the residual blocks' at the baseline
+    /// 128 × 140's (8 columns): with the row bands against the whole im2col matrix, and the
+    /// residual 3 × 3 as Winograd F(4, 3) against im2col with the bands, alternating, median of 9
+    /// each: `cargo test --release -p kernels conv_throughput -- --ignored --nocapture`. In one
+    /// process, so a noisy machine slows both alike.
     #[test]
     #[ignore]
     fn conv_throughput() {
@@ -1077,6 +1217,7 @@ mod tests {
             ("encoder 3x4 /2, replicate, 31 -> 15 columns", [128, 5, 31, 64], Box::new(|x| conv2d_channels_last(&strided, x, [1, 1, 1, 1]))),
             ("residual 3x3, zeros, 15 columns", [128, 5, 15, 64], Box::new(|x| conv2d_channels_last(&res, x, [0; 4]))),
             ("residual 3x3, zeros, 62 columns", [128, 5, 62, 64], Box::new(|x| conv2d_channels_last(&res, x, [0; 4]))),
+            ("residual 3x3, zeros, 8 columns", [128, 5, 8, 64], Box::new(|x| conv2d_channels_last(&res, x, [0; 4]))),
             ("decoder 3x4 x2 transposed, 15 -> 30 columns", [128, 5, 15, 64], Box::new(|x| conv_transpose2d_channels_last(&up, x))),
             ("decoder 3x4 x2 transposed, 62 -> 124 columns", [128, 5, 62, 64], Box::new(|x| conv_transpose2d_channels_last(&up, x))),
         ];
@@ -1087,16 +1228,21 @@ mod tests {
                 std::hint::black_box(y.sum().backward());
             };
             step();
+            // The residual convolutions: Winograd against im2col (both with bands); the others:
+            // bands against the whole matrix.
+            let residual = what.starts_with("residual");
+            let switch = |on: bool| if residual { crate::set_conv_winograd(on) } else { crate::set_conv_row_bands(on) };
             let (mut banded, mut whole) = (Vec::new(), Vec::new());
             for _ in 0..9 {
-                crate::set_conv_row_bands(true);
+                switch(true);
                 banded.push(time_one(&step));
-                crate::set_conv_row_bands(false);
+                switch(false);
                 whole.push(time_one(&step));
             }
-            crate::set_conv_row_bands(true);
+            switch(true);
             let (b, w) = (median(banded), median(whole));
-            println!("{what}: bands {b:.2} ms, whole matrix {w:.2} ms ({:.2}x)", b / w);
+            let (on, off) = if residual { ("winograd", "im2col") } else { ("bands", "whole matrix") };
+            println!("{what}: {on} {b:.2} ms, {off} {w:.2} ms ({:.2}x)", b / w);
         }
     }
 }

@@ -13,6 +13,8 @@ mod norm;
 mod rms_norm;
 #[cfg(feature = "flex")]
 mod simd;
+#[cfg(feature = "flex")]
+mod winograd;
 
 pub use activation::{gelu, leaky_relu};
 pub use attention::{attention, attention_packed};
@@ -108,6 +110,22 @@ pub fn conv_row_bands() -> bool {
     ROW_BANDS.load(Ordering::Relaxed)
 }
 
+static WINOGRAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether channels-last convolutions with 3 kernel columns, column stride 1 and one zero column
+/// of padding on either side (the residual blocks' 3 × 3) run as Winograd F(4, 3) along the
+/// columns (`true`, the default: half the multiply-adds), or as im2col GEMMs (`false`): the same
+/// values to rounding, for comparisons in one process like [`set_conv_row_bands`].
+/// Process-wide; takes effect at the next convolution.
+pub fn set_conv_winograd(on: bool) {
+    WINOGRAD.store(on, Ordering::Relaxed);
+}
+
+/// Whether the Winograd convolutions of [`set_conv_winograd`] are on.
+pub fn conv_winograd() -> bool {
+    WINOGRAD.load(Ordering::Relaxed)
+}
+
 #[cfg(all(test, feature = "flex"))]
 mod tests {
     use burn::module::Param;
@@ -135,14 +153,17 @@ mod tests {
         let norm = BatchNormConfig::new(64).init(&device);
         // Channels-last with padded rows: the row bands' path.
         let banded = Conv2dConfig::new([16, 32], [3, 4]).with_stride([1, 2]).init(&device);
+        // Channels-last 3 × 3 with zero padding: the Winograd path.
+        let winograd = Conv2dConfig::new([16, 16], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
         let run = || {
             pool.install(|| {
                 let y = crate::conv2d(&conv, image.clone().detach().require_grad());
                 let u = crate::conv2d_channels_last(&banded, image.clone().detach().require_grad().permute([0, 2, 3, 1]), [1, 1, 1, 1]);
+                let v = crate::conv2d_channels_last(&winograd, image.clone().detach().require_grad().permute([0, 2, 3, 1]), [0; 4]);
                 let z = crate::linear(&layer, crate::batch_norm(&norm, rows.clone().detach().require_grad()));
-                let grads: Gradients = ((y.clone() * y).sum() + (z.clone() * z).sum() + (u.clone() * u).sum()).backward();
+                let grads: Gradients = ((y.clone() * y).sum() + (z.clone() * z).sum() + (u.clone() * u).sum() + (v.clone() * v).sum()).backward();
                 let grad = |p: &Param<Tensor<1>>| bits(p.grad(&grads));
-                [bits(conv.weight.grad(&grads)), grad(conv.bias.as_ref().unwrap()), grad(layer.bias.as_ref().unwrap()), grad(&norm.gamma), grad(&norm.beta), bits(banded.weight.grad(&grads))]
+                [bits(conv.weight.grad(&grads)), grad(conv.bias.as_ref().unwrap()), grad(layer.bias.as_ref().unwrap()), grad(&norm.gamma), grad(&norm.beta), bits(banded.weight.grad(&grads)), bits(winograd.weight.grad(&grads))]
             })
         };
         let first = run();
