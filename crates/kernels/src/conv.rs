@@ -195,7 +195,7 @@ mod flex {
     use crate::buffers::{sum_in_order, tensor, values};
     use crate::im2col::flex::{gather_band_into, gather_into, scatter_band_into, scatter_into, transpose_samples};
     use crate::im2col::Band;
-    use crate::winograd::{self, POINTS};
+    use crate::winograd::{self, Scheme};
 
     /// The ops as a Burn backend extension (flex and its autodiff decorator only).
     #[backend_extension(Flex, Autodiff)]
@@ -232,6 +232,9 @@ mod flex {
     /// on 2 threads at the residual blocks' shapes chunks of ≥ 64 rows beat ≥ 32, 128 and 256
     /// (`conv_throughput`: 0.60–0.64× of im2col against 0.70–0.75× at 256).
     const WINOGRAD_MIN_ROWS: usize = 64;
+
+    /// A Winograd scheme with the row bands it runs on, each with its weight transform.
+    type Winograd = (&'static Scheme, Vec<(Band, Vec<f32>)>);
 
     /// A convolution of `batch` inputs `(C, H, W)` with `O` output channels: the shapes every
     /// kernel below works on. A transposed convolution is planned as the convolution it is the
@@ -446,43 +449,42 @@ mod flex {
             )
         }
 
-        /// Where Winograd F(4, 3) applies ([`crate::winograd`]: channels-last, 3 kernel
-        /// columns, column stride 1, one zero column of padding either side): the row bands (or,
-        /// with the bands off, the whole matrix as one band whose padded taps read zeros), each
-        /// with its weight transform `U` (`Uᵀ` where `transposed`; empty unless `want_u`).
-        fn winograd(&self, wp: &[f32], want_u: bool, transposed: bool) -> Option<Vec<(Band, Vec<f32>)>> {
-            if !crate::conv_winograd() || !self.channels_last || self.pointwise() || !winograd::applies(&self.geometry) {
+        /// Where a Winograd scheme applies ([`crate::winograd`]: channels-last, 3 kernel columns
+        /// at column stride 1 or 4 at stride 2): the scheme and the row bands (or, with the
+        /// bands off, the whole matrix as one band), each with its weight transform `U` (`Uᵀ`
+        /// where `transposed`; empty unless `want_u`).
+        fn winograd(&self, wp: &[f32], want_u: bool, transposed: bool) -> Option<Winograd> {
+            if !crate::conv_winograd() || !self.channels_last || self.pointwise() {
                 return None;
             }
+            let scheme = winograd::scheme(&self.geometry)?;
             let [kh, _] = self.geometry.kernel;
             let bands = if crate::conv_row_bands() {
                 self.geometry.bands(self.height, self.width)
             } else {
                 vec![Band { rows: 0..self.geometry.output(self.height, self.width)[0], taps: (0..kh).map(|i| vec![i]).collect() }]
             };
-            debug_assert_eq!(self.wo(), self.width, "winograd: as many output columns as input columns");
-            Some(
-                bands
-                    .into_iter()
-                    .map(|band| {
-                        let u = if want_u { winograd::weights(wp, [self.out_channels, kh, self.channels], &band, transposed) } else { Vec::new() };
-                        (band, u)
-                    })
-                    .collect(),
-            )
+            let bands = bands
+                .into_iter()
+                .map(|band| {
+                    let u = if want_u { winograd::weights(scheme, wp, [self.out_channels, kh, self.channels], &band, transposed) } else { Vec::new() };
+                    (band, u)
+                })
+                .collect();
+            Some((scheme, bands))
         }
 
         /// GEMM rows per sample of the Winograd passes' smallest product (one per band row and
         /// tile), and the fewest rows it should have.
-        fn winograd_rows(&self, wino: &[(Band, Vec<f32>)]) -> [usize; 2] {
-            [wino.iter().map(|(band, _)| winograd::rows(1, band, self.wo())).min().unwrap_or(1), WINOGRAD_MIN_ROWS]
+        fn winograd_rows(&self, (scheme, bands): &Winograd) -> [usize; 2] {
+            [bands.iter().map(|(band, _)| scheme.rows(1, band, self.wo())).min().unwrap_or(1), WINOGRAD_MIN_ROWS]
         }
 
-        /// The largest `(GEMM rows, taps·C)` of the Winograd bands over `n` samples: the scratch
-        /// the passes need.
-        fn winograd_sizes(&self, wino: &[(Band, Vec<f32>)], n: usize) -> (usize, usize, usize) {
+        /// The largest GEMM rows, inner dimension and their product of the Winograd bands over
+        /// `n` samples: the scratch the passes need.
+        fn winograd_sizes(&self, (scheme, bands): &Winograd, n: usize) -> (usize, usize, usize) {
             let c = self.channels;
-            let max = |f: &dyn Fn(usize, usize) -> usize| wino.iter().map(|(band, _)| f(winograd::rows(n, band, self.wo()), band.taps.len() * c)).max().unwrap_or(0);
+            let max = |f: &dyn Fn(usize, usize) -> usize| bands.iter().map(|(band, _)| f(scheme.rows(n, band, self.wo()), scheme.width(band, c))).max().unwrap_or(0);
             (max(&|m, _| m), max(&|_, kb| kb), max(&|m, kb| m * kb))
         }
 
@@ -546,7 +548,7 @@ mod flex {
             let wp = permute_weight(w, self.weight_dims(), false);
             let wino = self.winograd(&wp, want_y, true);
             let bands = if wino.is_some() { None } else { self.banded(&wp) };
-            let rows = wino.as_deref().map_or_else(|| self.gemm_rows(bands.as_deref()), |wino| self.winograd_rows(wino));
+            let rows = wino.as_ref().map_or_else(|| self.gemm_rows(bands.as_deref()), |wino| self.winograd_rows(wino));
             // A 1 × 1 convolution's forward multiplies by `W'ᵀ` laid out `(C, O)` row-major: with
             // `k = C = 64` the GEMM ran at about half the rate on the transposed view of `W'`
             // (40–50 against 75–98 GFLOP/s per thread in the stage-1 steps).
@@ -554,35 +556,35 @@ mod flex {
             let (y, dw) = self.chunk_pass(if want_y { o * p } else { 0 }, rows, want_dw, |range, y, dw| {
                 let n = range.len();
                 if let Some(wino) = &wino {
-                    let (wo, kh) = (self.wo(), self.geometry.kernel[0]);
+                    let (scheme, (wo, kh), np) = (wino.0, (self.wo(), self.geometry.kernel[0]), wino.0.points());
                     let (max_m, max_kb, max_mkb) = self.winograd_sizes(wino, n);
                     let xs = &x[range.start * q * c..range.end * q * c];
                     let products = (if want_y { max_m * o } else { 0 }).max(if want_dw { o * max_kb } else { 0 });
-                    return with_scratch([if want_dw { POINTS * max_m * o } else { 0 }, POINTS * max_mkb, POINTS * products], |e, v, mm| {
+                    return with_scratch([if want_dw { np * max_m * o } else { 0 }, np * max_mkb, np * products], |e, v, mm| {
                         if want_dw {
                             dw.fill(0.0);
                         }
-                        for (band, ut) in wino {
-                            let (m, kb) = (winograd::rows(n, band, wo), band.taps.len() * c);
-                            let v = &mut v[..POINTS * m * kb];
-                            winograd::input(xs, self.input_dims(n), self.geometry, band, v);
+                        for (band, ut) in &wino.1 {
+                            let (m, kb) = (scheme.rows(n, band, wo), scheme.width(band, c));
+                            let v = &mut v[..np * m * kb];
+                            winograd::input(scheme, xs, self.input_dims(n), self.geometry, band, v);
                             if want_y {
                                 // M_ξ = V_ξ · U_ξᵀ, then y = Aᵀ M (+ bias) into the band's rows.
-                                let mm = &mut mm[..POINTS * m * o];
-                                for xi in 0..POINTS {
+                                let mm = &mut mm[..np * m * o];
+                                for xi in 0..np {
                                     matmul(&mut mm[xi * m * o..][..m * o], View::row_major(&v[xi * m * kb..][..m * kb], m, kb), View::row_major(&ut[xi * kb * o..][..kb * o], kb, o));
                                 }
-                                winograd::output(mm, n, band, wo, o, bias, y);
+                                winograd::output(scheme, mm, n, band, wo, o, bias, y);
                             }
                             if want_dw {
                                 // P_ξ = E_ξᵀ · V_ξ with E = A g, folded back onto the taps.
-                                let e = &mut e[..POINTS * m * o];
-                                winograd::output_adjoint(&g[range.start * p * o..range.end * p * o], n, band, wo, o, e);
-                                let pm = &mut mm[..POINTS * o * kb];
-                                for xi in 0..POINTS {
+                                let e = &mut e[..np * m * o];
+                                winograd::output_adjoint(scheme, &g[range.start * p * o..range.end * p * o], n, band, wo, o, e);
+                                let pm = &mut mm[..np * o * kb];
+                                for xi in 0..np {
                                     matmul(&mut pm[xi * o * kb..][..o * kb], View::row_major(&e[xi * m * o..][..m * o], m, o).t(), View::row_major(&v[xi * m * kb..][..m * kb], m, kb));
                                 }
-                                winograd::add_weight_grad(dw, pm, [o, kh, c], band);
+                                winograd::add_weight_grad(scheme, dw, pm, [o, kh, c], band);
                             }
                         }
                     });
@@ -664,38 +666,38 @@ mod flex {
             let wp = permute_weight(w, self.weight_dims(), false);
             let wino = self.winograd(&wp, want_dx, false);
             let bands = if wino.is_some() { None } else { self.banded(&wp) };
-            let rows = wino.as_deref().map_or_else(|| self.gemm_rows(bands.as_deref()), |wino| self.winograd_rows(wino));
+            let rows = wino.as_ref().map_or_else(|| self.gemm_rows(bands.as_deref()), |wino| self.winograd_rows(wino));
             let (dx, dw) = self.chunk_pass(if want_dx { c * q } else { 0 }, rows, want_dw, |range, dx, dw| {
                 let n = range.len();
                 if let Some(wino) = &wino {
-                    let (wo, kh) = (self.wo(), self.geometry.kernel[0]);
+                    let (scheme, (wo, kh), np) = (wino.0, (self.wo(), self.geometry.kernel[0]), wino.0.points());
                     let (max_m, max_kb, max_mkb) = self.winograd_sizes(wino, n);
                     let g = &g[range.start * p * o..range.end * p * o];
-                    return with_scratch([POINTS * max_m * o, POINTS * max_mkb, if want_dw { POINTS * o * max_kb } else { 0 }], |e, cols, pm| {
+                    return with_scratch([np * max_m * o, np * max_mkb, if want_dw { np * o * max_kb } else { 0 }], |e, cols, pm| {
                         // The adjoint adds into dx: zeroed by this worker.
                         let mut dx = want_dx.then(|| zeroed_piece(dx));
                         if want_dw {
                             dw.fill(0.0);
                         }
-                        for (band, u) in wino {
-                            let (m, kb) = (winograd::rows(n, band, wo), band.taps.len() * c);
-                            let e = &mut e[..POINTS * m * o];
-                            winograd::output_adjoint(g, n, band, wo, o, e);
-                            let cols = &mut cols[..POINTS * m * kb];
+                        for (band, u) in &wino.1 {
+                            let (m, kb) = (scheme.rows(n, band, wo), scheme.width(band, c));
+                            let e = &mut e[..np * m * o];
+                            winograd::output_adjoint(scheme, g, n, band, wo, o, e);
+                            let cols = &mut cols[..np * m * kb];
                             if let Some(dx) = dx.as_deref_mut() {
                                 // R_ξ = E_ξ · U_ξ, added onto the input columns as Bᵀ R.
-                                for xi in 0..POINTS {
+                                for xi in 0..np {
                                     matmul(&mut cols[xi * m * kb..][..m * kb], View::row_major(&e[xi * m * o..][..m * o], m, o), View::row_major(&u[xi * o * kb..][..o * kb], o, kb));
                                 }
-                                winograd::input_adjoint(cols, self.input_dims(n), self.geometry, band, dx);
+                                winograd::input_adjoint(scheme, cols, self.input_dims(n), self.geometry, band, dx);
                             }
                             if want_dw {
-                                winograd::input(&x[range.start * q * c..range.end * q * c], self.input_dims(n), self.geometry, band, cols);
-                                let pm = &mut pm[..POINTS * o * kb];
-                                for xi in 0..POINTS {
+                                winograd::input(scheme, &x[range.start * q * c..range.end * q * c], self.input_dims(n), self.geometry, band, cols);
+                                let pm = &mut pm[..np * o * kb];
+                                for xi in 0..np {
                                     matmul(&mut pm[xi * o * kb..][..o * kb], View::row_major(&e[xi * m * o..][..m * o], m, o).t(), View::row_major(&cols[xi * m * kb..][..m * kb], m, kb));
                                 }
-                                winograd::add_weight_grad(dw, pm, [o, kh, c], band);
+                                winograd::add_weight_grad(scheme, dw, pm, [o, kh, c], band);
                             }
                         }
                         if let Some(dx) = dx {
@@ -1188,11 +1190,11 @@ mod tests {
     }
 
     /// Forward and backward of the encoder's and decoder's convolutions at NC-VQVAE 128 × 500's
-    /// shapes (channels-last, 64 channels, 5 rows) and the residual blocks' at the baseline
-    /// 128 × 140's (8 columns): with the row bands against the whole im2col matrix, and the
-    /// residual 3 × 3 as Winograd F(4, 3) against im2col with the bands, alternating, median of 9
-    /// each: `cargo test --release -p kernels conv_throughput -- --ignored --nocapture`. In one
-    /// process, so a noisy machine slows both alike.
+    /// shapes (channels-last, 64 channels, 5 rows) and the residual blocks' also at the baseline
+    /// 128 × 140's (8 columns): Winograd against im2col (both with the row bands), alternating,
+    /// median of 9 each: `cargo test --release -p kernels conv_throughput -- --ignored
+    /// --nocapture` (`CONV_THROUGHPUT=bands`: the row bands against the whole im2col matrix). In
+    /// one process, so a noisy machine slows both alike.
     #[test]
     #[ignore]
     fn conv_throughput() {
@@ -1228,10 +1230,11 @@ mod tests {
                 std::hint::black_box(y.sum().backward());
             };
             step();
-            // The residual convolutions: Winograd against im2col (both with bands); the others:
-            // bands against the whole matrix.
-            let residual = what.starts_with("residual");
-            let switch = |on: bool| if residual { crate::set_conv_winograd(on) } else { crate::set_conv_row_bands(on) };
+            // Winograd against im2col, both with the row bands (`CONV_THROUGHPUT=bands`: the
+            // bands against the whole matrix, both as im2col).
+            let bands = std::env::var("CONV_THROUGHPUT").as_deref() == Ok("bands");
+            crate::set_conv_winograd(!bands);
+            let switch = |on: bool| if bands { crate::set_conv_row_bands(on) } else { crate::set_conv_winograd(on) };
             let (mut banded, mut whole) = (Vec::new(), Vec::new());
             for _ in 0..9 {
                 switch(true);
@@ -1240,8 +1243,9 @@ mod tests {
                 whole.push(time_one(&step));
             }
             switch(true);
+            crate::set_conv_winograd(true);
             let (b, w) = (median(banded), median(whole));
-            let (on, off) = if residual { ("winograd", "im2col") } else { ("bands", "whole matrix") };
+            let (on, off) = if bands { ("bands", "whole matrix") } else { ("winograd", "im2col") };
             println!("{what}: {on} {b:.2} ms, {off} {w:.2} ms ({:.2}x)", b / w);
         }
     }

@@ -1,253 +1,433 @@
-//! Winograd's minimal filtering F(4, 3) along the columns: the 3-column, stride-1 convolutions
-//! with one zero column of padding on either side (the residual blocks' 3 × 3 convolutions) in
-//! half the multiply-adds of the im2col GEMM.
+//! Winograd's minimal filtering along the columns: the convolutions of the VQ-VAE whose kernels
+//! are 3 columns wide at stride 1 (the residual blocks' 3 × 3) or 4 wide at stride 2 (the
+//! encoder's strided 3 × 4 and, as their adjoints, the decoder's transposed ones) in 1/2 and 2/3
+//! of the multiply-adds of the im2col GEMM.
 //!
-//! Along a row, 4 consecutive outputs of a 3-tap correlation `y_s = Σ_j g_j · d_{s+j}` read 6
-//! inputs `d`, and (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016)
+//! Along a row, `m` consecutive outputs of an `r`-tap correlation `y_s = Σ_u g_u · d_{s+u}` read
+//! `m + r − 1` inputs `d`, and (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+//! 2016; Toom–Cook interpolation at the points 0, ±1, ±2, …, ∞)
 //!
 //! ```text
-//! y = Aᵀ [(G g) ⊙ (Bᵀ d)]        G (6 × 3), Bᵀ (6 × 6), Aᵀ (4 × 6), interpolation points 0, ±1, ±2, ∞
+//! y = Aᵀ [(G g) ⊙ (Bᵀ d)]        Aᵀ (m × n), G (n × r), Bᵀ (n × n), n = m + r − 1 points
 //! ```
 //!
-//! With channels, each of the 6 transform points `ξ` is one GEMM over the input channels and the
-//! kernel rows of a [`Band`]: `M_ξ (tiles, O) = V_ξ (tiles, rows·C) · U_ξᵀ` with `V_ξ = (Bᵀ d)_ξ`
-//! per input channel and kernel row and `U_ξ = (G g)_ξ` per weight. Per 4 outputs that is 6
-//! products of `rows·C` values where im2col has 4 of `rows·3·C`: half the work (on a row of 15
-//! columns, 4 tiles of 4, 0.53; on 8 columns 0.5). The same identity read backwards gives the
-//! gradients (`E_ξ = (A e)_ξ` for an output gradient `e`): the input gradient `Σ_ξ Bᵀ[ξ, t] ·
-//! (E_ξ · U_ξ)` added onto the 6 input columns of each tile (neighbouring tiles overlap by 2), and
-//! the weight gradient `Σ_ξ G[ξ, j] · (E_ξᵀ · V_ξ)`. The transforms are a few additions per value,
-//! vectorised along the channels (channels-last: contiguous).
+//! A column stride of 2 with 4 taps is two such correlations (polyphase): the even taps read the
+//! odd input columns and the odd taps the even ones, each a 2-tap, stride-1 correlation of its
+//! phase, so F(3, 2) per phase. The schemes: [`F43`] (4 outputs per 6 points, 3 taps, stride 1)
+//! and [`F32_STRIDE2`] (3 outputs per 4 points, 2 taps per phase, 2 phases).
 //!
-//! The matrices' rows are matrices here: `V` is `POINTS` row-major `(m, kb)` matrices one after
-//! the other (rows `(sample, band row, tile)`, columns `(tap group, channel)`), and so are `M`,
+//! With channels, each transform point `ξ` is one GEMM over the phases, the kernel rows of a
+//! [`Band`] and the input channels: `M_ξ (tiles, O) = V_ξ (tiles, phases·rows·C) · U_ξᵀ` with `V_ξ
+//! = (Bᵀ d)_ξ` per phase, kernel row and channel and `U_ξ = (G g)_ξ` per weight. Per `m` outputs
+//! that is `n` products of `phases·rows·C` values where im2col has `m` of `rows·kw·C`: 6·3 / (4·3·3)
+//! = 1/2 for F(4, 3), 4·2 / (3·4) = 2/3 for F(3, 2) on two phases (a little more where a row's
+//! last tile is partly past its end). The same identity read backwards gives the gradients (`E_ξ =
+//! (A e)_ξ` for an output gradient `e`): the input gradient `Σ_ξ Bᵀ[ξ, t] · (E_ξ · U_ξ)` added onto
+//! each tile's input columns (neighbouring tiles overlap), and the weight gradient `Σ_ξ G[ξ, u] ·
+//! (E_ξᵀ · V_ξ)`. The transforms are a few additions per value, vectorised along the channels
+//! (channels-last: contiguous).
+//!
+//! Padding: a tap in the zero padding reads zeros (its gradient is dropped); in a replicate
+//! padding it reads the edge column or row (its gradient is added there). Input columns a tile
+//! reads past the padded row (only for outputs past the row's end, which are dropped) read zeros.
+//!
+//! The matrices' rows are matrices here: `V` is `n` row-major `(m, kb)` matrices one after the
+//! other (rows `(sample, band row, tile)`, columns `(phase, tap group, channel)`), and so are `M`,
 //! `E` `(m, O)` and the weight transforms `U (O, kb)`, `Uᵀ (kb, O)`.
 
 use std::mem::MaybeUninit;
 
 use crate::im2col::{Band, Geometry};
 
-/// Output columns per tile.
-pub(crate) const TILE: usize = 4;
-/// Transform points, and input columns per tile: `TILE + 3 − 1`.
-pub(crate) const POINTS: usize = 6;
-
-/// `G`: the kernel's 3 taps at the 6 points.
-const G: [[f32; 3]; POINTS] = [
-    [1.0 / 4.0, 0.0, 0.0],
-    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
-    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
-    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
-    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
-    [0.0, 0.0, 1.0],
-];
-
-/// Whether F(4, 3) applies to a channels-last convolution of `geometry`: 3 kernel columns,
-/// column stride 1 and one zero column of padding on either side (so as many output columns as
-/// input columns). The rows are the bands' business (any kernel height, stride and zero padding).
-pub(crate) fn applies(g: &Geometry) -> bool {
-    g.kernel[1] == 3 && g.stride[1] == 1 && g.padding[1] == 1 && g.padding[3] == 1 && !g.edge
+/// A Winograd scheme along the columns: `tile` outputs of a `taps`-tap correlation per phase from
+/// `points()` inputs, over `stride` phases (the column stride; the kernel has `stride · taps`
+/// columns).
+#[derive(Debug)]
+pub(crate) struct Scheme {
+    pub(crate) tile: usize,
+    pub(crate) taps: usize,
+    pub(crate) stride: usize,
+    /// Which [`Table`] the hot transforms compile in.
+    kind: Kind,
+    /// `G (points × taps)`, row-major (the weight transforms, once per pass).
+    g: &'static [f32],
 }
 
-/// Tiles per row of `w` output columns.
-pub(crate) fn tiles(w: usize) -> usize {
-    w.div_ceil(TILE)
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    F43,
+    F32Stride2,
 }
 
-/// GEMM rows of a band over `n` samples: one per sample, band row and tile.
-pub(crate) fn rows(n: usize, band: &Band, w: usize) -> usize {
-    n * band.rows.len() * tiles(w)
+/// A scheme's interpolation matrices as constants (padded to 6 columns), so that the transforms'
+/// loops over points and taps unroll and their zero coefficients drop out at compile time
+/// (read from a [`Scheme`] at run time, the loops kept a branch and a broadcast per coefficient
+/// and the transforms cost more than the multiply-adds they saved).
+trait Table {
+    const TILE: usize;
+    const STRIDE: usize;
+    const POINTS: usize;
+    /// `Aᵀ (TILE × POINTS)`.
+    const AT: [[f32; 6]; 4];
+    /// `Bᵀ (POINTS × POINTS)`.
+    const BT: [[f32; 6]; 6];
 }
 
-/// The input row kernel row `i` reads for output row `oh`, or `None` in the zero padding.
-fn source(g: &Geometry, oh: usize, i: usize, h: usize) -> Option<usize> {
-    let raw = (oh * g.stride[0] + i) as isize - g.padding[0] as isize;
-    (0..h as isize).contains(&raw).then_some(raw as usize)
+/// F(4, 3)'s matrices.
+struct F43Table;
+/// F(3, 2)'s matrices (per phase).
+struct F32Table;
+
+impl Table for F43Table {
+    const TILE: usize = 4;
+    const STRIDE: usize = 1;
+    const POINTS: usize = 6;
+    const AT: [[f32; 6]; 4] = [
+        [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+        [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+        [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+        [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+    ];
+    const BT: [[f32; 6]; 6] = [
+        [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+        [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+        [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+        [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+        [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+        [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+    ];
 }
 
-/// `$body(args)` compiled with AVX2 where the CPU has it (8-value lanes for the transforms'
+impl Table for F32Table {
+    const TILE: usize = 3;
+    const STRIDE: usize = 2;
+    const POINTS: usize = 4;
+    const AT: [[f32; 6]; 4] = [[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], [0.0, 1.0, -1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 1.0, 0.0, 0.0], [0.0; 6]];
+    const BT: [[f32; 6]; 6] = [
+        [-1.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+        [0.0, 1.0, 1.0, 0.0, 0.0, 0.0],
+        [0.0, -1.0, 1.0, 0.0, 0.0, 0.0],
+        [0.0, -1.0, 0.0, 1.0, 0.0, 0.0],
+        [0.0; 6],
+        [0.0; 6],
+    ];
+}
+
+/// F(4, 3) at the points 0, ±1, ±2, ∞, for 3-column kernels at stride 1.
+pub(crate) const F43: Scheme = Scheme {
+    tile: 4,
+    taps: 3,
+    stride: 1,
+    kind: Kind::F43,
+    #[rustfmt::skip]
+    g: &[
+        1.0 / 4.0, 0.0, 0.0,
+        -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0,
+        -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0,
+        1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0,
+        1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0,
+        0.0, 0.0, 1.0,
+    ],
+};
+
+/// F(3, 2) at the points 0, ±1, ∞ on each of 2 phases, for 4-column kernels at stride 2.
+pub(crate) const F32_STRIDE2: Scheme = Scheme {
+    tile: 3,
+    taps: 2,
+    stride: 2,
+    kind: Kind::F32Stride2,
+    #[rustfmt::skip]
+    g: &[
+        -1.0, 0.0,
+        0.5, 0.5,
+        0.5, -0.5,
+        0.0, 1.0,
+    ],
+};
+
+impl Scheme {
+    /// Transform points, and input columns per tile and phase: `tile + taps − 1`.
+    pub(crate) fn points(&self) -> usize {
+        self.tile + self.taps - 1
+    }
+
+    /// Tiles per row of `wo` output columns.
+    pub(crate) fn tiles(&self, wo: usize) -> usize {
+        wo.div_ceil(self.tile)
+    }
+
+    /// GEMM rows of a band over `n` samples: one per sample, band row and tile.
+    pub(crate) fn rows(&self, n: usize, band: &Band, wo: usize) -> usize {
+        n * band.rows.len() * self.tiles(wo)
+    }
+
+    /// The inner dimension of a band's GEMMs: phases × tap groups × channels.
+    pub(crate) fn width(&self, band: &Band, c: usize) -> usize {
+        self.stride * band.taps.len() * c
+    }
+}
+
+/// The scheme for a channels-last convolution of `geometry` (any kernel height, row stride and
+/// padding: the rows are the bands' business), if any: 3 kernel columns at column stride 1, or 4
+/// at stride 2.
+pub(crate) fn scheme(g: &Geometry) -> Option<&'static Scheme> {
+    match (g.kernel[1], g.stride[1]) {
+        (3, 1) => Some(&F43),
+        (4, 2) => Some(&F32_STRIDE2),
+        _ => None,
+    }
+}
+
+/// The input index a padded index `raw` reads along an axis of `len` with `before` / `after`
+/// padding: itself inside, the edge in a replicate padding, `None` in a zero padding or past the
+/// padded axis.
+fn source(raw: isize, len: usize, [before, after]: [usize; 2], edge: bool) -> Option<usize> {
+    if (0..len as isize).contains(&raw) {
+        Some(raw as usize)
+    } else if edge && raw >= -(before as isize) && raw < (len + after) as isize {
+        Some(raw.clamp(0, len as isize - 1) as usize)
+    } else {
+        None
+    }
+}
+
+/// The input row tap group `group` of a band reads for output row `oh`.
+fn source_row(g: &Geometry, oh: usize, group: &[usize], h: usize) -> Option<usize> {
+    source((oh * g.stride[0] + group[0]) as isize - g.padding[0] as isize, h, [g.padding[0], g.padding[2]], g.edge)
+}
+
+/// The input column phase `phase` of a tile starting at output column `first` reads at point `t`.
+fn source_col(g: &Geometry, stride: usize, first: usize, phase: usize, t: usize, w: usize) -> Option<usize> {
+    source((stride * (first + t) + phase) as isize - g.padding[1] as isize, w, [g.padding[1], g.padding[3]], g.edge)
+}
+
+/// `$body::<T>(args)` compiled with AVX2 where the CPU has it (8-value lanes for the transforms'
 /// loops along the channels), else as built (baseline x86-64: 4 lanes). Unlike
 /// [`crate::simd::wide`] with a closure, an `#[inline(always)]` body is certain to be inlined into
 /// the AVX2 copy (the transforms' closures were not: the profile showed their SSE loops).
 macro_rules! with_avx2 {
-    ($body:ident($($arg:ident: $ty:ty),*)) => {{
+    ($body:ident::<$t:ident>($($arg:ident: $ty:ty),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx2")]
-            unsafe fn avx2($($arg: $ty),*) {
-                $body($($arg),*)
+            unsafe fn avx2<$t: Table>($($arg: $ty),*) {
+                $body::<$t>($($arg),*)
             }
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU has AVX2, the only requirement of `avx2`.
-                return unsafe { avx2($($arg),*) };
+                return unsafe { avx2::<$t>($($arg),*) };
             }
         }
-        $body($($arg),*)
+        $body::<$t>($($arg),*)
     }};
 }
 
-/// `dst[i] = Σ_k terms[k].0 · terms[k].1[i]`.
-#[inline(always)]
-fn combine<const N: usize>(dst: &mut [f32], terms: [(f32, &[f32]); N]) {
-    let len = dst.len();
-    assert!(terms.iter().all(|(_, s)| s.len() == len), "winograd: term lengths");
-    for i in 0..len {
-        let mut s = 0.0;
-        for (coef, src) in &terms {
-            s += coef * src[i];
+/// `$name(scheme, args)`: `$generic::<F43Table>` or `$generic::<F32Table>` by the scheme.
+macro_rules! by_table {
+    ($scheme:expr, $generic:ident($($arg:expr),*)) => {
+        match $scheme.kind {
+            Kind::F43 => $generic::<F43Table>($($arg),*),
+            Kind::F32Stride2 => $generic::<F32Table>($($arg),*),
         }
-        dst[i] = s;
+    };
+}
+
+/// `dst = Σ_k coefs[k] · srcs[k]` (`add`: `dst +=`), skipping zero coefficients (at most 8
+/// terms): one pass along the channels, 8 of them at a time in registers (one AVX2 vector).
+#[inline(always)]
+fn lincomb(dst: &mut [f32], coefs: impl Iterator<Item = f32>, srcs: &[&[f32]], add: bool) {
+    const LANES: usize = 8;
+    let len = dst.len();
+    let mut terms: [(f32, &[f32]); 8] = [(0.0, &[]); 8];
+    let mut count = 0;
+    for (coef, src) in coefs.zip(srcs) {
+        if coef != 0.0 {
+            terms[count] = (coef, &src[..len]);
+            count += 1;
+        }
+    }
+    let terms = &terms[..count];
+    let full = len / LANES * LANES;
+    for i in (0..full).step_by(LANES) {
+        let mut acc = [0f32; LANES];
+        if add {
+            acc.copy_from_slice(&dst[i..i + LANES]);
+        }
+        for &(coef, src) in terms {
+            let src: &[f32; LANES] = src[i..i + LANES].try_into().expect("eight values");
+            for l in 0..LANES {
+                acc[l] += coef * src[l];
+            }
+        }
+        dst[i..i + LANES].copy_from_slice(&acc);
+    }
+    for i in full..len {
+        let mut acc = if add { dst[i] } else { 0.0 };
+        for &(coef, src) in terms {
+            acc += coef * src[i];
+        }
+        dst[i] = acc;
     }
 }
 
-/// `dst[i] += Σ_k terms[k].0 · terms[k].1[i]`.
+/// For every 8 channels: `out_k = Σ_{t < n} coef(k, t) · srcs[t]` for `k < outs` (at most 8
+/// sources), each handed to `store(k, first channel, values)`: the sources' 8 lanes are loaded
+/// once and every output is a few vector multiply-adds in registers. Called with `n`, `outs` and
+/// `coef` from a [`Table`]'s constants, the loops unroll and the zero coefficients drop out.
 #[inline(always)]
-fn accumulate<const N: usize>(dst: &mut [f32], terms: [(f32, &[f32]); N]) {
-    let len = dst.len();
-    assert!(terms.iter().all(|(_, s)| s.len() == len), "winograd: term lengths");
-    for i in 0..len {
-        let mut s = 0.0;
-        for (coef, src) in &terms {
-            s += coef * src[i];
+fn transform(c: usize, srcs: &[&[f32]], n: usize, outs: usize, coef: impl Fn(usize, usize) -> f32, mut store: impl FnMut(usize, usize, &[f32])) {
+    const LANES: usize = 8;
+    assert!(n <= 8 && srcs.len() >= n && srcs[..n].iter().all(|s| s.len() >= c), "winograd: at most 8 sources of {c} values");
+    let mut v = [[0f32; LANES]; 8];
+    let mut i = 0;
+    while i + LANES <= c {
+        for t in 0..n {
+            v[t].copy_from_slice(&srcs[t][i..i + LANES]);
         }
-        dst[i] += s;
+        for k in 0..outs {
+            let mut acc = [0f32; LANES];
+            for t in 0..n {
+                let cf = coef(k, t);
+                if cf != 0.0 {
+                    for l in 0..LANES {
+                        acc[l] += cf * v[t][l];
+                    }
+                }
+            }
+            store(k, i, &acc);
+        }
+        i += LANES;
+    }
+    // The channels past the last multiple of 8, one at a time.
+    while i < c {
+        for k in 0..outs {
+            let mut acc = 0f32;
+            for t in 0..n {
+                acc += coef(k, t) * srcs[t][i];
+            }
+            store(k, i, &[acc]);
+        }
+        i += 1;
     }
 }
 
-/// [`combine`] into memory that need not be initialised.
-#[inline(always)]
-fn write<const N: usize>(dst: &mut [MaybeUninit<f32>], terms: [(f32, &[f32]); N]) {
-    let len = dst.len();
-    assert!(terms.iter().all(|(_, s)| s.len() == len), "winograd: term lengths");
-    for i in 0..len {
-        let mut s = 0.0;
-        for (coef, src) in &terms {
-            s += coef * src[i];
-        }
-        dst[i].write(s);
+/// The `POINTS`-many consecutive matrices of `size` values of `data`.
+fn split_points(data: &mut [f32], points: usize, size: usize) -> Vec<&mut [f32]> {
+    assert_eq!(data.len(), points * size, "winograd: {points} matrices of {size} values");
+    if size == 0 {
+        return (0..points).map(|_| &mut [][..]).collect();
     }
+    data.chunks_exact_mut(size).collect()
 }
 
-/// `data` as its `POINTS` consecutive matrices of `size` values.
-fn points_mut(data: &mut [f32], size: usize) -> [&mut [f32]; POINTS] {
-    assert_eq!(data.len(), POINTS * size, "winograd: {POINTS} matrices of {size} values");
-    let mut it = data.chunks_exact_mut(size.max(1));
-    std::array::from_fn(|_| if size == 0 { &mut [][..] } else { it.next().expect("six matrices") })
+/// `V = Bᵀ d` of the channels-last chunk `x (n, H, W, C)` for `band`: `points` matrices
+/// `(rows, width)`.
+pub(crate) fn input(s: &Scheme, x: &[f32], dims: [usize; 4], g: Geometry, band: &Band, v: &mut [f32]) {
+    by_table!(s, input_t(x, dims, g, band, v))
 }
 
-fn points(data: &[f32], size: usize) -> [&[f32]; POINTS] {
-    assert_eq!(data.len(), POINTS * size, "winograd: {POINTS} matrices of {size} values");
-    std::array::from_fn(|k| &data[k * size..][..size])
+fn input_t<T: Table>(x: &[f32], dims: [usize; 4], g: Geometry, band: &Band, v: &mut [f32]) {
+    with_avx2!(input_body::<T>(x: &[f32], dims: [usize; 4], g: Geometry, band: &Band, v: &mut [f32]))
 }
 
-/// `V = Bᵀ d` of the channels-last chunk `x (n, H, W, C)` for `band`: `POINTS` matrices
-/// `(rows(n, band, W), taps·C)`, zeros read where a tap lies in the padding.
-pub(crate) fn input(x: &[f32], dims: [usize; 4], g: Geometry, band: &Band, v: &mut [f32]) {
-    with_avx2!(input_body(x: &[f32], dims: [usize; 4], g: Geometry, band: &Band, v: &mut [f32]))
-}
-
-/// [`input`]'s loops, inlined into its AVX2 and baseline copies.
 #[inline(always)]
-fn input_body(x: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, band: &Band, v: &mut [f32]) {
-    let (t, kb) = (tiles(w), band.taps.len() * c);
-    let m = rows(n, band, w);
+fn input_body<T: Table>(x: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, band: &Band, v: &mut [f32]) {
+    let [_, wo] = g.output(h, w);
+    let (np, tiles, groups) = (T::POINTS, wo.div_ceil(T::TILE), band.taps.len());
+    let (kb, m) = (T::STRIDE * groups * c, n * band.rows.len() * tiles);
     assert_eq!(x.len(), n * h * w * c, "winograd input: input size");
-    let v = points_mut(v, m * kb);
+    let mut v = split_points(v, np, m * kb);
     if kb == 0 {
         return;
     }
     let zeros = vec![0f32; c];
-    {
-        let [v0, v1, v2, v3, v4, v5] = v;
-        let mut row = 0;
-        for b in 0..n {
-            for oh in band.rows.clone() {
-                for tau in 0..t {
-                    for (e, group) in band.taps.iter().enumerate() {
-                        let src = source(&g, oh, group[0], h);
-                        let d: [&[f32]; POINTS] = std::array::from_fn(|k| {
-                            let col = (tau * TILE + k) as isize - 1;
-                            match src {
-                                Some(r) if (0..w as isize).contains(&col) => &x[((b * h + r) * w + col as usize) * c..][..c],
+    let mut d: [&[f32]; 8] = [&zeros[..]; 8];
+    let mut row = 0;
+    for b in 0..n {
+        for oh in band.rows.clone() {
+            for tau in 0..tiles {
+                for (e, group) in band.taps.iter().enumerate() {
+                    let src = source_row(&g, oh, group, h);
+                    for phase in 0..T::STRIDE {
+                        for (t, d) in d.iter_mut().enumerate().take(np) {
+                            *d = match (src, source_col(&g, T::STRIDE, tau * T::TILE, phase, t, w)) {
+                                (Some(r), Some(col)) => &x[((b * h + r) * w + col) * c..][..c],
                                 _ => &zeros[..],
-                            }
-                        });
-                        let at = row * kb + e * c;
-                        combine(&mut v0[at..at + c], [(4.0, d[0]), (-5.0, d[2]), (1.0, d[4])]);
-                        combine(&mut v1[at..at + c], [(-4.0, d[1]), (-4.0, d[2]), (1.0, d[3]), (1.0, d[4])]);
-                        combine(&mut v2[at..at + c], [(4.0, d[1]), (-4.0, d[2]), (-1.0, d[3]), (1.0, d[4])]);
-                        combine(&mut v3[at..at + c], [(-2.0, d[1]), (-1.0, d[2]), (2.0, d[3]), (1.0, d[4])]);
-                        combine(&mut v4[at..at + c], [(2.0, d[1]), (-1.0, d[2]), (-2.0, d[3]), (1.0, d[4])]);
-                        combine(&mut v5[at..at + c], [(4.0, d[1]), (-5.0, d[3]), (1.0, d[5])]);
+                            };
+                        }
+                        let at = row * kb + (phase * groups + e) * c;
+                        transform(c, &d, np, np, |xi, t| T::BT[xi][t], |xi, i, vals| v[xi][at + i..][..vals.len()].copy_from_slice(vals));
                     }
-                    row += 1;
                 }
+                row += 1;
             }
         }
     }
 }
 
-/// The adjoint of [`input`]: `R` (`POINTS` matrices `(rows, taps·C)`) added onto the input
-/// gradient `dx (n, H, W, C)` as `Bᵀ[ξ, t] · R_ξ` on each tile's 6 input columns (the padding's
-/// dropped).
-pub(crate) fn input_adjoint(r: &[f32], dims: [usize; 4], g: Geometry, band: &Band, dx: &mut [f32]) {
-    with_avx2!(input_adjoint_body(r: &[f32], dims: [usize; 4], g: Geometry, band: &Band, dx: &mut [f32]))
+/// The adjoint of [`input`]: `R` (`points` matrices `(rows, width)`) added onto the input gradient
+/// `dx (n, H, W, C)` as `Bᵀ[ξ, t] · R_ξ` on each tile's input columns.
+pub(crate) fn input_adjoint(s: &Scheme, r: &[f32], dims: [usize; 4], g: Geometry, band: &Band, dx: &mut [f32]) {
+    by_table!(s, input_adjoint_t(r, dims, g, band, dx))
 }
 
-/// [`input_adjoint`]'s loops, inlined into its AVX2 and baseline copies.
+fn input_adjoint_t<T: Table>(r: &[f32], dims: [usize; 4], g: Geometry, band: &Band, dx: &mut [f32]) {
+    with_avx2!(input_adjoint_body::<T>(r: &[f32], dims: [usize; 4], g: Geometry, band: &Band, dx: &mut [f32]))
+}
+
 #[inline(always)]
-fn input_adjoint_body(r: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, band: &Band, dx: &mut [f32]) {
-    let (t, kb) = (tiles(w), band.taps.len() * c);
-    let m = rows(n, band, w);
+fn input_adjoint_body<T: Table>(r: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, band: &Band, dx: &mut [f32]) {
+    let [_, wo] = g.output(h, w);
+    let (np, tiles, groups) = (T::POINTS, wo.div_ceil(T::TILE), band.taps.len());
+    let (kb, m) = (T::STRIDE * groups * c, n * band.rows.len() * tiles);
     assert_eq!(dx.len(), n * h * w * c, "winograd input adjoint: gradient size");
-    let r = points(r, m * kb);
+    assert_eq!(r.len(), np * m * kb, "winograd input adjoint: size");
     if kb == 0 {
         return;
     }
-    {
-        let mut row = 0;
-        for b in 0..n {
-            for oh in band.rows.clone() {
-                for tau in 0..t {
-                    for (e, group) in band.taps.iter().enumerate() {
-                        let Some(src) = source(&g, oh, group[0], h) else { continue };
-                        let at = row * kb + e * c;
-                        let p: [&[f32]; POINTS] = std::array::from_fn(|k| &r[k][at..at + c]);
-                        for k in 0..POINTS {
-                            let col = (tau * TILE + k) as isize - 1;
-                            if !(0..w as isize).contains(&col) {
-                                continue;
-                            }
-                            let dst = &mut dx[((b * h + src) * w + col as usize) * c..][..c];
-                            match k {
-                                0 => accumulate(dst, [(4.0, p[0])]),
-                                1 => accumulate(dst, [(-4.0, p[1]), (4.0, p[2]), (-2.0, p[3]), (2.0, p[4]), (4.0, p[5])]),
-                                2 => accumulate(dst, [(-5.0, p[0]), (-4.0, p[1]), (-4.0, p[2]), (-1.0, p[3]), (-1.0, p[4])]),
-                                3 => accumulate(dst, [(1.0, p[1]), (-1.0, p[2]), (2.0, p[3]), (-2.0, p[4]), (-5.0, p[5])]),
-                                4 => accumulate(dst, [(1.0, p[0]), (1.0, p[1]), (1.0, p[2]), (1.0, p[3]), (1.0, p[4])]),
-                                _ => accumulate(dst, [(1.0, p[5])]),
-                            }
+    let mut p: [&[f32]; 8] = [&[][..]; 8];
+    let mut cols = [None; 8];
+    let mut row = 0;
+    for b in 0..n {
+        for oh in band.rows.clone() {
+            for tau in 0..tiles {
+                for (e, group) in band.taps.iter().enumerate() {
+                    let Some(src) = source_row(&g, oh, group, h) else { continue };
+                    for phase in 0..T::STRIDE {
+                        let at = row * kb + (phase * groups + e) * c;
+                        for xi in 0..np {
+                            p[xi] = &r[xi * m * kb + at..][..c];
+                            cols[xi] = source_col(&g, T::STRIDE, tau * T::TILE, phase, xi, w);
                         }
+                        transform(c, &p, np, np, |t, xi| T::BT[xi][t], |t, i, vals| {
+                            if let Some(col) = cols[t] {
+                                let dst = &mut dx[((b * h + src) * w + col) * c + i..][..vals.len()];
+                                dst.iter_mut().zip(vals).for_each(|(d, v)| *d += v);
+                            }
+                        });
                     }
-                    row += 1;
                 }
+                row += 1;
             }
         }
     }
 }
 
 /// `y = Aᵀ M (+ bias)` written into the band's rows of the channels-last chunk output `y (n, Ho,
-/// W, O)` (`M`: `POINTS` matrices `(rows, O)`), the last tile's columns past `W` dropped.
-pub(crate) fn output(mm: &[f32], n: usize, band: &Band, w: usize, o: usize, bias: Option<&[f32]>, y: &mut [MaybeUninit<f32>]) {
-    with_avx2!(output_body(mm: &[f32], n: usize, band: &Band, w: usize, o: usize, bias: Option<&[f32]>, y: &mut [MaybeUninit<f32>]))
+/// Wo, O)` (`M`: `points` matrices `(rows, O)`), the last tile's columns past `Wo` dropped.
+pub(crate) fn output(s: &Scheme, mm: &[f32], n: usize, band: &Band, wo: usize, o: usize, bias: Option<&[f32]>, y: &mut [MaybeUninit<f32>]) {
+    by_table!(s, output_t(mm, n, band, wo, o, bias, y))
 }
 
-/// [`output`]'s loops, inlined into its AVX2 and baseline copies.
+fn output_t<T: Table>(mm: &[f32], n: usize, band: &Band, wo: usize, o: usize, bias: Option<&[f32]>, y: &mut [MaybeUninit<f32>]) {
+    with_avx2!(output_body::<T>(mm: &[f32], n: usize, band: &Band, wo: usize, o: usize, bias: Option<&[f32]>, y: &mut [MaybeUninit<f32>]))
+}
+
 #[inline(always)]
-fn output_body(mm: &[f32], n: usize, band: &Band, w: usize, o: usize, bias: Option<&[f32]>, y: &mut [MaybeUninit<f32>]) {
-    let t = tiles(w);
-    let m = rows(n, band, w);
-    let mm = points(mm, m * o);
+fn output_body<T: Table>(mm: &[f32], n: usize, band: &Band, wo: usize, o: usize, bias: Option<&[f32]>, y: &mut [MaybeUninit<f32>]) {
+    let (np, tiles) = (T::POINTS, wo.div_ceil(T::TILE));
+    let m = n * band.rows.len() * tiles;
+    assert_eq!(mm.len(), np * m * o, "winograd output: size");
     let zeros = vec![0f32; o];
     let bias = match bias {
         Some(b) if !b.is_empty() => b,
@@ -255,79 +435,79 @@ fn output_body(mm: &[f32], n: usize, band: &Band, w: usize, o: usize, bias: Opti
     };
     assert_eq!(bias.len(), o, "winograd output: bias size");
     let sample = y.len() / n.max(1);
-    {
-        let mut row = 0;
-        for b in 0..n {
-            for oh in band.rows.clone() {
-                for tau in 0..t {
-                    let p: [&[f32]; POINTS] = std::array::from_fn(|k| &mm[k][row * o..][..o]);
-                    for s in 0..TILE.min(w - tau * TILE) {
-                        let dst = &mut y[b * sample + (oh * w + tau * TILE + s) * o..][..o];
-                        match s {
-                            0 => write(dst, [(1.0, p[0]), (1.0, p[1]), (1.0, p[2]), (1.0, p[3]), (1.0, p[4]), (1.0, bias)]),
-                            1 => write(dst, [(1.0, p[1]), (-1.0, p[2]), (2.0, p[3]), (-2.0, p[4]), (1.0, bias)]),
-                            2 => write(dst, [(1.0, p[1]), (1.0, p[2]), (4.0, p[3]), (4.0, p[4]), (1.0, bias)]),
-                            _ => write(dst, [(1.0, p[1]), (-1.0, p[2]), (8.0, p[3]), (-8.0, p[4]), (1.0, p[5]), (1.0, bias)]),
-                        }
+    let mut terms: [&[f32]; 8] = [&zeros[..]; 8];
+    let mut row = 0;
+    for b in 0..n {
+        for oh in band.rows.clone() {
+            for tau in 0..tiles {
+                for (xi, term) in terms.iter_mut().take(np).enumerate() {
+                    *term = &mm[(xi * m + row) * o..][..o];
+                }
+                terms[np] = bias;
+                let (base, count) = (b * sample + (oh * wo + tau * T::TILE) * o, T::TILE.min(wo - tau * T::TILE));
+                transform(o, &terms, np + 1, T::TILE, |k, t| if t < np { T::AT[k][t] } else { 1.0 }, |k, i, vals| {
+                    if k < count {
+                        y[base + k * o + i..][..vals.len()].iter_mut().zip(vals).for_each(|(d, &v)| {
+                            d.write(v);
+                        });
                     }
-                    row += 1;
-                }
+                });
+                row += 1;
             }
         }
     }
 }
 
-/// The adjoint of [`output`]'s product: `E = A e` of the channels-last chunk output gradient
-/// `e (n, Ho, W, O)` for the band's rows (`POINTS` matrices `(rows, O)`), zeros past column `W`.
-pub(crate) fn output_adjoint(e: &[f32], n: usize, band: &Band, w: usize, o: usize, out: &mut [f32]) {
-    with_avx2!(output_adjoint_body(e: &[f32], n: usize, band: &Band, w: usize, o: usize, out: &mut [f32]))
+/// The adjoint of [`output`]'s product: `E = A e` of the channels-last chunk output gradient `e
+/// (n, Ho, Wo, O)` for the band's rows (`points` matrices `(rows, O)`), zeros past column `Wo`.
+pub(crate) fn output_adjoint(s: &Scheme, e: &[f32], n: usize, band: &Band, wo: usize, o: usize, out: &mut [f32]) {
+    by_table!(s, output_adjoint_t(e, n, band, wo, o, out))
 }
 
-/// [`output_adjoint`]'s loops, inlined into its AVX2 and baseline copies.
+fn output_adjoint_t<T: Table>(e: &[f32], n: usize, band: &Band, wo: usize, o: usize, out: &mut [f32]) {
+    with_avx2!(output_adjoint_body::<T>(e: &[f32], n: usize, band: &Band, wo: usize, o: usize, out: &mut [f32]))
+}
+
 #[inline(always)]
-fn output_adjoint_body(e: &[f32], n: usize, band: &Band, w: usize, o: usize, out: &mut [f32]) {
-    let t = tiles(w);
-    let m = rows(n, band, w);
+fn output_adjoint_body<T: Table>(e: &[f32], n: usize, band: &Band, wo: usize, o: usize, out: &mut [f32]) {
+    let (np, tiles) = (T::POINTS, wo.div_ceil(T::TILE));
+    let m = n * band.rows.len() * tiles;
     let sample = e.len() / n.max(1);
-    let out = points_mut(out, m * o);
+    let mut out = split_points(out, np, m * o);
     let zeros = vec![0f32; o];
-    {
-        let [e0, e1, e2, e3, e4, e5] = out;
-        let mut row = 0;
-        for b in 0..n {
-            for oh in band.rows.clone() {
-                for tau in 0..t {
-                    let g: [&[f32]; TILE] = std::array::from_fn(|s| {
-                        let col = tau * TILE + s;
-                        if col < w { &e[b * sample + (oh * w + col) * o..][..o] } else { &zeros[..] }
-                    });
-                    let at = row * o;
-                    combine(&mut e0[at..at + o], [(1.0, g[0])]);
-                    combine(&mut e1[at..at + o], [(1.0, g[0]), (1.0, g[1]), (1.0, g[2]), (1.0, g[3])]);
-                    combine(&mut e2[at..at + o], [(1.0, g[0]), (-1.0, g[1]), (1.0, g[2]), (-1.0, g[3])]);
-                    combine(&mut e3[at..at + o], [(1.0, g[0]), (2.0, g[1]), (4.0, g[2]), (8.0, g[3])]);
-                    combine(&mut e4[at..at + o], [(1.0, g[0]), (-2.0, g[1]), (4.0, g[2]), (-8.0, g[3])]);
-                    combine(&mut e5[at..at + o], [(1.0, g[3])]);
-                    row += 1;
+    let mut gs: [&[f32]; 8] = [&zeros[..]; 8];
+    let mut row = 0;
+    for b in 0..n {
+        for oh in band.rows.clone() {
+            for tau in 0..tiles {
+                for (k, gk) in gs.iter_mut().enumerate().take(T::TILE) {
+                    let col = tau * T::TILE + k;
+                    *gk = if col < wo { &e[b * sample + (oh * wo + col) * o..][..o] } else { &zeros[..] };
                 }
+                transform(o, &gs, T::TILE, np, |xi, k| T::AT[k][xi], |xi, i, vals| out[xi][row * o + i..][..vals.len()].copy_from_slice(vals));
+                row += 1;
             }
         }
     }
 }
 
-/// A band's weight transform from the permuted weight `wp (O, kh·3·C)` (order `(i, j, c)`): `U =
-/// G g` as `POINTS` matrices `(O, taps·C)`, or with `transposed` as their transposes `(taps·C,
-/// O)` (a tap group's kernel rows summed).
-pub(crate) fn weights(wp: &[f32], [o, kh, c]: [usize; 3], band: &Band, transposed: bool) -> Vec<f32> {
-    let (k, kb) = (kh * 3 * c, band.taps.len() * c);
+/// A band's weight transform from the permuted weight `wp (O, kh·kw·C)` (order `(i, j, c)`): `U =
+/// G g` as `points` matrices `(O, width)`, or with `transposed` as their transposes `(width, O)`
+/// (a tap group's kernel rows summed).
+pub(crate) fn weights(s: &Scheme, wp: &[f32], [o, kh, c]: [usize; 3], band: &Band, transposed: bool) -> Vec<f32> {
+    let (np, kw, kb) = (s.points(), s.stride * s.taps, s.width(band, c));
+    let k = kh * kw * c;
     assert_eq!(wp.len(), o * k, "winograd weights: size");
-    let mut u = vec![0f32; POINTS * o * kb];
+    let mut u = vec![0f32; np * o * kb];
     for oi in 0..o {
         for (e, group) in band.taps.iter().enumerate() {
-            for &i in group {
-                let taps: [&[f32]; 3] = std::array::from_fn(|j| &wp[oi * k + (i * 3 + j) * c..][..c]);
-                for (xi, coef) in G.iter().enumerate() {
-                    accumulate(&mut u[(xi * o + oi) * kb + e * c..][..c], [(coef[0], taps[0]), (coef[1], taps[1]), (coef[2], taps[2])]);
+            for phase in 0..s.stride {
+                let col = (phase * band.taps.len() + e) * c;
+                for &i in group {
+                    let taps: Vec<&[f32]> = (0..s.taps).map(|q| &wp[oi * k + (i * kw + phase + s.stride * q) * c..][..c]).collect();
+                    for xi in 0..np {
+                        lincomb(&mut u[(xi * o + oi) * kb + col..][..c], s.g[xi * s.taps..][..s.taps].iter().copied(), &taps, true);
+                    }
                 }
             }
         }
@@ -335,8 +515,8 @@ pub(crate) fn weights(wp: &[f32], [o, kh, c]: [usize; 3], band: &Band, transpose
     if !transposed {
         return u;
     }
-    let mut ut = vec![0f32; POINTS * o * kb];
-    for xi in 0..POINTS {
+    let mut ut = vec![0f32; np * o * kb];
+    for xi in 0..np {
         for (oi, row) in u[xi * o * kb..][..o * kb].chunks_exact(kb.max(1)).enumerate() {
             for (col, &v) in row.iter().enumerate() {
                 ut[(xi * kb + col) * o + oi] = v;
@@ -346,24 +526,23 @@ pub(crate) fn weights(wp: &[f32], [o, kh, c]: [usize; 3], band: &Band, transpose
     ut
 }
 
-/// The adjoint of [`weights`]' `U`: `P` (`POINTS` matrices `(O, taps·C)`, the products `E_ξᵀ ·
-/// V_ξ`) added into the permuted weight gradient `dw (O, kh·3·C)` as `G[ξ, j] · P_ξ` on every
+/// The adjoint of [`weights`]' `U`: `P` (`points` matrices `(O, width)`, the products `E_ξᵀ ·
+/// V_ξ`) added into the permuted weight gradient `dw (O, kh·kw·C)` as `G[ξ, u] · P_ξ` on every
 /// kernel row of each tap group.
-pub(crate) fn add_weight_grad(dw: &mut [f32], p: &[f32], [o, kh, c]: [usize; 3], band: &Band) {
-    let (k, kb) = (kh * 3 * c, band.taps.len() * c);
+pub(crate) fn add_weight_grad(s: &Scheme, dw: &mut [f32], p: &[f32], [o, kh, c]: [usize; 3], band: &Band) {
+    let (np, kw, kb) = (s.points(), s.stride * s.taps, s.width(band, c));
+    let k = kh * kw * c;
     assert_eq!(dw.len(), o * k, "winograd weight gradient: size");
-    let p = points(p, o * kb);
+    assert_eq!(p.len(), np * o * kb, "winograd weight gradient: products");
     for oi in 0..o {
         for (e, group) in band.taps.iter().enumerate() {
-            let src: [&[f32]; POINTS] = std::array::from_fn(|xi| &p[xi][oi * kb + e * c..][..c]);
-            for &i in group {
-                for j in 0..3 {
-                    let dst = &mut dw[oi * k + (i * 3 + j) * c..][..c];
-                    for (xi, s) in src.iter().enumerate() {
-                        let gj = G[xi][j];
-                        if gj != 0.0 {
-                            dst.iter_mut().zip(s.iter()).for_each(|(d, v)| *d += gj * v);
-                        }
+            for phase in 0..s.stride {
+                let col = (phase * band.taps.len() + e) * c;
+                let src: Vec<&[f32]> = (0..np).map(|xi| &p[(xi * o + oi) * kb + col..][..c]).collect();
+                for &i in group {
+                    for q in 0..s.taps {
+                        let dst = &mut dw[oi * k + (i * kw + phase + s.stride * q) * c..][..c];
+                        lincomb(dst, (0..np).map(|xi| s.g[xi * s.taps + q]), &src, true);
                     }
                 }
             }
@@ -379,27 +558,28 @@ mod tests {
         (0..n).map(|i| ((i * 7919 + seed * 104_729) % 97) as f32 / 97.0 - 0.5).collect()
     }
 
-    /// The 3 × 3 (zero padding 1) convolution of `x (n, h, w, c)` with `wp (o, (i, j, c))` by
-    /// definition, in f64, channels-last.
-    fn direct(x: &[f32], [n, c, h, w]: [usize; 4], wp: &[f32], o: usize, kh: usize, top: usize) -> Vec<f64> {
-        let ho = h + 2 * top + 1 - kh;
-        let mut y = vec![0f64; n * ho * w * o];
+    /// The convolution of `x (n, h, w, c)` with `wp (o, (i, j, c))` by definition, in f64,
+    /// channels-last, with the padding of `g` (zeros or replicate).
+    fn direct(x: &[f32], [n, c, h, w]: [usize; 4], wp: &[f32], o: usize, g: Geometry) -> Vec<f64> {
+        let ([ho, wo], [kh, kw]) = (g.output(h, w), g.kernel);
+        let mut y = vec![0f64; n * ho * wo * o];
         for b in 0..n {
             for oh in 0..ho {
-                for ow in 0..w {
+                for ow in 0..wo {
                     for oi in 0..o {
                         let mut s = 0f64;
                         for i in 0..kh {
-                            for j in 0..3 {
-                                let (r, col) = ((oh + i) as isize - top as isize, (ow + j) as isize - 1);
-                                if (0..h as isize).contains(&r) && (0..w as isize).contains(&col) {
+                            for j in 0..kw {
+                                let r = source((oh * g.stride[0] + i) as isize - g.padding[0] as isize, h, [g.padding[0], g.padding[2]], g.edge);
+                                let col = source((ow * g.stride[1] + j) as isize - g.padding[1] as isize, w, [g.padding[1], g.padding[3]], g.edge);
+                                if let (Some(r), Some(col)) = (r, col) {
                                     for ci in 0..c {
-                                        s += x[((b * h + r as usize) * w + col as usize) * c + ci] as f64 * wp[oi * kh * 3 * c + (i * 3 + j) * c + ci] as f64;
+                                        s += x[((b * h + r) * w + col) * c + ci] as f64 * wp[oi * kh * kw * c + (i * kw + j) * c + ci] as f64;
                                     }
                                 }
                             }
                         }
-                        y[((b * ho + oh) * w + ow) * o + oi] = s;
+                        y[((b * ho + oh) * wo + ow) * o + oi] = s;
                     }
                 }
             }
@@ -408,92 +588,114 @@ mod tests {
     }
 
     /// The band-wise forward through the transforms and a naive product per point.
-    fn forward(x: &[f32], dims: [usize; 4], g: Geometry, bands: &[Band], wp: &[f32], o: usize, bias: &[f32]) -> Vec<f32> {
+    fn forward(s: &Scheme, x: &[f32], dims: [usize; 4], g: Geometry, bands: &[Band], wp: &[f32], o: usize, bias: &[f32]) -> Vec<f32> {
         let [n, c, h, w] = dims;
-        let [ho, _] = g.output(h, w);
-        let mut y = vec![MaybeUninit::new(f32::NAN); n * ho * w * o];
+        let [ho, wo] = g.output(h, w);
+        let mut y = vec![MaybeUninit::new(f32::NAN); n * ho * wo * o];
+        let np = s.points();
         for band in bands {
-            let (m, kb) = (rows(n, band, w), band.taps.len() * c);
-            let mut v = vec![0f32; POINTS * m * kb];
-            input(x, dims, g, band, &mut v);
-            let ut = weights(wp, [o, g.kernel[0], c], band, true);
-            let mut mm = vec![0f32; POINTS * m * o];
-            for xi in 0..POINTS {
+            let (m, kb) = (s.rows(n, band, wo), s.width(band, c));
+            let mut v = vec![0f32; np * m * kb];
+            input(s, x, dims, g, band, &mut v);
+            let ut = weights(s, wp, [o, g.kernel[0], c], band, true);
+            let mut mm = vec![0f32; np * m * o];
+            for xi in 0..np {
                 for r in 0..m {
                     for oi in 0..o {
                         mm[(xi * m + r) * o + oi] = (0..kb).map(|q| v[(xi * m + r) * kb + q] * ut[(xi * kb + q) * o + oi]).sum();
                     }
                 }
             }
-            output(&mm, n, band, w, o, Some(bias), &mut y);
+            output(s, &mm, n, band, wo, o, Some(bias), &mut y);
         }
         y.into_iter().map(|v| unsafe { v.assume_init() }).collect()
     }
 
+    /// The geometries of the model's convolutions and odd ones: (kernel, stride, padding, edge).
+    fn geometries() -> Vec<Geometry> {
+        let geometry = |kernel, stride, padding, edge| Geometry { kernel, stride, padding, edge };
+        vec![
+            geometry([3, 3], [1, 1], [1, 1, 1, 1], false),
+            geometry([3, 4], [1, 2], [1, 1, 1, 1], true),
+            geometry([3, 4], [1, 2], [1, 1, 1, 1], false),
+            geometry([2, 3], [1, 1], [0, 2, 1, 0], true),
+            geometry([3, 4], [2, 2], [0, 0, 2, 3], false),
+        ]
+    }
+
     #[test]
-    fn f43_forward_equals_the_direct_convolution_in_bands_and_whole() {
+    fn forward_equals_the_direct_convolution_in_bands_and_whole() {
         // Widths with a full last tile, a partial one and a single short tile; 5 rows (the
-        // model's) and 3; the bands of the padded rows and the whole matrix as one band.
-        for (n, c, h, w, o) in [(2, 3, 5, 8, 4), (1, 5, 5, 15, 3), (3, 2, 3, 3, 2), (1, 4, 5, 1, 2), (2, 3, 4, 9, 5)] {
-            let g = Geometry { kernel: [3, 3], stride: [1, 1], padding: [1, 1, 1, 1], edge: false };
-            assert!(applies(&g));
-            let x = values(n * h * w * c, 1);
-            let wp = values(o * 9 * c, 2);
-            let bias = values(o, 3);
-            let want = direct(&x, [n, c, h, w], &wp, o, 3, 1);
-            let whole = [Band { rows: 0..h, taps: vec![vec![0], vec![1], vec![2]] }];
-            for bands in [g.bands(h, w), whole.to_vec()] {
-                let got = forward(&x, [n, c, h, w], g, &bands, &wp, o, &bias);
-                for (idx, (a, b)) in got.iter().zip(&want).enumerate() {
-                    let b = b + bias[idx % o] as f64;
-                    assert!((*a as f64 - b).abs() < 1e-5, "{n}×{c}×{h}×{w}→{o}, bands {}: value {idx}: {a} vs {b}", bands.len());
+        // model's) and fewer; the row bands and the whole matrix as one band.
+        for g in geometries() {
+            let s = scheme(&g).expect("a scheme");
+            for (n, c, h, w, o) in [(2, 3, 5, 8, 4), (1, 5, 5, 15, 3), (3, 2, 3, 3, 2), (1, 4, 5, 2, 2), (2, 3, 4, 13, 5)] {
+                if g.padding[1] + g.padding[3] + w < g.kernel[1] || g.padding[0] + g.padding[2] + h < g.kernel[0] {
+                    continue;
+                }
+                let x = values(n * h * w * c, 1);
+                let wp = values(o * g.kernel[0] * g.kernel[1] * c, 2);
+                let bias = values(o, 3);
+                let want = direct(&x, [n, c, h, w], &wp, o, g);
+                let whole = [Band { rows: 0..g.output(h, w)[0], taps: (0..g.kernel[0]).map(|i| vec![i]).collect() }];
+                let bands = [g.bands(h, w), whole.to_vec()];
+                for bands in &bands {
+                    let got = forward(s, &x, [n, c, h, w], g, bands, &wp, o, &bias);
+                    for (idx, (a, b)) in got.iter().zip(&want).enumerate() {
+                        let b = b + bias[idx % o] as f64;
+                        assert!((*a as f64 - b).abs() < 1e-5, "{g:?} {n}×{c}×{h}×{w}→{o}, {} bands: value {idx}: {a} vs {b}", bands.len());
+                    }
                 }
             }
         }
     }
 
-    /// `⟨input(x), r⟩ = ⟨x, input_adjoint(r)⟩` and `⟨output(m), e⟩ = ⟨m, output_adjoint(e)⟩` and
+    /// `⟨input(x), r⟩ = ⟨x, input_adjoint(r)⟩`, `⟨output(m), e⟩ = ⟨m, output_adjoint(e)⟩` and
     /// `⟨weights(w), p⟩ = ⟨w, add_weight_grad(p)⟩`: each backward transform is the adjoint of
     /// its forward one (so the gradients are those of the forward).
     #[test]
     fn the_backward_transforms_are_the_adjoints_of_the_forward_ones() {
         let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum::<f64>();
         let (n, c, h, w, o) = (2, 3, 5, 10, 4);
-        let g = Geometry { kernel: [3, 3], stride: [1, 1], padding: [1, 1, 1, 1], edge: false };
-        for band in g.bands(h, w) {
-            let (m, kb) = (rows(n, &band, w), band.taps.len() * c);
-            let x = values(n * h * w * c, 4);
-            let r = values(POINTS * m * kb, 5);
-            let mut v = vec![0f32; POINTS * m * kb];
-            input(&x, [n, c, h, w], g, &band, &mut v);
-            let mut dx = vec![0f32; x.len()];
-            input_adjoint(&r, [n, c, h, w], g, &band, &mut dx);
-            let (lhs, rhs) = (dot(&v, &r), dot(&x, &dx));
-            assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "input: {lhs} vs {rhs}");
+        for g in geometries() {
+            let s = scheme(&g).expect("a scheme");
+            let np = s.points();
+            let [ho, wo] = g.output(h, w);
+            for band in g.bands(h, w) {
+                let (m, kb) = (s.rows(n, &band, wo), s.width(&band, c));
+                let x = values(n * h * w * c, 4);
+                let r = values(np * m * kb, 5);
+                let mut v = vec![0f32; np * m * kb];
+                input(s, &x, [n, c, h, w], g, &band, &mut v);
+                let mut dx = vec![0f32; x.len()];
+                input_adjoint(s, &r, [n, c, h, w], g, &band, &mut dx);
+                let (lhs, rhs) = (dot(&v, &r), dot(&x, &dx));
+                assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{g:?} input: {lhs} vs {rhs}");
 
-            let mm = values(POINTS * m * o, 6);
-            let e = values(n * h * w * o, 7);
-            let mut y = vec![MaybeUninit::new(0f32); n * h * w * o];
-            output(&mm, n, &band, w, o, None, &mut y);
-            let y: Vec<f32> = y.into_iter().map(|v| unsafe { v.assume_init() }).collect();
-            // Only the band's rows were written: the inner product over them.
-            let in_band: Vec<f32> = e.iter().enumerate().map(|(i, v)| if band.rows.contains(&((i / (w * o)) % h)) { *v } else { 0.0 }).collect();
-            let mut ea = vec![0f32; POINTS * m * o];
-            output_adjoint(&e, n, &band, w, o, &mut ea);
-            let (lhs, rhs) = (dot(&y, &in_band), dot(&mm, &ea));
-            assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "output: {lhs} vs {rhs}");
+                let mm = values(np * m * o, 6);
+                let e = values(n * ho * wo * o, 7);
+                let mut y = vec![MaybeUninit::new(0f32); n * ho * wo * o];
+                output(s, &mm, n, &band, wo, o, None, &mut y);
+                let y: Vec<f32> = y.into_iter().map(|v| unsafe { v.assume_init() }).collect();
+                // Only the band's rows were written: the inner product over them.
+                let in_band: Vec<f32> = e.iter().enumerate().map(|(i, v)| if band.rows.contains(&((i / (wo * o)) % ho)) { *v } else { 0.0 }).collect();
+                let mut ea = vec![0f32; np * m * o];
+                output_adjoint(s, &e, n, &band, wo, o, &mut ea);
+                let (lhs, rhs) = (dot(&y, &in_band), dot(&mm, &ea));
+                assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{g:?} output: {lhs} vs {rhs}");
 
-            let wp = values(o * 9 * c, 8);
-            let p = values(POINTS * o * kb, 9);
-            let (u, ut) = (weights(&wp, [o, 3, c], &band, false), weights(&wp, [o, 3, c], &band, true));
-            let mut dw = vec![0f32; wp.len()];
-            add_weight_grad(&mut dw, &p, [o, 3, c], &band);
-            let (lhs, rhs) = (dot(&u, &p), dot(&wp, &dw));
-            assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "weights: {lhs} vs {rhs}");
-            for xi in 0..POINTS {
-                for oi in 0..o {
-                    for q in 0..kb {
-                        assert_eq!(u[(xi * o + oi) * kb + q], ut[(xi * kb + q) * o + oi], "Uᵀ");
+                let wp = values(o * g.kernel[0] * g.kernel[1] * c, 8);
+                let p = values(np * o * kb, 9);
+                let (u, ut) = (weights(s, &wp, [o, g.kernel[0], c], &band, false), weights(s, &wp, [o, g.kernel[0], c], &band, true));
+                let mut dw = vec![0f32; wp.len()];
+                add_weight_grad(s, &mut dw, &p, [o, g.kernel[0], c], &band);
+                let (lhs, rhs) = (dot(&u, &p), dot(&wp, &dw));
+                assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{g:?} weights: {lhs} vs {rhs}");
+                for xi in 0..np {
+                    for oi in 0..o {
+                        for q in 0..kb {
+                            assert_eq!(u[(xi * o + oi) * kb + q], ut[(xi * kb + q) * o + oi], "Uᵀ");
+                        }
                     }
                 }
             }
