@@ -27,6 +27,11 @@
 //! rows. The padding's zero taps (2 of 15 kernel rows there) are then never multiplied, and a
 //! replicate padding's repeated edge row is read once against the summed weights.
 //!
+//! Channels-last convolutions 3 columns wide at stride 1 or 4 wide at stride 2 (the residual, the
+//! encoder's strided and the decoder's transposed convolutions) run as Winograd's minimal
+//! filtering along the columns instead, per row band ([`crate::winograd`]): 1/2 and 2/3 of the
+//! multiply-adds, through transforms of the input, output and weight and one GEMM per point.
+//!
 //! A transposed convolution is the adjoint of a convolution: its forward is the convolution's
 //! input gradient `col2im(x · W')` (no im2col copy of its input, no zero taps), its input gradient
 //! is the convolution's forward, and its weight gradient the convolution's weight gradient with the
@@ -228,8 +233,8 @@ mod flex {
     const MIN_ROWS: usize = 256;
 
     /// Fewest rows of the smallest per-point GEMM of a Winograd chunk (its middle band's have 3×
-    /// as many). Its 6 transformed inputs are 1.5× the input where im2col's matrix is 3×, and
-    /// on 2 threads at the residual blocks' shapes chunks of ≥ 64 rows beat ≥ 32, 128 and 256
+    /// as many). Chunks sized like the im2col ones (≥ 256) left the transformed inputs of a chunk
+    /// out of L2; on 2 threads at the residual blocks' shapes ≥ 64 rows beat ≥ 16, 32 and 256
     /// (`conv_throughput`: 0.60–0.64× of im2col against 0.70–0.75× at 256).
     const WINOGRAD_MIN_ROWS: usize = 64;
 

@@ -112,11 +112,11 @@ pub fn conv_row_bands() -> bool {
 
 static WINOGRAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
-/// Whether channels-last convolutions with 3 kernel columns, column stride 1 and one zero column
-/// of padding on either side (the residual blocks' 3 × 3) run as Winograd F(4, 3) along the
-/// columns (`true`, the default: half the multiply-adds), or as im2col GEMMs (`false`): the same
-/// values to rounding, for comparisons in one process like [`set_conv_row_bands`].
-/// Process-wide; takes effect at the next convolution.
+/// Whether channels-last convolutions with 3 kernel columns at column stride 1 (the residual
+/// blocks' 3 × 3) or 4 at stride 2 (the encoder's strided 3 × 4, the decoder's transposed ones)
+/// run as Winograd F(4, 3) / F(3, 2) along the columns (`true`, the default: 1/2 and 2/3 of the
+/// multiply-adds), or as im2col GEMMs (`false`): the same values to rounding, for comparisons in
+/// one process like [`set_conv_row_bands`]. Process-wide; takes effect at the next convolution.
 pub fn set_conv_winograd(on: bool) {
     WINOGRAD.store(on, Ordering::Relaxed);
 }
