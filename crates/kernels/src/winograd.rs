@@ -311,7 +311,7 @@ fn transform(c: usize, srcs: &[&[f32]], n: usize, outs: usize, coef: impl Fn(usi
     }
 }
 
-/// The `POINTS`-many consecutive matrices of `size` values of `data`.
+/// The `points` consecutive matrices of `size` values of `data`.
 fn split_points(data: &mut [f32], points: usize, size: usize) -> Vec<&mut [f32]> {
     assert_eq!(data.len(), points * size, "winograd: {points} matrices of {size} values");
     if size == 0 {
@@ -609,6 +609,18 @@ mod tests {
             output(s, &mm, n, band, wo, o, Some(bias), &mut y);
         }
         y.into_iter().map(|v| unsafe { v.assume_init() }).collect()
+    }
+
+    /// Each scheme's sizes (read at run time for the buffers) are those of the table its
+    /// transforms compile in.
+    #[test]
+    fn schemes_and_their_tables_agree() {
+        fn check<T: Table>(s: &Scheme) {
+            assert_eq!((s.tile, s.stride, s.points()), (T::TILE, T::STRIDE, T::POINTS), "{s:?}");
+            assert_eq!(s.g.len(), s.points() * s.taps, "{s:?}: G");
+        }
+        check::<F43Table>(&F43);
+        check::<F32Table>(&F32_STRIDE2);
     }
 
     /// The geometries of the model's convolutions and odd ones: (kernel, stride, padding, edge).
