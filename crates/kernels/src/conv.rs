@@ -307,16 +307,23 @@ mod flex {
         out
     }
 
-    /// The row-major `rows × cols` matrix `m` transposed.
-    fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-        assert_eq!(m.len(), rows * cols, "transpose: size");
-        let mut t = vec![0f32; m.len()];
-        for (r, row) in m.chunks_exact(cols.max(1)).enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                t[c * rows + r] = v;
-            }
+    /// `dst` as `points` consecutive products `lhs(ξ) · rhs(ξ)`: a Winograd pass's GEMM per point.
+    fn point_products<'a>(dst: &mut [f32], points: usize, lhs: impl Fn(usize) -> View<'a>, rhs: impl Fn(usize) -> View<'a>) {
+        let size = dst.len() / points.max(1);
+        for (xi, dst) in dst.chunks_exact_mut(size.max(1)).enumerate().take(points) {
+            matmul(dst, lhs(xi), rhs(xi));
         }
-        t
+    }
+
+    /// A Winograd band's weight gradient added into `dw`: `P_ξ = E_ξᵀ · V_ξ` per point (`E = A g`
+    /// and `V = Bᵀ x`, `points` matrices `(m, O)` and `(m, kb)`) into the scratch `pm`, folded back
+    /// onto the kernel's taps.
+    #[allow(clippy::too_many_arguments)]
+    fn add_winograd_weight_grad(scheme: &Scheme, band: &Band, e: &[f32], v: &[f32], [m, o, kb]: [usize; 3], [kh, c]: [usize; 2], pm: &mut [f32], dw: &mut [f32]) {
+        let np = scheme.points();
+        let pm = &mut pm[..np * o * kb];
+        point_products(pm, np, |xi| View::row_major(&e[xi * m * o..][..m * o], m, o).t(), |xi| View::row_major(&v[xi * m * kb..][..m * kb], m, kb));
+        winograd::add_weight_grad(scheme, dw, pm, [o, kh, c], band);
     }
 
     /// `data` cut into consecutive pieces of `ranges[i].len() · per` values.
@@ -557,7 +564,13 @@ mod flex {
             // A 1 × 1 convolution's forward multiplies by `W'ᵀ` laid out `(C, O)` row-major: with
             // `k = C = 64` the GEMM ran at about half the rate on the transposed view of `W'`
             // (40–50 against 75–98 GFLOP/s per thread in the stage-1 steps).
-            let wpt = if self.pointwise() && want_y { transpose(&wp, o, k) } else { Vec::new() };
+            let wpt = if self.pointwise() && want_y {
+                let mut t = vec![0f32; wp.len()];
+                transpose_samples(&wp, [1, o, k], None, &mut t);
+                t
+            } else {
+                Vec::new()
+            };
             let (y, dw) = self.chunk_pass(if want_y { o * p } else { 0 }, rows, want_dw, |range, y, dw| {
                 let n = range.len();
                 if let Some(wino) = &wino {
@@ -576,20 +589,14 @@ mod flex {
                             if want_y {
                                 // M_ξ = V_ξ · U_ξᵀ, then y = Aᵀ M (+ bias) into the band's rows.
                                 let mm = &mut mm[..np * m * o];
-                                for xi in 0..np {
-                                    matmul(&mut mm[xi * m * o..][..m * o], View::row_major(&v[xi * m * kb..][..m * kb], m, kb), View::row_major(&ut[xi * kb * o..][..kb * o], kb, o));
-                                }
+                                point_products(mm, np, |xi| View::row_major(&v[xi * m * kb..][..m * kb], m, kb), |xi| View::row_major(&ut[xi * kb * o..][..kb * o], kb, o));
                                 winograd::output(scheme, mm, n, band, wo, o, bias, y);
                             }
                             if want_dw {
                                 // P_ξ = E_ξᵀ · V_ξ with E = A g, folded back onto the taps.
                                 let e = &mut e[..np * m * o];
                                 winograd::output_adjoint(scheme, &g[range.start * p * o..range.end * p * o], n, band, wo, o, e);
-                                let pm = &mut mm[..np * o * kb];
-                                for xi in 0..np {
-                                    matmul(&mut pm[xi * o * kb..][..o * kb], View::row_major(&e[xi * m * o..][..m * o], m, o).t(), View::row_major(&v[xi * m * kb..][..m * kb], m, kb));
-                                }
-                                winograd::add_weight_grad(scheme, dw, pm, [o, kh, c], band);
+                                add_winograd_weight_grad(scheme, band, e, v, [m, o, kb], [kh, c], mm, dw);
                             }
                         }
                     });
@@ -691,18 +698,12 @@ mod flex {
                             let cols = &mut cols[..np * m * kb];
                             if let Some(dx) = dx.as_deref_mut() {
                                 // R_ξ = E_ξ · U_ξ, added onto the input columns as Bᵀ R.
-                                for xi in 0..np {
-                                    matmul(&mut cols[xi * m * kb..][..m * kb], View::row_major(&e[xi * m * o..][..m * o], m, o), View::row_major(&u[xi * o * kb..][..o * kb], o, kb));
-                                }
+                                point_products(cols, np, |xi| View::row_major(&e[xi * m * o..][..m * o], m, o), |xi| View::row_major(&u[xi * o * kb..][..o * kb], o, kb));
                                 winograd::input_adjoint(scheme, cols, self.input_dims(n), self.geometry, band, dx);
                             }
                             if want_dw {
                                 winograd::input(scheme, &x[range.start * q * c..range.end * q * c], self.input_dims(n), self.geometry, band, cols);
-                                let pm = &mut pm[..np * o * kb];
-                                for xi in 0..np {
-                                    matmul(&mut pm[xi * o * kb..][..o * kb], View::row_major(&e[xi * m * o..][..m * o], m, o).t(), View::row_major(&cols[xi * m * kb..][..m * kb], m, kb));
-                                }
-                                winograd::add_weight_grad(scheme, dw, pm, [o, kh, c], band);
+                                add_winograd_weight_grad(scheme, band, e, cols, [m, o, kb], [kh, c], pm, dw);
                             }
                         }
                         if let Some(dx) = dx {
