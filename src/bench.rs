@@ -558,14 +558,15 @@ pub fn table(report: &BenchReport) -> String {
 mod tests {
     use super::*;
 
-    /// The NC-VQVAE and baseline stage-1 steps at 128 × 500 and 128 × 140 with one of the
-    /// convolutions' switches on and off, alternating step by step in one process (a noisy
-    /// machine then slows both alike), medians of 12 steps each.
+    /// The NC-VQVAE stage-1 step at 128 × 500 and the baseline's at 128 × 500, 128 × 140 and
+    /// 32 × 140 with one of the convolutions' switches on and off, alternating step by step in
+    /// one process (a noisy machine then slows both alike), medians of 12 steps each (`PAIRS=n`
+    /// for n).
     #[cfg(feature = "cpu")]
     fn switch_in_the_training_steps(on_name: &str, off_name: &str, switch: fn(bool)) {
         let device = Device::flex();
         kernels::on_pool(|| {
-            for (case, shape) in [(Case::Stage1NcVqvae, "128x500"), (Case::Stage1Baseline, "128x500"), (Case::Stage1Baseline, "128x140")] {
+            for (case, shape) in [(Case::Stage1NcVqvae, "128x500"), (Case::Stage1Baseline, "128x500"), (Case::Stage1Baseline, "128x140"), (Case::Stage1Baseline, "32x140")] {
                 let shape: Shape = shape.parse().unwrap();
                 let train = device.clone().autodiff();
                 train.seed(1);
@@ -579,7 +580,7 @@ mod tests {
                 step(true);
                 step(false);
                 let (mut on, mut off) = (Vec::new(), Vec::new());
-                for _ in 0..12 {
+                for _ in 0..std::env::var("PAIRS").ok().and_then(|v| v.parse().ok()).unwrap_or(12) {
                     on.push(step(true));
                     off.push(step(false));
                 }

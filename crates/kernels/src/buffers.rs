@@ -61,12 +61,22 @@ pub(crate) unsafe fn filled(len: usize, piece: usize, fill: impl Fn(usize, &mut 
 /// work stealing, so a floating-point sum made that way changes in its last bits from run to run;
 /// collecting the partials (an indexed collect keeps their order) and adding them here gives the
 /// same bits for the same partials, which keeps training with a seed reproducible.
-pub(crate) fn sum_in_order<T: Copy + Default + std::ops::AddAssign>(parts: Vec<Vec<T>>, n: usize) -> Vec<T> {
+pub(crate) fn sum_in_order<T: Copy + Default + std::ops::AddAssign + Send + Sync>(parts: Vec<Vec<T>>, n: usize) -> Vec<T> {
+    use rayon::prelude::*;
     let mut parts = parts.into_iter();
     let mut total = parts.next().unwrap_or_else(|| vec![T::default(); n]);
-    for part in parts {
-        total.iter_mut().zip(&part).for_each(|(a, &b)| *a += b);
+    let rest: Vec<Vec<T>> = parts.collect();
+    if rest.is_empty() {
+        return total;
     }
+    // Each value still adds the partials in their order, so splitting the values across threads
+    // leaves the bits as they are.
+    const PIECE: usize = 1 << 14;
+    total.par_chunks_mut(PIECE).enumerate().for_each(|(i, piece)| {
+        for part in &rest {
+            piece.iter_mut().zip(&part[i * PIECE..]).for_each(|(a, &b)| *a += b);
+        }
+    });
     total
 }
 

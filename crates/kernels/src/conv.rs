@@ -287,23 +287,28 @@ mod flex {
     fn permute_weight(w: &[f32], [o, c, kh, kw]: [usize; 4], inverse: bool) -> Vec<f32> {
         let taps = kh * kw;
         assert_eq!(w.len(), o * c * taps, "permute_weight: size");
-        if taps == 1 {
+        if taps == 1 || w.is_empty() {
             return w.to_vec();
         }
         let mut out = vec![0f32; w.len()];
-        for (src, dst) in w.chunks_exact(c * taps).zip(out.chunks_exact_mut(c * taps)) {
-            // Channels-first (c, tap) → im2col (tap, c): written in order, read with stride `taps`
-            // (one output channel's weights are a few KiB, in L1); the inverse the other way.
-            if inverse {
-                for (ci, row) in dst.chunks_exact_mut(taps).enumerate() {
-                    row.iter_mut().enumerate().for_each(|(t, v)| *v = src[t * c + ci]);
-                }
-            } else {
-                for (t, row) in dst.chunks_exact_mut(c).enumerate() {
-                    row.iter_mut().enumerate().for_each(|(ci, v)| *v = src[ci * taps + t]);
+        // In parallel over output channels (on one thread the other core sat idle through it).
+        let per = o.div_ceil(2 * rayon::current_num_threads().max(1)).max(1);
+        out.par_chunks_mut(per * c * taps).zip(w.par_chunks(per * c * taps)).for_each(|(dst, src)| {
+            for (src, dst) in src.chunks_exact(c * taps).zip(dst.chunks_exact_mut(c * taps)) {
+                // Channels-first (c, tap) → im2col (tap, c): written in order, read with stride
+                // `taps` (one output channel's weights are a few KiB, in L1); the inverse the
+                // other way.
+                if inverse {
+                    for (ci, row) in dst.chunks_exact_mut(taps).enumerate() {
+                        row.iter_mut().enumerate().for_each(|(t, v)| *v = src[t * c + ci]);
+                    }
+                } else {
+                    for (t, row) in dst.chunks_exact_mut(c).enumerate() {
+                        row.iter_mut().enumerate().for_each(|(ci, v)| *v = src[ci * taps + t]);
+                    }
                 }
             }
-        }
+        });
         out
     }
 
@@ -524,6 +529,9 @@ mod flex {
             // One task per thread, each over a fixed run of consecutive chunks, its dW partial
             // summed in chunk order; the partials then added in task order. The same sums every
             // run (for this thread count), with one partial per thread alive, not one per chunk.
+            // (Four tasks per thread, each a job of its own so that a thread finishing early
+            // takes another, were tried on 2026-12-07: whole steps 0.94–1.06× of these, no
+            // consistent gain; docs/benchmarks.md.)
             let per_task = work.len().div_ceil(rayon::current_num_threads().max(1)).max(1);
             let n_dw = if want_dw { o * k } else { 0 };
             let dwp = work

@@ -47,10 +47,8 @@ pub(crate) struct Scheme {
     pub(crate) tile: usize,
     pub(crate) taps: usize,
     pub(crate) stride: usize,
-    /// Which [`Table`] the hot transforms compile in.
+    /// Which [`Table`] the transforms compile in.
     kind: Kind,
-    /// `G (points × taps)`, row-major (the weight transforms, once per pass).
-    g: &'static [f32],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +65,10 @@ trait Table {
     const TILE: usize;
     const STRIDE: usize;
     const POINTS: usize;
+    /// Taps per phase.
+    const TAPS: usize;
+    /// `G (POINTS × TAPS)`.
+    const G: [[f32; 3]; 6];
     /// `Aᵀ (TILE × POINTS)`.
     const AT: [[f32; 6]; 4];
     /// `Bᵀ (POINTS × POINTS)`.
@@ -82,6 +84,15 @@ impl Table for F43Table {
     const TILE: usize = 4;
     const STRIDE: usize = 1;
     const POINTS: usize = 6;
+    const TAPS: usize = 3;
+    const G: [[f32; 3]; 6] = [
+        [1.0 / 4.0, 0.0, 0.0],
+        [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+        [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+        [0.0, 0.0, 1.0],
+    ];
     const AT: [[f32; 6]; 4] = [
         [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
         [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
@@ -102,6 +113,8 @@ impl Table for F32Table {
     const TILE: usize = 3;
     const STRIDE: usize = 2;
     const POINTS: usize = 4;
+    const TAPS: usize = 2;
+    const G: [[f32; 3]; 6] = [[-1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, -0.5, 0.0], [0.0, 1.0, 0.0], [0.0; 3], [0.0; 3]];
     const AT: [[f32; 6]; 4] = [[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], [0.0, 1.0, -1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 1.0, 0.0, 0.0], [0.0; 6]];
     const BT: [[f32; 6]; 6] = [
         [-1.0, 0.0, 1.0, 0.0, 0.0, 0.0],
@@ -119,15 +132,6 @@ pub(crate) const F43: Scheme = Scheme {
     taps: 3,
     stride: 1,
     kind: Kind::F43,
-    #[rustfmt::skip]
-    g: &[
-        1.0 / 4.0, 0.0, 0.0,
-        -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0,
-        -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0,
-        1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0,
-        1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0,
-        0.0, 0.0, 1.0,
-    ],
 };
 
 /// F(3, 2) at the points 0, ±1, ∞ on each of 2 phases, for 4-column kernels at stride 2.
@@ -136,13 +140,6 @@ pub(crate) const F32_STRIDE2: Scheme = Scheme {
     taps: 2,
     stride: 2,
     kind: Kind::F32Stride2,
-    #[rustfmt::skip]
-    g: &[
-        -1.0, 0.0,
-        0.5, 0.5,
-        0.5, -0.5,
-        0.0, 1.0,
-    ],
 };
 
 impl Scheme {
@@ -236,8 +233,8 @@ macro_rules! by_table {
 /// sources), each handed to `store(k, first channel, values)`: the sources' 8 lanes are loaded
 /// once and every output is a few vector multiply-adds in registers. Called with `n`, `outs` and
 /// `coef` from a [`Table`]'s constants (the hot transforms), the loops unroll and the zero
-/// coefficients drop out; the weight transform (once per pass) and its adjoint (once per chunk
-/// and band) call it with a [`Scheme`]'s `G`.
+/// coefficients drop out (the weight transform, once per pass, and its adjoint, once per chunk
+/// and band, too, with the table's `G`).
 #[inline(always)]
 fn transform(c: usize, srcs: &[&[f32]], n: usize, outs: usize, coef: impl Fn(usize, usize) -> f32, mut store: impl FnMut(usize, usize, &[f32])) {
     const LANES: usize = 8;
@@ -461,48 +458,86 @@ fn output_adjoint_body<T: Table>(e: &[f32], n: usize, band: &Band, wo: usize, o:
 /// A band's weight transform from the permuted weight `wp (O, kh·kw·C)` (order `(i, j, c)`): `U =
 /// G g` as `points` matrices `(O, width)`, or with `transposed` as their transposes `(width, O)`
 /// (a tap group's kernel rows summed).
-pub(crate) fn weights(s: &Scheme, wp: &[f32], [o, kh, c]: [usize; 3], band: &Band, transposed: bool) -> Vec<f32> {
-    let (np, kw, kb) = (s.points(), s.stride * s.taps, s.width(band, c));
-    let k = kh * kw * c;
+pub(crate) fn weights(s: &Scheme, wp: &[f32], dims: [usize; 3], band: &Band, transposed: bool) -> Vec<f32> {
+    use rayon::prelude::*;
+    let (np, [o, _, c]) = (s.points(), dims);
+    let kb = s.width(band, c);
+    let mut u = crate::buffers::zeroed(np * o * kb);
+    if u.is_empty() {
+        return u;
+    }
+    // In parallel over runs of output channels (a run's rows of every point's matrix are its
+    // own), once per pass: on one thread this was ~80 % of the time the other core sat idle in
+    // it (the stage-1 profiles, 2026-12-07).
+    let per = o.div_ceil(2 * rayon::current_num_threads().max(1)).max(1);
+    let mut runs: Vec<Vec<&mut [f32]>> = (0..o.div_ceil(per)).map(|_| Vec::with_capacity(np)).collect();
+    for point in u.chunks_exact_mut(o * kb) {
+        for (run, rows) in runs.iter_mut().zip(point.chunks_mut(per * kb)) {
+            run.push(rows);
+        }
+    }
+    runs.into_par_iter().enumerate().for_each(|(r, mut rows)| by_table!(s, weights_t(wp, dims, band, r * per, &mut rows)));
+    if !transposed {
+        return u;
+    }
+    let mut ut = crate::buffers::zeroed(u.len());
+    ut.par_chunks_exact_mut(o * kb).zip(u.par_chunks_exact(o * kb)).for_each(|(t, m)| crate::im2col::flex::transpose_samples(m, [1, o, kb], None, t));
+    ut
+}
+
+fn weights_t<T: Table>(wp: &[f32], dims: [usize; 3], band: &Band, first: usize, rows: &mut [&mut [f32]]) {
+    with_avx2!(weights_body::<T>(wp: &[f32], dims: [usize; 3], band: &Band, first: usize, rows: &mut [&mut [f32]]))
+}
+
+/// The rows of output channels `first..` of every point's `U` (`rows[ξ]`, the same count each).
+#[inline(always)]
+fn weights_body<T: Table>(wp: &[f32], [o, kh, c]: [usize; 3], band: &Band, first: usize, rows: &mut [&mut [f32]]) {
+    let (np, kw, groups) = (T::POINTS, T::STRIDE * T::TAPS, band.taps.len());
+    let (k, kb) = (kh * kw * c, T::STRIDE * groups * c);
     assert_eq!(wp.len(), o * k, "winograd weights: size");
-    let mut u = vec![0f32; np * o * kb];
-    for oi in 0..o {
+    assert_eq!(rows.len(), np, "winograd weights: one piece per point");
+    let count = rows[0].len() / kb;
+    assert!(first + count <= o && rows.iter().all(|r| r.len() == count * kb), "winograd weights: rows");
+    for (r, oi) in (first..first + count).enumerate() {
         for (e, group) in band.taps.iter().enumerate() {
-            for phase in 0..s.stride {
-                let col = (phase * band.taps.len() + e) * c;
+            for phase in 0..T::STRIDE {
+                let col = (phase * groups + e) * c;
                 for &i in group {
-                    let taps: Vec<&[f32]> = (0..s.taps).map(|q| &wp[oi * k + (i * kw + phase + s.stride * q) * c..][..c]).collect();
-                    transform(c, &taps, s.taps, np, |xi, q| s.g[xi * s.taps + q], |xi, j, vals| {
-                        u[(xi * o + oi) * kb + col + j..][..vals.len()].iter_mut().zip(vals).for_each(|(d, v)| *d += v);
+                    let taps: [&[f32]; 3] = std::array::from_fn(|q| if q < T::TAPS { &wp[oi * k + (i * kw + phase + T::STRIDE * q) * c..][..c] } else { &[] });
+                    transform(c, &taps, T::TAPS, np, |xi, q| T::G[xi][q], |xi, j, vals| {
+                        rows[xi][r * kb + col + j..][..vals.len()].iter_mut().zip(vals).for_each(|(d, v)| *d += v);
                     });
                 }
             }
         }
     }
-    if !transposed || u.is_empty() {
-        return u;
-    }
-    let mut ut = vec![0f32; u.len()];
-    crate::im2col::flex::transpose_samples(&u, [np, o, kb], None, &mut ut);
-    ut
 }
 
 /// The adjoint of [`weights`]' `U`: `P` (`points` matrices `(O, width)`, the products `E_ξᵀ ·
 /// V_ξ`) added into the permuted weight gradient `dw (O, kh·kw·C)` as `G[ξ, u] · P_ξ` on every
 /// kernel row of each tap group.
-pub(crate) fn add_weight_grad(s: &Scheme, dw: &mut [f32], p: &[f32], [o, kh, c]: [usize; 3], band: &Band) {
-    let (np, kw, kb) = (s.points(), s.stride * s.taps, s.width(band, c));
-    let k = kh * kw * c;
+pub(crate) fn add_weight_grad(s: &Scheme, dw: &mut [f32], p: &[f32], dims: [usize; 3], band: &Band) {
+    by_table!(s, add_weight_grad_t(dw, p, dims, band))
+}
+
+fn add_weight_grad_t<T: Table>(dw: &mut [f32], p: &[f32], dims: [usize; 3], band: &Band) {
+    with_avx2!(add_weight_grad_body::<T>(dw: &mut [f32], p: &[f32], dims: [usize; 3], band: &Band))
+}
+
+#[inline(always)]
+fn add_weight_grad_body<T: Table>(dw: &mut [f32], p: &[f32], [o, kh, c]: [usize; 3], band: &Band) {
+    let (np, kw, groups) = (T::POINTS, T::STRIDE * T::TAPS, band.taps.len());
+    let (k, kb) = (kh * kw * c, T::STRIDE * groups * c);
     assert_eq!(dw.len(), o * k, "winograd weight gradient: size");
     assert_eq!(p.len(), np * o * kb, "winograd weight gradient: products");
     for oi in 0..o {
         for (e, group) in band.taps.iter().enumerate() {
-            for phase in 0..s.stride {
-                let col = (phase * band.taps.len() + e) * c;
-                let src: Vec<&[f32]> = (0..np).map(|xi| &p[(xi * o + oi) * kb + col..][..c]).collect();
+            for phase in 0..T::STRIDE {
+                let col = (phase * groups + e) * c;
+                let src: [&[f32]; 6] = std::array::from_fn(|xi| if xi < np { &p[(xi * o + oi) * kb + col..][..c] } else { &[] });
                 for &i in group {
-                    transform(c, &src, np, s.taps, |q, xi| s.g[xi * s.taps + q], |q, j, vals| {
-                        let dst = &mut dw[oi * k + (i * kw + phase + s.stride * q) * c + j..][..vals.len()];
+                    transform(c, &src, np, T::TAPS, |q, xi| T::G[xi][q], |q, j, vals| {
+                        let dst = &mut dw[oi * k + (i * kw + phase + T::STRIDE * q) * c + j..][..vals.len()];
                         dst.iter_mut().zip(vals).for_each(|(d, v)| *d += v);
                     });
                 }
@@ -577,8 +612,7 @@ mod tests {
     #[test]
     fn schemes_and_their_tables_agree() {
         fn check<T: Table>(s: &Scheme) {
-            assert_eq!((s.tile, s.stride, s.points()), (T::TILE, T::STRIDE, T::POINTS), "{s:?}");
-            assert_eq!(s.g.len(), s.points() * s.taps, "{s:?}: G");
+            assert_eq!((s.tile, s.taps, s.stride, s.points()), (T::TILE, T::TAPS, T::STRIDE, T::POINTS), "{s:?}");
         }
         check::<F43Table>(&F43);
         check::<F32Table>(&F32_STRIDE2);

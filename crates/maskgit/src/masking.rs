@@ -67,16 +67,23 @@ pub fn categorical<R: rand::Rng + ?Sized>(logits: &[f32], rng: &mut R) -> Option
     if !max.is_finite() {
         return None;
     }
-    let weights: Vec<f64> = logits.iter().map(|&l| ((l - max) as f64).exp()).collect();
+    Some(pick(logits, max, rng.random::<f64>(), &mut Vec::new()).0)
+}
+
+/// The index [`categorical`] draws with the uniform `u` from `logits` whose (finite) maximum is
+/// `max`, and the softmax's normaliser `Σ exp(l − max)`; `weights` is scratch.
+pub(crate) fn pick(logits: &[f32], max: f32, u: f64, weights: &mut Vec<f64>) -> (usize, f64) {
+    weights.clear();
+    weights.extend(logits.iter().map(|&l| ((l - max) as f64).exp()));
     let total: f64 = weights.iter().sum();
-    let mut u = rng.random::<f64>() * total;
+    let mut u = u * total;
     for (j, w) in weights.iter().enumerate() {
         u -= w;
         if u < 0.0 {
-            return Some(j);
+            return (j, total);
         }
     }
-    Some(logits.len() - 1)
+    (logits.len() - 1, total)
 }
 
 /// Class dropout: each label is replaced by the null class `null` with probability `p`.
