@@ -139,6 +139,11 @@ pub struct Timing {
     /// cores busy throughout. `None` where the platform does not report it (only Linux does).
     #[serde(default)]
     pub cpu_utilisation: Option<f64>,
+    /// The part of `cpu_utilisation` that the pool's idle workers spent spinning for work
+    /// (`kernels::spinning`, as the training loop runs its steps) rather than working: CPU time
+    /// that is not work, over wall time. 0 with `KERNELS_SPIN=0`; `null` from other programs.
+    #[serde(default)]
+    pub spin_utilisation: Option<f64>,
     /// Peak resident memory of the process while this case ran (model, optimizer state and
     /// steps), in MiB: the kernel's high-water mark, reset before the case. `None` off Linux.
     #[serde(default)]
@@ -369,6 +374,8 @@ fn sync(device: &Device) -> Result<(), BenchError> {
 struct Measured {
     times: Vec<f64>,
     cpu_utilisation: Option<f64>,
+    /// Spinning workers' idle time over wall time.
+    spin_utilisation: f64,
     /// The GEMM work of the timed steps.
     gemm: kernels::GemmWork,
 }
@@ -377,13 +384,14 @@ struct Measured {
 /// `steps`.
 fn time_steps(options: &BenchOptions, device: &Device, mut step: impl FnMut() -> Result<(), BenchError>) -> Result<Measured, BenchError> {
     let mut times = Vec::with_capacity(options.steps);
-    let (mut cpu_start, mut wall_start, mut gemm_start) = (None, Instant::now(), kernels::gemm_work());
+    let (mut cpu_start, mut wall_start, mut gemm_start, mut spin_start) = (None, Instant::now(), kernels::gemm_work(), kernels::spin_time());
     for i in 0..options.warmup + options.steps {
         if i == options.warmup {
-            (cpu_start, wall_start, gemm_start) = (cpu_seconds(), Instant::now(), kernels::gemm_work());
+            (cpu_start, wall_start, gemm_start, spin_start) = (cpu_seconds(), Instant::now(), kernels::gemm_work(), kernels::spin_time());
         }
         let start = Instant::now();
-        step()?;
+        // As the training loop runs its steps (train::fit): the pool's idle workers spinning.
+        kernels::spinning(&mut step)?;
         sync(device)?;
         if i >= options.warmup {
             times.push(start.elapsed().as_secs_f64() * 1e3);
@@ -391,7 +399,8 @@ fn time_steps(options: &BenchOptions, device: &Device, mut step: impl FnMut() ->
     }
     let wall = wall_start.elapsed().as_secs_f64();
     let cpu_utilisation = cpu_start.zip(cpu_seconds()).map(|(a, b)| (b - a) / wall);
-    Ok(Measured { times, cpu_utilisation, gemm: kernels::gemm_work().since(gemm_start) })
+    let spin_utilisation = (kernels::spin_time() - spin_start).as_secs_f64() / wall;
+    Ok(Measured { times, cpu_utilisation, spin_utilisation, gemm: kernels::gemm_work().since(gemm_start) })
 }
 
 fn series(shape: Shape, device: &Device) -> Tensor<3> {
@@ -414,15 +423,6 @@ fn trainer<M: Module>(model: M, mut loss: impl FnMut(&M) -> Tensor<1>) -> impl F
     }
 }
 
-/// Times training steps of `model` ([`trainer`]).
-fn time_training<M: Module>(options: &BenchOptions, device: &Device, model: M, loss: impl FnMut(&M) -> Tensor<1>) -> Result<Measured, BenchError> {
-    let mut step = trainer(model, loss);
-    time_steps(options, device, || {
-        step();
-        Ok(())
-    })
-}
-
 /// The stage-1 training steps of NC-VQVAE (Barlow Twins, `projector_dim`) or, without
 /// `nc_vqvae`, of the baseline VQ-VAE at `shape` on the autodiff device `train`, one per call.
 fn stage1_trainer<'a>(nc_vqvae: bool, shape: Shape, projector_dim: usize, train: &'a Device) -> Result<Box<dyn FnMut() + 'a>, BenchError> {
@@ -434,6 +434,31 @@ fn stage1_trainer<'a>(nc_vqvae: bool, shape: Shape, projector_dim: usize, train:
         let x = series(shape, train);
         let x_aug = x.clone() + series(shape, train) * 0.1;
         m.losses(x, x_aug).total
+    })))
+}
+
+/// The stage-2 prior's training steps at `shape` (random token grids, 60 % masked, random
+/// classes) on the autodiff device `train`, one per call.
+fn prior_trainer<'a>(shape: Shape, seed: u64, device: &Device, train: &'a Device) -> Result<Box<dyn FnMut() + 'a>, BenchError> {
+    let tokenizer = VqVaeConfig::new(shape.length).init(device)?;
+    let n = 5 * latent_width(&tokenizer, device);
+    let k = tokenizer.quantizer().codebook_size();
+    let n_classes = 2;
+    let prior = MaskGitConfig::new(TrunkConfig::new(n, n_classes), Variant::Token).init(tokenizer.quantizer().codebook().to_device(train), train)?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    Ok(Box::new(trainer(prior, move |p| {
+        let (b, k) = (shape.batch, k as i64);
+        let targets: Vec<i64> = (0..b * n).map(|_| rng.random_range(0..k)).collect();
+        let hidden: Vec<bool> = (0..b * n).map(|_| rng.random_bool(0.6)).collect();
+        let ids: Vec<i64> = targets.iter().zip(&hidden).map(|(&t, &h)| if h { k } else { t }).collect();
+        let weights: Vec<f32> = hidden.iter().map(|&h| if h { 1.0 } else { 0.0 }).collect();
+        let classes: Vec<i64> = (0..b).map(|_| rng.random_range(0..=n_classes as i64)).collect();
+        p.loss(
+            int_tensor(ids, [b, n], train),
+            Tensor::<1, Int>::from_data(TensorData::new(classes, [b]), train),
+            int_tensor(targets, [b, n], train),
+            Tensor::from_data(TensorData::new(weights, [b, n]), train),
+        )
     })))
 }
 
@@ -449,25 +474,10 @@ fn time_case(case: Case, shape: Shape, options: &BenchOptions, device: &Device) 
             })
         }
         Case::Stage2Prior => {
-            let tokenizer = VqVaeConfig::new(shape.length).init(device)?;
-            let n = 5 * latent_width(&tokenizer, device);
-            let k = tokenizer.quantizer().codebook_size();
-            let n_classes = 2;
-            let prior = MaskGitConfig::new(TrunkConfig::new(n, n_classes), Variant::Token).init(tokenizer.quantizer().codebook().to_device(&train), &train)?;
-            let mut rng = StdRng::seed_from_u64(options.seed);
-            time_training(options, device, prior, |p| {
-                let (b, k) = (shape.batch, k as i64);
-                let targets: Vec<i64> = (0..b * n).map(|_| rng.random_range(0..k)).collect();
-                let hidden: Vec<bool> = (0..b * n).map(|_| rng.random_bool(0.6)).collect();
-                let ids: Vec<i64> = targets.iter().zip(&hidden).map(|(&t, &h)| if h { k } else { t }).collect();
-                let weights: Vec<f32> = hidden.iter().map(|&h| if h { 1.0 } else { 0.0 }).collect();
-                let classes: Vec<i64> = (0..b).map(|_| rng.random_range(0..=n_classes as i64)).collect();
-                p.loss(
-                    int_tensor(ids, [b, n], &train),
-                    Tensor::<1, Int>::from_data(TensorData::new(classes, [b]), &train),
-                    int_tensor(targets, [b, n], &train),
-                    Tensor::from_data(TensorData::new(weights, [b, n]), &train),
-                )
+            let mut step = prior_trainer(shape, options.seed, device, &train)?;
+            time_steps(options, device, || {
+                step();
+                Ok(())
             })
         }
         Case::Sampling => {
@@ -504,7 +514,7 @@ pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress:
                 release();
             }
             let tracked = reset_peak_rss();
-            let Measured { mut times, cpu_utilisation, gemm } = time_case(case, shape, options, device)?;
+            let Measured { mut times, cpu_utilisation, spin_utilisation, gemm } = time_case(case, shape, options, device)?;
             let steps = times.len() as f64;
             let per_step = |v: u64, unit: f64| (gemm.flops > 0).then(|| v as f64 / unit / steps);
             times.sort_by(f64::total_cmp);
@@ -517,6 +527,7 @@ pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress:
                 max_ms: times[times.len() - 1],
                 steps: times.len(),
                 cpu_utilisation,
+                spin_utilisation: Some(spin_utilisation),
                 peak_rss_mib: if tracked { peak_rss_mib() } else { None },
                 gemm_gflop_per_step: per_step(gemm.flops, 1e9),
                 gemm_thread_ms_per_step: per_step(gemm.nanos, 1e6),
@@ -531,13 +542,13 @@ pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress:
 /// The report as a markdown table.
 pub fn table(report: &BenchReport) -> String {
     let mut out = format!(
-        "{} on {} ({} threads)\n\n| case | batch × length | median ms | min ms | max ms | steps | CPU / wall | peak RSS MiB | GEMM GFLOP / step | GEMM thread-ms / step |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "{} on {} ({} threads)\n\n| case | batch × length | median ms | min ms | max ms | steps | CPU / wall | of it spinning | peak RSS MiB | GEMM GFLOP / step | GEMM thread-ms / step |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
         report.implementation, report.backend, report.threads
     );
     for t in &report.results {
         let or_dash = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
         out += &format!(
-            "| {} | {} × {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} × {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |\n",
             t.case,
             t.batch,
             t.length,
@@ -546,6 +557,7 @@ pub fn table(report: &BenchReport) -> String {
             t.max_ms,
             t.steps,
             or_dash(t.cpu_utilisation, 2),
+            or_dash(t.spin_utilisation, 2),
             or_dash(t.peak_rss_mib, 0),
             or_dash(t.gemm_gflop_per_step, 2),
             or_dash(t.gemm_thread_ms_per_step, 1)
@@ -561,20 +573,27 @@ mod tests {
     /// The NC-VQVAE stage-1 step at 128 × 500 and the baseline's at 128 × 500, 128 × 140 and
     /// 32 × 140 with one of the convolutions' switches on and off, alternating step by step in
     /// one process (a noisy machine then slows both alike), medians of 12 steps each (`PAIRS=n`
-    /// for n).
+    /// for n; `SWITCH_CASES=stage2_prior:32x140,…` for other training cases and shapes).
     #[cfg(feature = "cpu")]
     fn switch_in_the_training_steps(on_name: &str, off_name: &str, switch: fn(bool)) {
         let device = Device::flex();
         kernels::on_pool(|| {
-            for (case, shape) in [(Case::Stage1NcVqvae, "128x500"), (Case::Stage1Baseline, "128x500"), (Case::Stage1Baseline, "128x140"), (Case::Stage1Baseline, "32x140")] {
+            let cases = std::env::var("SWITCH_CASES").unwrap_or_else(|_| "stage1_nc_vqvae:128x500,stage1_baseline:128x500,stage1_baseline:128x140,stage1_baseline:32x140".into());
+            for item in cases.split(',') {
+                let (case, shape) = item.split_once(':').expect("SWITCH_CASES: CASE:BATCHxLENGTH,…");
+                let case = [Case::Stage1Baseline, Case::Stage1NcVqvae, Case::Stage2Prior].into_iter().find(|c| c.name() == case).expect("a training case");
                 let shape: Shape = shape.parse().unwrap();
                 let train = device.clone().autodiff();
                 train.seed(1);
-                let mut one_step = stage1_trainer(case == Case::Stage1NcVqvae, shape, BenchOptions::default().projector_dim, &train).unwrap();
+                let mut one_step = if case == Case::Stage2Prior {
+                    prior_trainer(shape, 1, &device, &train).unwrap()
+                } else {
+                    stage1_trainer(case == Case::Stage1NcVqvae, shape, BenchOptions::default().projector_dim, &train).unwrap()
+                };
                 let mut step = |on: bool| {
                     switch(on);
                     let start = Instant::now();
-                    one_step();
+                    kernels::spinning(&mut one_step);
                     start.elapsed().as_secs_f64() * 1e3
                 };
                 step(true);
@@ -611,6 +630,17 @@ mod tests {
     #[ignore]
     fn winograd_in_the_training_steps() {
         switch_in_the_training_steps("winograd", "im2col", kernels::set_conv_winograd);
+    }
+
+    /// [`switch_in_the_training_steps`] for the pool's idle workers spinning during a step
+    /// against asleep: `RAYON_NUM_THREADS=2 cargo test --release --lib
+    /// pool_spin_in_the_training_steps -- --ignored --nocapture` (docs/benchmarks.md).
+    #[cfg(feature = "cpu")]
+    #[test]
+    #[ignore]
+    fn pool_spin_in_the_training_steps() {
+        kernels::set_pool_spin(false);
+        switch_in_the_training_steps("spinning", "asleep", kernels::set_pool_spin);
     }
 
     #[test]

@@ -58,6 +58,98 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     f()
 }
 
+/// Runs `f`, called on a worker of rayon's pool (see [`on_pool`]), with the pool's other workers
+/// spinning while they wait for work instead of going to sleep: they keep taking the pool's jobs
+/// (`rayon::yield_now`) and are there the moment an op splits its work, where a sleeping worker
+/// has to be woken first (a futex wake-up, in a VM an interrupt to a halted virtual CPU: the
+/// second half of a convolution pass started ~15–40 µs after the first on the 2-core development
+/// VM, hundreds of times per step). Measured there: stage-1 steps 1–6 % faster (docs/benchmarks.md,
+/// 2026-12-07). This is what OpenMP's spin-wait does for PyTorch; the cost is that the other
+/// cores stay busy for as long as `f` runs, so wrap the compute (a training epoch, a sampling
+/// batch), not waits for input. [`spin_time`] counts the spinning.
+///
+/// Without effect (just `f()`) off the pool, on one thread, inside another `spinning`, with
+/// `KERNELS_SPIN=0` in the environment or after [`set_pool_spin`]`(false)`, and without the `flex`
+/// feature.
+pub fn spinning<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "flex")]
+    {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        let threads = rayon::current_num_threads();
+        let Some(me) = rayon::current_thread_index() else { return f() };
+        if threads < 2 || !pool_spin() || SPINNING.swap(true, Ordering::AcqRel) {
+            return f();
+        }
+        let state = Arc::new((AtomicBool::new(false), AtomicUsize::new(threads - 1)));
+        for _ in 1..threads {
+            let state = state.clone();
+            rayon::spawn(move || {
+                // Never on the caller's own thread: it may take this job while it waits in a
+                // join, and would then spin on top of its own unfinished work.
+                if rayon::current_thread_index() != Some(me) {
+                    spin_until(&state.0);
+                }
+                state.1.fetch_sub(1, Ordering::AcqRel);
+            });
+        }
+        let out = f();
+        state.0.store(true, Ordering::Release);
+        // Spinners not started yet are in the pool's queues: run or wait for them.
+        while state.1.load(Ordering::Acquire) > 0 {
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                std::hint::spin_loop();
+            }
+        }
+        SPINNING.store(false, Ordering::Release);
+        out
+    }
+    #[cfg(not(feature = "flex"))]
+    f()
+}
+
+/// A spinner's loop: the pool's jobs until `stop`, its idle time added to [`spin_time`].
+#[cfg(feature = "flex")]
+fn spin_until(stop: &std::sync::atomic::AtomicBool) {
+    let mut idle_since: Option<std::time::Instant> = None;
+    let mut idle = std::time::Duration::ZERO;
+    while !stop.load(Ordering::Acquire) {
+        let now = std::time::Instant::now();
+        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+            // Idle until the job was found, not while it ran.
+            idle += idle_since.take().map_or(std::time::Duration::ZERO, |t| now - t);
+        } else {
+            idle_since.get_or_insert(now);
+            std::hint::spin_loop();
+        }
+    }
+    idle += idle_since.map_or(std::time::Duration::ZERO, |t| t.elapsed());
+    SPIN_NANOS.fetch_add(idle.as_nanos() as u64, Ordering::Relaxed);
+}
+
+#[cfg(feature = "flex")]
+static SPINNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static SPIN_NANOS: AtomicU64 = AtomicU64::new(0);
+static SPIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether [`spinning`] spins: on unless `KERNELS_SPIN=0` (read once) or turned off here.
+/// Process-wide.
+pub fn set_pool_spin(on: bool) {
+    SPIN.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`spinning`] spins ([`set_pool_spin`], `KERNELS_SPIN`).
+pub fn pool_spin() -> bool {
+    static ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    SPIN.load(Ordering::Relaxed) && *ENV.get_or_init(|| std::env::var("KERNELS_SPIN").as_deref() != Ok("0"))
+}
+
+/// The time [`spinning`]'s workers have spent spinning without work since the process started
+/// (summed over workers): CPU time that is not work, for utilisation figures.
+pub fn spin_time() -> std::time::Duration {
+    std::time::Duration::from_nanos(SPIN_NANOS.load(Ordering::Relaxed))
+}
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static FLOPS: AtomicU64 = AtomicU64::new(0);
@@ -135,6 +227,33 @@ mod tests {
 
     fn bits<const D: usize>(t: Option<Tensor<D>>) -> Vec<u32> {
         t.expect("a gradient").into_data().try_into_vec::<f32>().unwrap().into_iter().map(f32::to_bits).collect()
+    }
+
+    /// `spinning` returns what its closure returns with the parallel work inside it done, on
+    /// pools of 1, 2 and 4 threads, and on more than one thread counts the other workers' idle
+    /// spinning (the caller sleeps 50 × 200 µs between parallel sums: ≥ 10 ms of it).
+    #[test]
+    fn spinning_runs_the_work_and_counts_the_idle_spinning() {
+        use rayon::prelude::*;
+        for threads in [1, 2, 4] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let (sum, spun) = pool.install(|| {
+                let before = crate::spin_time();
+                let sum = crate::spinning(|| {
+                    (0..50)
+                        .map(|_| {
+                            std::thread::sleep(std::time::Duration::from_micros(200));
+                            (0..10_000u64).into_par_iter().sum::<u64>()
+                        })
+                        .sum::<u64>()
+                });
+                (sum, crate::spin_time() - before)
+            });
+            assert_eq!(sum, 50 * 49_995_000, "{threads} threads");
+            if threads > 1 && crate::pool_spin() {
+                assert!(spun >= std::time::Duration::from_millis(5), "{threads} threads: spun {spun:?}");
+            }
+        }
     }
 
     /// The same inputs on a 4-thread pool, ten times: the same bits every time. The kernels sum

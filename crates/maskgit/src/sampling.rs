@@ -54,11 +54,23 @@ pub fn sample<R: rand::Rng + ?Sized>(
     if config.steps == 0 {
         return Err(Error::Config("decoding needs at least one step".into()));
     }
-    let class_tensor = |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [b]), device);
     let guided = classes.is_some() && config.guidance != 1.0;
     let mut s = vec![mask; b * n];
+    // The decoding steps with the pool's idle workers spinning between ops (kernels::spinning).
+    kernels::spinning(|| decode(prior, &mut s, [b, n, k], &class_ids, guided, config, device, rng))?;
+    debug_assert!(s.iter().all(|&c| c >= 0 && (c as usize) < k));
+    Ok(s)
+}
+
+/// [`sample`]'s decoding steps on the grids `s` (all masked at first).
+/// `guided`: with classifier-free guidance (conditional, guidance ≠ 1).
+#[allow(clippy::too_many_arguments)]
+fn decode<R: rand::Rng + ?Sized>(prior: &MaskGit, s: &mut [i64], [b, n, k]: [usize; 3], class_ids: &[i64], guided: bool, config: &SamplerConfig, device: &Device, rng: &mut R) -> Result<(), Error> {
+    let mask = prior.mask_id() as i64;
+    let null = prior.n_classes();
+    let class_tensor = |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [b]), device);
     for t in 0..config.steps {
-        let ids = int_tensor(s.clone(), [b, n], device);
+        let ids = int_tensor(s.to_vec(), [b, n], device);
         let mut logits = prior.logits(ids.clone(), class_tensor(&class_ids));
         if guided {
             let uncond = prior.logits(ids, class_tensor(&vec![null as i64; b]));
@@ -71,8 +83,8 @@ pub fn sample<R: rand::Rng + ?Sized>(
         // The random numbers in the order one sample after another would draw them (per masked
         // position the categorical draw's, then the Gumbel noise's), so that the samples are
         // decoded in parallel into the same tokens for a seed whatever the thread count. (On one
-        // thread this loop, two passes of `exp` over K logits per masked position, was ~5 % of a
-        // sampling batch with the other core idle: the profiles of 2026-12-07.)
+        // thread this loop, two passes of `exp` over K logits per masked position, was ~1 % of a
+        // sampling batch's CPU time with the other core idle: the profiles of 2026-12-07.)
         let mut draws = Vec::new();
         let mut starts = Vec::with_capacity(b);
         for row in s.chunks(n) {
@@ -88,8 +100,7 @@ pub fn sample<R: rand::Rng + ?Sized>(
             .map(|((row, logits), start)| decode_row(row, logits, &draws[start..], [mask, k as i64], keep_masked, temperature))
             .collect::<Result<Vec<()>, Error>>()?;
     }
-    debug_assert!(s.iter().all(|&c| c >= 0 && (c as usize) < k));
-    Ok(s)
+    Ok(())
 }
 
 /// One decoding step of one sample: every masked position of `row` gets a code drawn from its

@@ -193,13 +193,18 @@ pub fn fit<M: Module, T: Task<M>>(
         let epoch_start = Instant::now();
         let (mut sums, mut batches) = (vec![0.0f64; terms.len()], 0usize);
         for (b, idx) in epoch_batches(n_train, config.batch_size, true, config.seed, epoch as u64).map_err(Error::from)?.into_iter().enumerate() {
-            let StepLoss { loss, values } = task.step(&model, epoch, b, &idx)?;
             step += 1;
-            if let Some((k, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                return Err(Error::NonFinite { term: terms.get(k).copied().unwrap_or("loss"), value: *v, epoch: epoch + 1, step }.into());
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(schedule.lr_at(step), model, grads);
+            // The step with the pool's idle workers spinning, not asleep, between its ops
+            // (kernels::spinning: ready the moment an op splits its work).
+            let (next, values) = kernels::spinning(|| -> Result<_, T::Error> {
+                let StepLoss { loss, values } = task.step(&model, epoch, b, &idx)?;
+                if let Some((k, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                    return Err(Error::NonFinite { term: terms.get(k).copied().unwrap_or("loss"), value: *v, epoch: epoch + 1, step }.into());
+                }
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                Ok((optim.step(schedule.lr_at(step), model, grads), values))
+            })?;
+            model = next;
             batches += 1;
             for (s, v) in sums.iter_mut().zip(&values) {
                 *s += *v as f64;
