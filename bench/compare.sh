@@ -113,11 +113,13 @@ for key in order:
     ratio = median(ratios)
     g = goal.get(key[0])
     verdict = "-" if g is None or ratio is None else (f"<= {g} met" if ratio <= g else f"<= {g} not met")
-    cpu = f"{fmt(median(t.get('cpu_utilisation') for t, _ in runs), 2)}, {fmt(median(o.get('cpu_utilisation') for _, o in runs if o), 2)}"
+    spin = median(t.get('spin_utilisation') for t, _ in runs)
+    cpu = f"{fmt(median(t.get('cpu_utilisation') for t, _ in runs), 2)}" + (f" ({spin:.2f} spinning)" if spin else "") + f", {fmt(median(o.get('cpu_utilisation') for _, o in runs if o), 2)}"
     peak = lambda values: max((v for v in values if v is not None), default=None)
     rss = f"{fmt(peak(t.get('peak_rss_mib') for t, _ in runs), 0)}, {fmt(peak(o.get('peak_rss_mib') for _, o in runs if o), 0)}"
     gflop = runs[0][0].get("gemm_gflop_per_step")
-    shares = [100 * t["gemm_thread_ms_per_step"] / (t["median_ms"] * t["cpu_utilisation"]) for t, _ in runs if t.get("gemm_thread_ms_per_step") and t.get("cpu_utilisation")]
+    # Against the CPU time that was work (the spinning workers' idle time taken out).
+    shares = [100 * t["gemm_thread_ms_per_step"] / (t["median_ms"] * (t["cpu_utilisation"] - (t.get("spin_utilisation") or 0))) for t, _ in runs if t.get("gemm_thread_ms_per_step") and t.get("cpu_utilisation")]
     gemm = "-" if gflop is None else f"{gflop:.1f}" + (f", {median(shares):.0f} %" if shares else "")
     all_ratios = f" {', '.join(f'{r:.2f}' for r in ratios)} |" if rounds > 1 else ""
     print(f"| {key[0]} | {key[1]} × {key[2]} | {fmt(ours, 1)} | {fmt(theirs, 1)} | {fmt(ratio, 2)} |{all_ratios} {verdict} | {cpu} | {rss} | {gemm} |")
