@@ -467,8 +467,8 @@ pub(crate) fn weights(s: &Scheme, wp: &[f32], dims: [usize; 3], band: &Band, tra
         return u;
     }
     // In parallel over runs of output channels (a run's rows of every point's matrix are its
-    // own), once per pass: on one thread this was ~80 % of the time the other core sat idle in
-    // it (the stage-1 profiles, 2026-12-07).
+    // own), once per pass: on one thread, 89–99 % of its profile samples had the other core idle
+    // (the stage-1 profiles of 2026-12-07, docs/benchmarks.md).
     let per = o.div_ceil(2 * rayon::current_num_threads().max(1)).max(1);
     let mut runs: Vec<Vec<&mut [f32]>> = (0..o.div_ceil(per)).map(|_| Vec::with_capacity(np)).collect();
     for point in u.chunks_exact_mut(o * kb) {
