@@ -391,7 +391,7 @@ fn time_steps(options: &BenchOptions, device: &Device, mut step: impl FnMut() ->
         }
         let start = Instant::now();
         // As the training loop runs its steps (train::fit): the pool's idle workers spinning.
-        kernels::spinning(&mut step)?;
+        kernels::spinning(device, &mut step)?;
         sync(device)?;
         if i >= options.warmup {
             times.push(start.elapsed().as_secs_f64() * 1e3);
@@ -593,7 +593,7 @@ mod tests {
                 let mut step = |on: bool| {
                     switch(on);
                     let start = Instant::now();
-                    kernels::spinning(&mut one_step);
+                    kernels::spinning(&device, &mut one_step);
                     start.elapsed().as_secs_f64() * 1e3
                 };
                 step(true);

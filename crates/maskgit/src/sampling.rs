@@ -57,7 +57,7 @@ pub fn sample<R: rand::Rng + ?Sized>(
     let guided = classes.is_some() && config.guidance != 1.0;
     let mut s = vec![mask; b * n];
     // The decoding steps with the pool's idle workers spinning between ops (kernels::spinning).
-    kernels::spinning(|| decode(prior, &mut s, [b, n, k], &class_ids, guided, config, device, rng))?;
+    kernels::spinning(device, || decode(prior, &mut s, [b, n, k], &class_ids, guided, config, device, rng))?;
     debug_assert!(s.iter().all(|&c| c >= 0 && (c as usize) < k));
     Ok(s)
 }

@@ -189,6 +189,8 @@ pub fn fit<M: Module, T: Task<M>>(
     // Reports the end to `progress` also when a step fails (`?` below).
     let mut bar = Finish { progress, ok: false };
     task.begin(&model, start_epoch)?;
+    // Where the steps run (kernels::spinning acts on the flex CPU backend only).
+    let device = model.devices().into_iter().next().unwrap_or_default();
     for epoch in start_epoch..config.epochs {
         let epoch_start = Instant::now();
         let (mut sums, mut batches) = (vec![0.0f64; terms.len()], 0usize);
@@ -196,7 +198,7 @@ pub fn fit<M: Module, T: Task<M>>(
             step += 1;
             // The step with the pool's idle workers spinning, not asleep, between its ops
             // (kernels::spinning: ready the moment an op splits its work).
-            let (next, values) = kernels::spinning(|| -> Result<_, T::Error> {
+            let (next, values) = kernels::spinning(&device, || -> Result<_, T::Error> {
                 let StepLoss { loss, values } = task.step(&model, epoch, b, &idx)?;
                 if let Some((k, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
                     return Err(Error::NonFinite { term: terms.get(k).copied().unwrap_or("loss"), value: *v, epoch: epoch + 1, step }.into());
