@@ -26,11 +26,17 @@ pub use rms_norm::rms_norm;
 /// Whether the flex kernels apply to `x`: an `f32` tensor on Burn's flex CPU backend (with or
 /// without autodiff), and the crate built with its `flex` feature.
 pub fn flex_f32<const D: usize>(x: &burn::tensor::Tensor<D>) -> bool {
+    flex_device(&x.device()) && x.dtype() == burn::tensor::DType::F32
+}
+
+/// Whether `device` is Burn's flex CPU backend (with or without autodiff) and the crate is built
+/// with its `flex` feature.
+fn flex_device(device: &burn::tensor::Device) -> bool {
     #[cfg(feature = "flex")]
-    return matches!(x.device().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_)) && x.dtype() == burn::tensor::DType::F32;
+    return matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_));
     #[cfg(not(feature = "flex"))]
     {
-        let _ = x;
+        let _ = device;
         false
     }
 }
@@ -77,7 +83,7 @@ pub fn spinning<R>(device: &burn::tensor::Device, f: impl FnOnce() -> R) -> R {
     {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, AtomicUsize};
-        if !matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_)) {
+        if !flex_device(device) {
             return f();
         }
         let threads = rayon::current_num_threads();

@@ -97,7 +97,7 @@ fn decode<R: rand::Rng + ?Sized>(prior: &MaskGit, s: &mut [i64], [b, n, k]: [usi
         s.par_chunks_mut(n)
             .zip(logits.par_chunks(n * k))
             .zip(starts)
-            .map(|((row, logits), start)| decode_row(row, logits, &draws[start..], [mask, k as i64], keep_masked, temperature))
+            .map(|((row, logits), start)| decode_row(row, logits, &draws[start..], mask, keep_masked, temperature))
             .collect::<Result<Vec<()>, Error>>()?;
     }
     Ok(())
@@ -107,8 +107,9 @@ fn decode<R: rand::Rng + ?Sized>(prior: &MaskGit, s: &mut [i64], [b, n, k]: [usi
 /// `logits` (`(N, K)`), and the `keep_masked` least confident of the new codes are masked again
 /// (confidence: the code's log-probability plus `temperature` times Gumbel noise; fixed tokens
 /// have +∞). `draws`: two uniforms per masked position, in order.
-fn decode_row(row: &mut [i64], logits: &[f32], draws: &[f64], [mask, k]: [i64; 2], keep_masked: usize, temperature: f64) -> Result<(), Error> {
-    let (n, k) = (row.len(), k as usize);
+fn decode_row(row: &mut [i64], logits: &[f32], draws: &[f64], mask: i64, keep_masked: usize, temperature: f64) -> Result<(), Error> {
+    let n = row.len();
+    let k = logits.len() / n;
     let mut confidence = vec![f64::INFINITY; n];
     let mut weights = Vec::with_capacity(k);
     let mut draws = draws.chunks_exact(2);
