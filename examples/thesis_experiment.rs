@@ -18,8 +18,13 @@ use nc_vqvae::stage1::{Recipe, SslChoice};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dataset = args.first().cloned().unwrap_or_else(|| "TwoPatterns".into());
-    let ssl: SslChoice = args.get(1).map_or("barlow-twins", String::as_str).parse().unwrap_or_else(|e| exit_usage(e));
-    let aug: Recipe = args.get(2).map_or("warp", String::as_str).parse().unwrap_or_else(|e| exit_usage(e));
+    let ssl: SslChoice = args
+        .get(1)
+        .map_or("barlow-twins", String::as_str)
+        .parse()
+        .unwrap_or_else(|e| exit_usage(e));
+    let aug: Recipe =
+        args.get(2).map_or("warp", String::as_str).parse().unwrap_or_else(|e| exit_usage(e));
     let mut job = JobConfig::quick(&dataset).with_dataset(&dataset, None);
     job.run.ssl = ssl;
     job.run.aug = aug;
@@ -27,7 +32,8 @@ fn main() {
         job.stage1.epochs = epochs;
         job.stage2.epochs = epochs;
     }
-    let out = PathBuf::from("runs").join(format!("example-{dataset}-{ssl:?}-{aug:?}").to_lowercase());
+    let out =
+        PathBuf::from("runs").join(format!("example-{dataset}-{ssl:?}-{aug:?}").to_lowercase());
     match report::job(&job, &out, &Device::flex(), true) {
         Ok((_, base, nc)) => println!(
             "SVM probe {:.3} -> {:.3}, KNN {:.3} -> {:.3}; report: {}",

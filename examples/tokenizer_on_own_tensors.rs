@@ -18,7 +18,8 @@ fn main() {
     device.seed(7);
     let (batch, length) = (16, 96);
     // A small projector keeps this example fast; the thesis uses 4096.
-    let model_config = NcVqVaeConfig::new(VqVaeConfig::new(length), SslMethod::BarlowTwins).with_projector_dim(256);
+    let model_config = NcVqVaeConfig::new(VqVaeConfig::new(length), SslMethod::BarlowTwins)
+        .with_projector_dim(256);
     let mut model = model_config.init(&device).expect("length 96 is supported");
     let mut optim = AdamWConfig::new().with_weight_decay(1e-3).with_epsilon(1e-8).init();
 
@@ -28,11 +29,16 @@ fn main() {
         (0..batch)
             .flat_map(|i| {
                 let freq = 0.05 + 0.25 * i as f32 / batch as f32;
-                (0..length).map(move |t| scale * ((t as f32 + shift) * freq).sin() + 0.1 * ((t * 7 + i * 13) % 11) as f32 / 11.0)
+                (0..length).map(move |t| {
+                    scale * ((t as f32 + shift) * freq).sin()
+                        + 0.1 * ((t * 7 + i * 13) % 11) as f32 / 11.0
+                })
             })
             .collect()
     };
-    let tensor = |values: Vec<f32>, device: &Device| Tensor::<3>::from_data(TensorData::new(values, [batch, 1, length]), device);
+    let tensor = |values: Vec<f32>, device: &Device| {
+        Tensor::<3>::from_data(TensorData::new(values, [batch, 1, length]), device)
+    };
     let (x, x_aug) = (tensor(series(0.0, 1.0), &device), tensor(series(5.0, 1.2), &device));
 
     for step in 1..=5 {

@@ -54,7 +54,10 @@ impl LargeBlockCache {
     /// Takes a kept block of exactly `layout`'s size and alignment, if there is one.
     fn take(&self, layout: Layout) -> Option<*mut u8> {
         let mut cache = self.cache.lock().ok()?;
-        let slot = cache.slots.iter_mut().find(|s| s.ptr != 0 && s.size == layout.size() && s.align == layout.align())?;
+        let slot = cache
+            .slots
+            .iter_mut()
+            .find(|s| s.ptr != 0 && s.size == layout.size() && s.align == layout.align())?;
         let ptr = std::mem::replace(slot, EMPTY).ptr;
         cache.bytes -= layout.size();
         Some(ptr as *mut u8)
@@ -71,8 +74,14 @@ impl LargeBlockCache {
         let kept = {
             let Ok(mut cache) = self.cache.lock() else { return false };
             let mut n = 0;
-            while cache.bytes + layout.size() > MAX_CACHED_BYTES || cache.slots.iter().all(|s| s.ptr != 0) {
-                let Some(oldest) = cache.slots.iter_mut().filter(|s| s.ptr != 0).min_by_key(|s| s.age) else { break };
+            while cache.bytes + layout.size() > MAX_CACHED_BYTES
+                || cache.slots.iter().all(|s| s.ptr != 0)
+            {
+                let Some(oldest) =
+                    cache.slots.iter_mut().filter(|s| s.ptr != 0).min_by_key(|s| s.age)
+                else {
+                    break;
+                };
                 evicted[n] = std::mem::replace(oldest, EMPTY);
                 cache.bytes -= evicted[n].size;
                 n += 1;
@@ -81,7 +90,8 @@ impl LargeBlockCache {
             let age = cache.clock;
             match cache.slots.iter_mut().find(|s| s.ptr == 0) {
                 Some(slot) => {
-                    *slot = Slot { ptr: ptr as usize, size: layout.size(), align: layout.align(), age };
+                    *slot =
+                        Slot { ptr: ptr as usize, size: layout.size(), align: layout.align(), age };
                     cache.bytes += layout.size();
                     true
                 }
@@ -91,7 +101,12 @@ impl LargeBlockCache {
         for slot in evicted.iter().filter(|s| s.ptr != 0) {
             // SAFETY: a kept block was allocated by `System` with exactly this size and alignment,
             // and is owned by the cache alone; it has just been removed from the cache.
-            unsafe { System.dealloc(slot.ptr as *mut u8, Layout::from_size_align_unchecked(slot.size, slot.align)) };
+            unsafe {
+                System.dealloc(
+                    slot.ptr as *mut u8,
+                    Layout::from_size_align_unchecked(slot.size, slot.align),
+                )
+            };
         }
         kept
     }
@@ -106,13 +121,21 @@ impl LargeBlockCache {
         for slot in kept.iter().filter(|s| s.ptr != 0) {
             // SAFETY: as in `keep`: a kept block came from `System` with exactly this size and
             // alignment, and the cache, its only owner, has just let go of it.
-            unsafe { System.dealloc(slot.ptr as *mut u8, Layout::from_size_align_unchecked(slot.size, slot.align)) };
+            unsafe {
+                System.dealloc(
+                    slot.ptr as *mut u8,
+                    Layout::from_size_align_unchecked(slot.size, slot.align),
+                )
+            };
         }
     }
 
     /// Number of blocks and bytes kept now.
     pub fn kept(&self) -> (usize, usize) {
-        self.cache.lock().map(|c| (c.slots.iter().filter(|s| s.ptr != 0).count(), c.bytes)).unwrap_or((0, 0))
+        self.cache
+            .lock()
+            .map(|c| (c.slots.iter().filter(|s| s.ptr != 0).count(), c.bytes))
+            .unwrap_or((0, 0))
     }
 }
 

@@ -6,7 +6,17 @@
 use burn::tensor::Device;
 
 /// A compute backend the user can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// Burn's `flex` CPU backend (cargo feature `cpu`, on by default).
@@ -20,7 +30,9 @@ pub enum Backend {
 
 /// The backend asked for is not compiled into this binary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("backend '{name}' is not compiled into this binary; rebuild with `cargo build --release --features {feature}`")]
+#[error(
+    "backend '{name}' is not compiled into this binary; rebuild with `cargo build --release --features {feature}`"
+)]
 pub struct NotCompiled {
     /// The backend name.
     pub name: &'static str,
@@ -65,7 +77,11 @@ impl Backend {
 
     /// Checks that the backend is compiled in, without creating a device.
     pub fn ensure_compiled(self) -> Result<(), NotCompiled> {
-        if self.is_compiled() { Ok(()) } else { Err(NotCompiled { name: self.name(), feature: self.name() }) }
+        if self.is_compiled() {
+            Ok(())
+        } else {
+            Err(NotCompiled { name: self.name(), feature: self.name() })
+        }
     }
 
     /// The device for inference; `.autodiff()` it for training. For `cuda`, first checks that the
@@ -79,15 +95,21 @@ impl Backend {
             Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
             #[cfg(feature = "cuda")]
             Backend::Cuda => {
-                let missing = |reason: &str| Err(BackendError::Unavailable { name: "cuda", reason: reason.into() });
+                let missing = |reason: &str| {
+                    Err(BackendError::Unavailable { name: "cuda", reason: reason.into() })
+                };
                 // SAFETY: loading a shared library runs its initialisers; these are the NVIDIA
                 // driver and NVRTC, which the CUDA backend loads anyway on its first use.
                 if !unsafe { cudarc::driver::sys::is_culib_present() } {
-                    return missing("the NVIDIA driver library (libcuda.so) is not found: no NVIDIA driver on this machine, or its folder is not on LD_LIBRARY_PATH");
+                    return missing(
+                        "the NVIDIA driver library (libcuda.so) is not found: no NVIDIA driver on this machine, or its folder is not on LD_LIBRARY_PATH",
+                    );
                 }
                 // SAFETY: as above.
                 if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-                    return missing("NVRTC (libnvrtc.so), which compiles the CUDA kernels, is not found: install CUDA's NVRTC or put its folder on LD_LIBRARY_PATH");
+                    return missing(
+                        "NVRTC (libnvrtc.so), which compiles the CUDA kernels, is not found: install CUDA's NVRTC or put its folder on LD_LIBRARY_PATH",
+                    );
                 }
                 Ok(Device::cuda(0))
             }

@@ -46,7 +46,8 @@ pub enum Case {
 
 impl Case {
     /// All cases, in report order.
-    pub const ALL: [Case; 4] = [Case::Stage1Baseline, Case::Stage1NcVqvae, Case::Stage2Prior, Case::Sampling];
+    pub const ALL: [Case; 4] =
+        [Case::Stage1Baseline, Case::Stage1NcVqvae, Case::Stage2Prior, Case::Sampling];
 
     /// The name used in JSON and tables.
     pub fn name(self) -> &'static str {
@@ -114,7 +115,15 @@ pub struct BenchOptions {
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        Self { cases: Case::ALL.to_vec(), shapes: THESIS_SHAPES.to_vec(), warmup: 1, steps: 6, projector_dim: 4096, seed: 0, release_memory: None }
+        Self {
+            cases: Case::ALL.to_vec(),
+            shapes: THESIS_SHAPES.to_vec(),
+            warmup: 1,
+            steps: 6,
+            projector_dim: 4096,
+            seed: 0,
+            release_memory: None,
+        }
     }
 }
 
@@ -261,27 +270,35 @@ pub fn agreement(backend: &str, device: &Device) -> Result<Agreement, BenchError
         sync(device)?;
         Ok(losses)
     };
-    let baseline_losses = steps(twin(&model, VqVaeConfig::new(length).init(&cpu)?, &other), &other)?;
+    let baseline_losses =
+        steps(twin(&model, VqVaeConfig::new(length).init(&cpu)?, &other), &other)?;
     let baseline_losses_cpu = steps(model, &cpu)?;
 
     // NC-VQVAE: one step's losses and the gradient with respect to the augmented view.
     cpu.seed(5);
-    let config = NcVqVaeConfig::new(VqVaeConfig::new(length), SslMethod::BarlowTwins).with_projector_dim(32);
+    let config =
+        NcVqVaeConfig::new(VqVaeConfig::new(length), SslMethod::BarlowTwins).with_projector_dim(32);
     let model = config.init(&cpu)?;
     let on_other = twin(&model, config.init(&cpu)?, &other);
-    let nc_step = |model: &vqvae::NcVqVae, device: &Device| -> Result<(Vec<f32>, Vec<f32>), BenchError> {
-        let x_aug = check_series(0.3, device).require_grad();
-        let l = model.losses(check_series(0.0, device), x_aug.clone());
-        let values = scalars([l.total.clone(), l.ssl.clone(), l.recon_time.clone(), l.aug_recon_timefreq.clone()]);
-        let grads = l.total.backward();
-        let dx = x_aug
-            .grad(&grads)
-            .ok_or_else(|| BenchError::Device("the augmented view got no gradient".into()))?
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(|e| BenchError::Device(format!("{e:?}")))?;
-        Ok((values, dx))
-    };
+    let nc_step =
+        |model: &vqvae::NcVqVae, device: &Device| -> Result<(Vec<f32>, Vec<f32>), BenchError> {
+            let x_aug = check_series(0.3, device).require_grad();
+            let l = model.losses(check_series(0.0, device), x_aug.clone());
+            let values = scalars([
+                l.total.clone(),
+                l.ssl.clone(),
+                l.recon_time.clone(),
+                l.aug_recon_timefreq.clone(),
+            ]);
+            let grads = l.total.backward();
+            let dx = x_aug
+                .grad(&grads)
+                .ok_or_else(|| BenchError::Device("the augmented view got no gradient".into()))?
+                .into_data()
+                .try_into_vec::<f32>()
+                .map_err(|e| BenchError::Device(format!("{e:?}")))?;
+            Ok((values, dx))
+        };
     let (nc_losses, dx) = nc_step(&on_other, &other)?;
     let (nc_losses_cpu, dx_cpu) = nc_step(&model, &cpu)?;
 
@@ -289,7 +306,13 @@ pub fn agreement(backend: &str, device: &Device) -> Result<Agreement, BenchError
         .iter()
         .zip(&baseline_losses)
         .chain(nc_losses_cpu.iter().zip(&nc_losses))
-        .map(|(&c, &o)| if c.is_finite() && o.is_finite() { ((c - o).abs() / c.abs().max(1.0)) as f64 } else { f64::INFINITY })
+        .map(|(&c, &o)| {
+            if c.is_finite() && o.is_finite() {
+                ((c - o).abs() / c.abs().max(1.0)) as f64
+            } else {
+                f64::INFINITY
+            }
+        })
         .fold(0.0, f64::max);
     let gradient_scale = dx_cpu.iter().fold(0f32, |m, v| m.max(v.abs()));
     let scale = gradient_scale.max(f32::MIN_POSITIVE);
@@ -300,7 +323,8 @@ pub fn agreement(backend: &str, device: &Device) -> Result<Agreement, BenchError
         .fold(if dx.len() == dx_cpu.len() { 0.0 } else { f64::INFINITY }, f64::max);
     Ok(Agreement {
         backend: backend.into(),
-        agrees: max_loss_difference <= LOSS_TOLERANCE && max_gradient_difference <= GRADIENT_TOLERANCE,
+        agrees: max_loss_difference <= LOSS_TOLERANCE
+            && max_gradient_difference <= GRADIENT_TOLERANCE,
         baseline_losses_cpu,
         baseline_losses,
         nc_losses_cpu,
@@ -382,12 +406,18 @@ struct Measured {
 
 /// Times `warmup + steps` calls of `step` (each followed by a device sync) and keeps the last
 /// `steps`.
-fn time_steps(options: &BenchOptions, device: &Device, mut step: impl FnMut() -> Result<(), BenchError>) -> Result<Measured, BenchError> {
+fn time_steps(
+    options: &BenchOptions,
+    device: &Device,
+    mut step: impl FnMut() -> Result<(), BenchError>,
+) -> Result<Measured, BenchError> {
     let mut times = Vec::with_capacity(options.steps);
-    let (mut cpu_start, mut wall_start, mut gemm_start, mut spin_start) = (None, Instant::now(), kernels::gemm_work(), kernels::spin_time());
+    let (mut cpu_start, mut wall_start, mut gemm_start, mut spin_start) =
+        (None, Instant::now(), kernels::gemm_work(), kernels::spin_time());
     for i in 0..options.warmup + options.steps {
         if i == options.warmup {
-            (cpu_start, wall_start, gemm_start, spin_start) = (cpu_seconds(), Instant::now(), kernels::gemm_work(), kernels::spin_time());
+            (cpu_start, wall_start, gemm_start, spin_start) =
+                (cpu_seconds(), Instant::now(), kernels::gemm_work(), kernels::spin_time());
         }
         let start = Instant::now();
         // As the training loop runs its steps (train::fit): the pool's idle workers spinning.
@@ -400,7 +430,12 @@ fn time_steps(options: &BenchOptions, device: &Device, mut step: impl FnMut() ->
     let wall = wall_start.elapsed().as_secs_f64();
     let cpu_utilisation = cpu_start.zip(cpu_seconds()).map(|(a, b)| (b - a) / wall);
     let spin_utilisation = (kernels::spin_time() - spin_start).as_secs_f64() / wall;
-    Ok(Measured { times, cpu_utilisation, spin_utilisation, gemm: kernels::gemm_work().since(gemm_start) })
+    Ok(Measured {
+        times,
+        cpu_utilisation,
+        spin_utilisation,
+        gemm: kernels::gemm_work().since(gemm_start),
+    })
 }
 
 fn series(shape: Shape, device: &Device) -> Tensor<3> {
@@ -425,11 +460,19 @@ fn trainer<M: Module>(model: M, mut loss: impl FnMut(&M) -> Tensor<1>) -> impl F
 
 /// The stage-1 training steps of NC-VQVAE (Barlow Twins, `projector_dim`) or, without
 /// `nc_vqvae`, of the baseline VQ-VAE at `shape` on the autodiff device `train`, one per call.
-fn stage1_trainer<'a>(nc_vqvae: bool, shape: Shape, projector_dim: usize, train: &'a Device) -> Result<Box<dyn FnMut() + 'a>, BenchError> {
+fn stage1_trainer<'a>(
+    nc_vqvae: bool,
+    shape: Shape,
+    projector_dim: usize,
+    train: &'a Device,
+) -> Result<Box<dyn FnMut() + 'a>, BenchError> {
     if !nc_vqvae {
-        return Ok(Box::new(trainer(VqVaeConfig::new(shape.length).init(train)?, move |m| m.losses(series(shape, train)).total)));
+        return Ok(Box::new(trainer(VqVaeConfig::new(shape.length).init(train)?, move |m| {
+            m.losses(series(shape, train)).total
+        })));
     }
-    let config = NcVqVaeConfig::new(VqVaeConfig::new(shape.length), SslMethod::BarlowTwins).with_projector_dim(projector_dim);
+    let config = NcVqVaeConfig::new(VqVaeConfig::new(shape.length), SslMethod::BarlowTwins)
+        .with_projector_dim(projector_dim);
     Ok(Box::new(trainer(config.init(train)?, move |m| {
         let x = series(shape, train);
         let x_aug = x.clone() + series(shape, train) * 0.1;
@@ -439,18 +482,25 @@ fn stage1_trainer<'a>(nc_vqvae: bool, shape: Shape, projector_dim: usize, train:
 
 /// The stage-2 prior's training steps at `shape` (random token grids, 60 % masked, random
 /// classes) on the autodiff device `train`, one per call.
-fn prior_trainer<'a>(shape: Shape, seed: u64, device: &Device, train: &'a Device) -> Result<Box<dyn FnMut() + 'a>, BenchError> {
+fn prior_trainer<'a>(
+    shape: Shape,
+    seed: u64,
+    device: &Device,
+    train: &'a Device,
+) -> Result<Box<dyn FnMut() + 'a>, BenchError> {
     let tokenizer = VqVaeConfig::new(shape.length).init(device)?;
     let n = 5 * latent_width(&tokenizer, device);
     let k = tokenizer.quantizer().codebook_size();
     let n_classes = 2;
-    let prior = MaskGitConfig::new(TrunkConfig::new(n, n_classes), Variant::Token).init(tokenizer.quantizer().codebook().to_device(train), train)?;
+    let prior = MaskGitConfig::new(TrunkConfig::new(n, n_classes), Variant::Token)
+        .init(tokenizer.quantizer().codebook().to_device(train), train)?;
     let mut rng = StdRng::seed_from_u64(seed);
     Ok(Box::new(trainer(prior, move |p| {
         let (b, k) = (shape.batch, k as i64);
         let targets: Vec<i64> = (0..b * n).map(|_| rng.random_range(0..k)).collect();
         let hidden: Vec<bool> = (0..b * n).map(|_| rng.random_bool(0.6)).collect();
-        let ids: Vec<i64> = targets.iter().zip(&hidden).map(|(&t, &h)| if h { k } else { t }).collect();
+        let ids: Vec<i64> =
+            targets.iter().zip(&hidden).map(|(&t, &h)| if h { k } else { t }).collect();
         let weights: Vec<f32> = hidden.iter().map(|&h| if h { 1.0 } else { 0.0 }).collect();
         let classes: Vec<i64> = (0..b).map(|_| rng.random_range(0..=n_classes as i64)).collect();
         p.loss(
@@ -462,12 +512,18 @@ fn prior_trainer<'a>(shape: Shape, seed: u64, device: &Device, train: &'a Device
     })))
 }
 
-fn time_case(case: Case, shape: Shape, options: &BenchOptions, device: &Device) -> Result<Measured, BenchError> {
+fn time_case(
+    case: Case,
+    shape: Shape,
+    options: &BenchOptions,
+    device: &Device,
+) -> Result<Measured, BenchError> {
     let train = device.clone().autodiff();
     train.seed(options.seed);
     match case {
         Case::Stage1Baseline | Case::Stage1NcVqvae => {
-            let mut step = stage1_trainer(case == Case::Stage1NcVqvae, shape, options.projector_dim, &train)?;
+            let mut step =
+                stage1_trainer(case == Case::Stage1NcVqvae, shape, options.projector_dim, &train)?;
             time_steps(options, device, || {
                 step();
                 Ok(())
@@ -484,13 +540,23 @@ fn time_case(case: Case, shape: Shape, options: &BenchOptions, device: &Device) 
             let tokenizer = VqVaeConfig::new(shape.length).init(&train)?.valid();
             let n = 5 * latent_width(&tokenizer, device);
             let n_classes = 2;
-            let prior = MaskGitConfig::new(TrunkConfig::new(n, n_classes), Variant::Token).init(tokenizer.quantizer().codebook(), device)?;
+            let prior = MaskGitConfig::new(TrunkConfig::new(n, n_classes), Variant::Token)
+                .init(tokenizer.quantizer().codebook(), device)?;
             let sampler = SamplerConfig::new();
             let mut rng = StdRng::seed_from_u64(options.seed);
             let classes: Vec<usize> = (0..shape.batch).map(|i| i % n_classes).collect();
             time_steps(options, device, || {
-                let tokens = maskgit::sample(&prior, shape.batch, Some(&classes), &sampler, device, &mut rng)?;
-                let z = tokenizer.quantizer().decode_tokens(int_tensor(tokens, [shape.batch, n], device), 5);
+                let tokens = maskgit::sample(
+                    &prior,
+                    shape.batch,
+                    Some(&classes),
+                    &sampler,
+                    device,
+                    &mut rng,
+                )?;
+                let z = tokenizer
+                    .quantizer()
+                    .decode_tokens(int_tensor(tokens, [shape.batch, n], device), 5);
                 let (_, x_hat) = tokenizer.decode(z);
                 let _ = x_hat.into_data();
                 Ok(())
@@ -500,7 +566,12 @@ fn time_case(case: Case, shape: Shape, options: &BenchOptions, device: &Device) 
 }
 
 /// Runs every case at every shape; `progress` is called with each finished timing.
-pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress: impl FnMut(&Timing)) -> Result<BenchReport, BenchError> {
+pub fn run(
+    options: &BenchOptions,
+    backend: &str,
+    device: &Device,
+    mut progress: impl FnMut(&Timing),
+) -> Result<BenchReport, BenchError> {
     if options.steps == 0 {
         return Err(BenchError::Config("--steps must be at least 1".into()));
     }
@@ -514,7 +585,8 @@ pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress:
                 release();
             }
             let tracked = reset_peak_rss();
-            let Measured { mut times, cpu_utilisation, spin_utilisation, gemm } = time_case(case, shape, options, device)?;
+            let Measured { mut times, cpu_utilisation, spin_utilisation, gemm } =
+                time_case(case, shape, options, device)?;
             let steps = times.len() as f64;
             let per_step = |v: u64, unit: f64| (gemm.flops > 0).then(|| v as f64 / unit / steps);
             times.sort_by(f64::total_cmp);
@@ -536,7 +608,13 @@ pub fn run(options: &BenchOptions, backend: &str, device: &Device, mut progress:
             results.push(timing);
         }
     }
-    Ok(BenchReport { implementation: "nc-vqvae".into(), backend: backend.into(), threads: cpu_threads(), results, agreement: None })
+    Ok(BenchReport {
+        implementation: "nc-vqvae".into(),
+        backend: backend.into(),
+        threads: cpu_threads(),
+        results,
+        agreement: None,
+    })
 }
 
 /// The report as a markdown table.
@@ -546,7 +624,8 @@ pub fn table(report: &BenchReport) -> String {
         report.implementation, report.backend, report.threads
     );
     for t in &report.results {
-        let or_dash = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+        let or_dash =
+            |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
         out += &format!(
             "| {} | {} × {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |\n",
             t.case,
@@ -580,15 +659,25 @@ mod tests {
         kernels::on_pool(|| {
             let cases = std::env::var("SWITCH_CASES").unwrap_or_else(|_| "stage1_nc_vqvae:128x500,stage1_baseline:128x500,stage1_baseline:128x140,stage1_baseline:32x140".into());
             for item in cases.split(',') {
-                let (case, shape) = item.split_once(':').expect("SWITCH_CASES: CASE:BATCHxLENGTH,…");
-                let case = <Case as clap::ValueEnum>::from_str(case, false).ok().filter(|&c| c != Case::Sampling).expect("a training case");
+                let (case, shape) =
+                    item.split_once(':').expect("SWITCH_CASES: CASE:BATCHxLENGTH,…");
+                let case = <Case as clap::ValueEnum>::from_str(case, false)
+                    .ok()
+                    .filter(|&c| c != Case::Sampling)
+                    .expect("a training case");
                 let shape: Shape = shape.parse().unwrap();
                 let train = device.clone().autodiff();
                 train.seed(1);
                 let mut one_step = if case == Case::Stage2Prior {
                     prior_trainer(shape, 1, &device, &train).unwrap()
                 } else {
-                    stage1_trainer(case == Case::Stage1NcVqvae, shape, BenchOptions::default().projector_dim, &train).unwrap()
+                    stage1_trainer(
+                        case == Case::Stage1NcVqvae,
+                        shape,
+                        BenchOptions::default().projector_dim,
+                        &train,
+                    )
+                    .unwrap()
                 };
                 let mut step = |on: bool| {
                     switch(on);
@@ -607,7 +696,13 @@ mod tests {
                 on.sort_by(f64::total_cmp);
                 off.sort_by(f64::total_cmp);
                 let (a, b) = (median(&on), median(&off));
-                println!("{} {}x{}: {on_name} {a:.1} ms, {off_name} {b:.1} ms ({:.3}x)", case.name(), shape.batch, shape.length, a / b);
+                println!(
+                    "{} {}x{}: {on_name} {a:.1} ms, {off_name} {b:.1} ms ({:.3}x)",
+                    case.name(),
+                    shape.batch,
+                    shape.length,
+                    a / b
+                );
             }
         });
     }
@@ -687,7 +782,10 @@ mod tests {
         let mut seen = 0;
         let report = run(&options, "cpu", &Device::flex(), |_| seen += 1).unwrap();
         assert_eq!(seen, 4);
-        assert_eq!(report.results.iter().map(|t| t.case.as_str()).collect::<Vec<_>>(), ["stage1_baseline", "stage1_nc_vqvae", "stage2_prior", "sampling"]);
+        assert_eq!(
+            report.results.iter().map(|t| t.case.as_str()).collect::<Vec<_>>(),
+            ["stage1_baseline", "stage1_nc_vqvae", "stage2_prior", "sampling"]
+        );
         for t in &report.results {
             assert_eq!(t.steps, 2);
             assert!(t.min_ms > 0.0 && t.min_ms <= t.median_ms && t.median_ms <= t.max_ms, "{t:?}");
@@ -698,14 +796,20 @@ mod tests {
             }
             // Every case's convolutions or linear layers run through the kernels' GEMMs on flex,
             // inside the steps' CPU time (with slack for a thread preempted in a product).
-            let (gflop, gemm_ms) = (t.gemm_gflop_per_step.expect("flex runs the kernels' GEMMs"), t.gemm_thread_ms_per_step.unwrap());
+            let (gflop, gemm_ms) = (
+                t.gemm_gflop_per_step.expect("flex runs the kernels' GEMMs"),
+                t.gemm_thread_ms_per_step.unwrap(),
+            );
             assert!(gflop > 0.0 && gemm_ms > 0.0, "{t:?}");
             assert!(gemm_ms <= t.max_ms * (cpu_threads() as f64 + 1.0), "{t:?}");
         }
         let json = serde_json::to_string(&report).unwrap();
         let back: BenchReport = serde_json::from_str(&json).unwrap();
         for (a, b) in back.results.iter().zip(&report.results) {
-            assert_eq!((&a.case, a.batch, a.length, a.steps), (&b.case, b.batch, b.length, b.steps));
+            assert_eq!(
+                (&a.case, a.batch, a.length, a.steps),
+                (&b.case, b.batch, b.length, b.steps)
+            );
             assert!((a.median_ms - b.median_ms).abs() < 1e-9 * b.median_ms, "{a:?} vs {b:?}");
         }
         assert!(table(&report).contains("| stage2_prior | 2 × 65 |"));

@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A library recipe together with the dataset it runs on, as the command line records it in a
 /// run's `config.toml` and reads it from a `[stage1]` / `[fcn]` table: the keys `dataset` and
@@ -37,7 +37,14 @@ pub struct OnDataset<T> {
 impl<T> OnDataset<T> {
     /// `recipe` on `dataset` (a UCR name or path), no other settings.
     pub fn on(dataset: &str, recipe: T) -> Self {
-        Self { dataset: dataset.to_string(), data_dir: None, labels: None, test: None, test_labels: None, recipe }
+        Self {
+            dataset: dataset.to_string(),
+            data_dir: None,
+            labels: None,
+            test: None,
+            test_labels: None,
+            recipe,
+        }
     }
 
     /// `recipe` on the same data as this one: dataset, data directory, labels and test file.
@@ -64,10 +71,21 @@ impl<T> OnDataset<T> {
             return ucr_data::UcrDataset::load(&source);
         }
         let train = std::path::Path::new(&self.dataset);
-        let labels = |spec: &Option<String>, file: &std::path::Path| spec.as_deref().map_or_else(|| ucr_data::Labels::default_for(file), ucr_data::Labels::parse);
-        let name = train.file_stem().and_then(|s| s.to_str()).map_or("data", |s| s.trim_end_matches(".csv").trim_end_matches(".txt"));
+        let labels = |spec: &Option<String>, file: &std::path::Path| {
+            spec.as_deref()
+                .map_or_else(|| ucr_data::Labels::default_for(file), ucr_data::Labels::parse)
+        };
+        let name = train
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map_or("data", |s| s.trim_end_matches(".csv").trim_end_matches(".txt"));
         let test = self.test.as_deref().map(|t| (t, labels(&self.test_labels, t)));
-        ucr_data::load_files(name, train, &labels(&self.labels, train), test.as_ref().map(|(p, l)| (*p, l)))
+        ucr_data::load_files(
+            name,
+            train,
+            &labels(&self.labels, train),
+            test.as_ref().map(|(p, l)| (*p, l)),
+        )
     }
 }
 
@@ -101,8 +119,15 @@ impl<T: Serialize> Serialize for OnDataset<T> {
             #[serde(flatten)]
             recipe: &'a T,
         }
-        Flat { dataset: &self.dataset, data_dir: &self.data_dir, labels: &self.labels, test: &self.test, test_labels: &self.test_labels, recipe: &self.recipe }
-            .serialize(serializer)
+        Flat {
+            dataset: &self.dataset,
+            data_dir: &self.data_dir,
+            labels: &self.labels,
+            test: &self.test,
+            test_labels: &self.test_labels,
+            recipe: &self.recipe,
+        }
+        .serialize(serializer)
     }
 }
 
@@ -112,19 +137,29 @@ impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for OnDataset<T> {
         let mut table = toml::Table::deserialize(deserializer)?;
         let dataset = match table.remove("dataset") {
             Some(toml::Value::String(s)) => s,
-            Some(other) => return Err(D::Error::custom(format!("dataset: expected a string, found {}", other.type_str()))),
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "dataset: expected a string, found {}",
+                    other.type_str()
+                )));
+            }
             None => return Err(D::Error::missing_field("dataset")),
         };
         let mut text = |key: &str| match table.remove(key) {
             None => Ok(None),
             Some(toml::Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(D::Error::custom(format!("{key}: expected a string, found {}", other.type_str()))),
+            Some(other) => Err(D::Error::custom(format!(
+                "{key}: expected a string, found {}",
+                other.type_str()
+            ))),
         };
         let data_dir = text("data_dir")?.map(PathBuf::from);
         let labels = text("labels")?;
         let test = text("test")?.map(PathBuf::from);
         let test_labels = text("test_labels")?;
-        let recipe = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| D::Error::custom(e.message()))?;
+        let recipe = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| D::Error::custom(e.message()))?;
         Ok(Self { dataset, data_dir, labels, test, test_labels, recipe })
     }
 }
@@ -176,12 +211,20 @@ fn parse_value(raw: &str) -> toml::Value {
 /// Applies the config file's `[section]` table and the `--set section.key=value` arguments on top
 /// of `base`. `--set` arguments for another known section are ignored (one list of settings can
 /// feed several commands); an unknown section is an error.
-pub fn layer<T: Serialize + DeserializeOwned>(base: &T, section: &str, file: Option<&Path>, sets: &[String]) -> Result<T, ConfigError> {
+pub fn layer<T: Serialize + DeserializeOwned>(
+    base: &T,
+    section: &str,
+    file: Option<&Path>,
+    sets: &[String],
+) -> Result<T, ConfigError> {
     let doc = match file {
         Some(path) => {
             let doc = read_file(path)?;
             if let Some(name) = doc.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
-                return Err(ConfigError::File { path: path.into(), message: format!("unknown table [{name}] (known: {})", SECTIONS.join(", ")) });
+                return Err(ConfigError::File {
+                    path: path.into(),
+                    message: format!("unknown table [{name}] (known: {})", SECTIONS.join(", ")),
+                });
             }
             Some((doc, path.display().to_string()))
         }
@@ -192,37 +235,58 @@ pub fn layer<T: Serialize + DeserializeOwned>(base: &T, section: &str, file: Opt
 
 /// Reads a TOML config file into a table.
 pub fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File { path: path.into(), message: one_line(e) })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::File { path: path.into(), message: one_line(e) })?;
     toml::from_str(&text).map_err(|e| ConfigError::File { path: path.into(), message: one_line(e) })
 }
 
 /// [`layer`] with the file already read: `doc` is its table and the name used in messages.
-pub fn layer_table<T: Serialize + DeserializeOwned>(base: &T, section: &str, doc: Option<(&toml::Table, &str)>, sets: &[String]) -> Result<T, ConfigError> {
-    let mut table = toml::Table::try_from(base).map_err(|e| ConfigError::Invalid { source_name: section.into(), message: one_line(e) })?;
+pub fn layer_table<T: Serialize + DeserializeOwned>(
+    base: &T,
+    section: &str,
+    doc: Option<(&toml::Table, &str)>,
+    sets: &[String],
+) -> Result<T, ConfigError> {
+    let mut table = toml::Table::try_from(base)
+        .map_err(|e| ConfigError::Invalid { source_name: section.into(), message: one_line(e) })?;
     let mut origin = String::from("defaults");
     if let Some((doc, name)) = doc {
         match doc.get(section) {
             Some(toml::Value::Table(values)) => table.extend(values.clone()),
-            Some(_) => return Err(ConfigError::File { path: name.into(), message: format!("`{section}` must be a table") }),
+            Some(_) => {
+                return Err(ConfigError::File {
+                    path: name.into(),
+                    message: format!("`{section}` must be a table"),
+                });
+            }
             None => {}
         }
         origin = name.to_string();
     }
     for arg in sets {
-        let (key, raw) = arg.split_once('=').ok_or_else(|| ConfigError::Set { arg: arg.clone(), message: "expected section.key=value".into() })?;
+        let (key, raw) = arg.split_once('=').ok_or_else(|| ConfigError::Set {
+            arg: arg.clone(),
+            message: "expected section.key=value".into(),
+        })?;
         let (sec, field) = key.trim().split_once('.').ok_or_else(|| ConfigError::Set {
             arg: arg.clone(),
             message: format!("the key needs a section: one of {}", SECTIONS.join(", ")),
         })?;
         if !SECTIONS.contains(&sec) {
-            return Err(ConfigError::Set { arg: arg.clone(), message: format!("unknown section `{sec}` (known: {})", SECTIONS.join(", ")) });
+            return Err(ConfigError::Set {
+                arg: arg.clone(),
+                message: format!("unknown section `{sec}` (known: {})", SECTIONS.join(", ")),
+            });
         }
         if sec == section {
             table.insert(field.to_string(), parse_value(raw.trim()));
             origin = format!("{origin} + --set");
         }
     }
-    table.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid { source_name: origin, message: one_line(e.message()) })
+    table.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid {
+        source_name: origin,
+        message: one_line(e.message()),
+    })
 }
 
 #[cfg(test)]
@@ -234,9 +298,17 @@ mod tests {
     fn file_then_set_then_base_order() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("c.toml");
-        std::fs::write(&path, "[stage1]\nepochs = 50\nlr = 0.002\nssl = \"vibcreg\"\n[stage2]\nepochs = 7\n").unwrap();
+        std::fs::write(
+            &path,
+            "[stage1]\nepochs = 50\nlr = 0.002\nssl = \"vibcreg\"\n[stage2]\nepochs = 7\n",
+        )
+        .unwrap();
         let base = Stage1Config::new("ECG5000");
-        let sets = vec!["stage1.lr=5e-4".to_string(), "stage2.batch_size=3".to_string(), "stage1.aug=gauss".to_string()];
+        let sets = vec![
+            "stage1.lr=5e-4".to_string(),
+            "stage2.batch_size=3".to_string(),
+            "stage1.aug=gauss".to_string(),
+        ];
         let c = layer(&base, "stage1", Some(&path), &sets).unwrap();
         assert_eq!(c.epochs, 50, "from the file");
         assert_eq!(c.lr, 5e-4, "--set wins over the file");
@@ -256,18 +328,36 @@ mod tests {
         assert!(e.contains("k.toml") && e.contains("epochz") && !e.contains('\n'), "{e}");
         let bad_table = tmp.path().join("t.toml");
         std::fs::write(&bad_table, "[stage3]\nx = 1\n").unwrap();
-        assert!(layer(&base, "stage1", Some(&bad_table), &[]).unwrap_err().to_string().contains("unknown table [stage3]"));
+        assert!(
+            layer(&base, "stage1", Some(&bad_table), &[])
+                .unwrap_err()
+                .to_string()
+                .contains("unknown table [stage3]")
+        );
         let syntax = tmp.path().join("s.toml");
         std::fs::write(&syntax, "[stage1\n").unwrap();
-        assert!(layer(&base, "stage1", Some(&syntax), &[]).unwrap_err().to_string().contains("s.toml"));
-        for (arg, want) in [("epochs=3", "needs a section"), ("stage9.epochs=3", "unknown section"), ("stage1.epochs", "section.key=value")] {
+        assert!(
+            layer(&base, "stage1", Some(&syntax), &[]).unwrap_err().to_string().contains("s.toml")
+        );
+        for (arg, want) in [
+            ("epochs=3", "needs a section"),
+            ("stage9.epochs=3", "unknown section"),
+            ("stage1.epochs", "section.key=value"),
+        ] {
             let e = layer(&base, "stage1", None, &[arg.to_string()]).unwrap_err().to_string();
             assert!(e.contains(want), "{arg}: {e}");
         }
-        let e = layer(&base, "stage1", None, &["stage1.epochs=many".to_string()]).unwrap_err().to_string();
+        let e = layer(&base, "stage1", None, &["stage1.epochs=many".to_string()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--set") && !e.contains('\n'), "{e}");
         let missing = tmp.path().join("none.toml");
-        assert!(layer(&base, "stage1", Some(&missing), &[]).unwrap_err().to_string().contains("none.toml"));
+        assert!(
+            layer(&base, "stage1", Some(&missing), &[])
+                .unwrap_err()
+                .to_string()
+                .contains("none.toml")
+        );
     }
 
     use proptest::prelude::*;
@@ -276,7 +366,8 @@ mod tests {
     fn setting() -> impl Strategy<Value = (&'static str, &'static str, String)> {
         let section = prop::sample::select(vec!["stage1", "stage2", "fcn"]);
         let value = prop_oneof![
-            (prop::sample::select(vec!["epochs", "batch_size"]), 1u32..5000).prop_map(|(k, v)| (k, v.to_string())),
+            (prop::sample::select(vec!["epochs", "batch_size"]), 1u32..5000)
+                .prop_map(|(k, v)| (k, v.to_string())),
             (1u32..100_000).prop_map(|v| ("lr", format!("{:?}", f64::from(v) * 1e-6))),
         ];
         (section, value).prop_map(|(s, (k, v))| (s, k, v))
@@ -284,8 +375,18 @@ mod tests {
 
     /// The `[stage1]` value a layering must end with for `key`: the last `--set` of that section,
     /// else the file's, else the default.
-    fn expected(key: &str, file: &[(&str, &str, String)], sets: &[(&str, &str, String)], default: String) -> String {
-        let last = |list: &[(&str, &str, String)]| list.iter().rev().find(|(s, k, _)| *s == "stage1" && *k == key).map(|(_, _, v)| v.clone());
+    fn expected(
+        key: &str,
+        file: &[(&str, &str, String)],
+        sets: &[(&str, &str, String)],
+        default: String,
+    ) -> String {
+        let last = |list: &[(&str, &str, String)]| {
+            list.iter()
+                .rev()
+                .find(|(s, k, _)| *s == "stage1" && *k == key)
+                .map(|(_, _, v)| v.clone())
+        };
         last(sets).or_else(|| last(file)).unwrap_or(default)
     }
 

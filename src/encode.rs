@@ -43,7 +43,8 @@ pub struct EncodeSummary {
 /// Reads the series of `input` for a tokenizer of series length `length` (see the module docs).
 fn read_input(input: &Path, length: usize) -> Result<(RawSplit, bool), RunError> {
     let origin = input.display().to_string();
-    let bytes = std::fs::read(input).map_err(|source| ucr_data::Error::Io { origin: origin.clone(), source })?;
+    let bytes = std::fs::read(input)
+        .map_err(|source| ucr_data::Error::Io { origin: origin.clone(), source })?;
     if input.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
         return Ok((ucr_data::read_npy_series(&bytes, &origin, None)?, false));
     }
@@ -57,7 +58,12 @@ fn read_input(input: &Path, length: usize) -> Result<(RawSplit, bool), RunError>
 
 /// Encodes the series of `input` with the tokenizer of the finished stage-1 run `run` and writes
 /// the four files of `out` (see the module docs).
-pub fn encode(run: &Path, input: &Path, out: &Path, device: &Device) -> Result<EncodeSummary, RunError> {
+pub fn encode(
+    run: &Path,
+    input: &Path,
+    out: &Path,
+    device: &Device,
+) -> Result<EncodeSummary, RunError> {
     let (config, data, model) = load_finished(run, device)?;
     let length = data.length();
     let (raw, labelled_input) = read_input(input, length)?;
@@ -74,18 +80,32 @@ pub fn encode(run: &Path, input: &Path, out: &Path, device: &Device) -> Result<E
     let split = Split::scaled(raw, vec![0; n], &data.normalizer);
     let encoded = train::stage1::encode(model.vqvae(), &split, device)?;
     let [rows, cols] = encoded.grid;
-    let files: Vec<PathBuf> = [".tokens.npy", ".features.npy", ".tokens.csv", ".features.csv"].iter().map(|s| with_suffix(out, s)).collect();
+    let files: Vec<PathBuf> = [".tokens.npy", ".features.npy", ".tokens.csv", ".features.csv"]
+        .iter()
+        .map(|s| with_suffix(out, s))
+        .collect();
     write_atomic(&files[0], &ucr_data::npy_i64(&[n, rows, cols], &encoded.tokens))?;
     write_atomic(&files[1], &ucr_data::npy_f32(&[n, encoded.feature_dim], &encoded.features))?;
-    let header: Vec<String> = (0..rows).flat_map(|f| (0..cols).map(move |t| format!("f{f}_t{t}"))).collect();
+    let header: Vec<String> =
+        (0..rows).flat_map(|f| (0..cols).map(move |t| format!("f{f}_t{t}"))).collect();
     write_atomic(&files[2], csv(&header, encoded.tokens.chunks(rows * cols)).as_bytes())?;
     let header: Vec<String> = (0..encoded.feature_dim).map(|i| format!("z{i}")).collect();
     write_atomic(&files[3], csv(&header, encoded.features.chunks(encoded.feature_dim)).as_bytes())?;
-    Ok(EncodeSummary { n, length, tokens_shape: [n, rows, cols], features_shape: [n, encoded.feature_dim], labelled_input, files })
+    Ok(EncodeSummary {
+        n,
+        length,
+        tokens_shape: [n, rows, cols],
+        features_shape: [n, encoded.feature_dim],
+        labelled_input,
+        files,
+    })
 }
 
 /// A CSV text: the header line, then one line per row.
-fn csv<'a, T: std::fmt::Display + 'a>(header: &[String], rows: impl Iterator<Item = &'a [T]>) -> String {
+fn csv<'a, T: std::fmt::Display + 'a>(
+    header: &[String],
+    rows: impl Iterator<Item = &'a [T]>,
+) -> String {
     let mut text = header.join(",");
     text.push('\n');
     for row in rows {

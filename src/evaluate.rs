@@ -8,6 +8,10 @@
 //!   train-set class counts, ≈ 1000 when the train split is smaller, a fresh FCN trained on them).
 //!   `cas` is the reference's running accuracy (quirk Q21); `cas_final_acc` is the plain final
 //!   test accuracy. They go to `DIR/eval.json` with the tokenizer's probes and the FCN's accuracy.
+//! - While it runs, `DIR/eval.run/` keeps the drawn samples and the CAS classifier's checkpoints:
+//!   an interrupted evaluation with the same settings continues from there (other settings start
+//!   it over). At the end the classifier's epoch lines are kept as `DIR/eval.cas.metrics.jsonl`
+//!   and the folder is removed.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,7 +22,7 @@ use train::scores::{ScoreConfig, generative_scores};
 
 use crate::fcn::{accuracy, ensure_trained, load, require_labels};
 use crate::progress::Bar;
-use crate::run_dir::{read_json, write_json};
+use crate::run_dir::{io, read_json, write_atomic, write_json};
 use crate::stage1::{RunError, Stage1Summary};
 use crate::stage2::Generator;
 
@@ -80,7 +84,11 @@ pub struct EvalSummary {
 }
 
 /// Evaluates the finished run `run` and writes `run/eval.json`.
-pub fn evaluate(run: &Path, opts: &EvaluateOptions, device: &Device) -> Result<EvalSummary, RunError> {
+pub fn evaluate(
+    run: &Path,
+    opts: &EvaluateOptions,
+    device: &Device,
+) -> Result<EvalSummary, RunError> {
     let start = Instant::now();
     let generator = Generator::load(run, device)?;
     let stage1: Stage1Summary = read_json(&run.join("stage1.json"))?;
@@ -96,7 +104,41 @@ pub fn evaluate(run: &Path, opts: &EvaluateOptions, device: &Device) -> Result<E
     let fcn = load(&fcn_path, k, device)?;
     let fcn_test_acc = accuracy(&fcn, &data.test, device)?;
 
-    let scores = generative_scores(generator.tokenizer(), generator.prior(), &fcn, data, &opts.scores, device, &mut Bar::new(opts.progress))?;
+    // The work folder that makes the scores resumable, kept while the settings are the same.
+    let work = run.join("eval.run");
+    let settings = serde_json::json!({
+        "cas_epochs": opts.scores.cas_epochs,
+        "cas_batch_size": opts.scores.cas_batch_size,
+        "seed": opts.scores.seed,
+        "max_fid_samples": opts.scores.max_fid_samples,
+        "cas_samples": opts.scores.cas_samples,
+        "guidance": opts.scores.guidance,
+        "fcn": fcn_path,
+        "fcn_test_acc": fcn_test_acc,
+    });
+    let settings_path = work.join("settings.json");
+    if work.exists()
+        && read_json::<serde_json::Value>(&settings_path).ok().as_ref() != Some(&settings)
+    {
+        std::fs::remove_dir_all(&work).map_err(io(&work))?;
+    }
+    if !settings_path.exists() {
+        std::fs::create_dir_all(&work).map_err(io(&work))?;
+        write_json(&settings_path, &settings)?;
+    } else if opts.progress {
+        eprintln!("continuing the interrupted evaluation in {}", work.display());
+    }
+    let mut score_config = opts.scores.clone();
+    score_config.work_dir = Some(work.clone());
+    let scores = generative_scores(
+        generator.tokenizer(),
+        generator.prior(),
+        &fcn,
+        data,
+        &score_config,
+        device,
+        &mut Bar::phase(opts.progress, "evaluation"),
+    )?;
 
     let summary = EvalSummary {
         fid: scores.fid,
@@ -116,5 +158,11 @@ pub fn evaluate(run: &Path, opts: &EvaluateOptions, device: &Device) -> Result<E
         wall_seconds: start.elapsed().as_secs_f64(),
     };
     write_json(&run.join("eval.json"), &summary)?;
+    // The CAS classifier's epoch lines stay beside eval.json; samples and checkpoints go.
+    let cas_log = work.join("cas").join("metrics.jsonl");
+    if let Ok(text) = std::fs::read(&cas_log) {
+        write_atomic(&run.join("eval.cas.metrics.jsonl"), &text)?;
+    }
+    std::fs::remove_dir_all(&work).map_err(io(&work))?;
     Ok(summary)
 }

@@ -72,7 +72,12 @@ pub fn require_labels(data: &UcrDataset, what: &str) -> Result<(), RunError> {
 }
 
 /// Trains an FCN on `config.dataset` and writes `out`, `out.json` and `out.metrics.jsonl`.
-pub fn train(config: &FcnTrainConfig, out: &Path, device: &Device, progress: bool) -> Result<FcnSummary, RunError> {
+pub fn train(
+    config: &FcnTrainConfig,
+    out: &Path,
+    device: &Device,
+    progress: bool,
+) -> Result<FcnSummary, RunError> {
     let data = config.load_data()?;
     train_on(config, &data, out, device, progress)
 }
@@ -81,7 +86,13 @@ pub fn train(config: &FcnTrainConfig, out: &Path, device: &Device, progress: boo
 /// An interrupted run of the same `config` at `out` (in `FILE.run/`) is continued; one with other
 /// settings is refused. The training holds `FILE.lock` ([`lock`]): a second process training the
 /// same FILE waits for the first and then trains again (use [`ensure_trained`] to reuse it instead).
-pub fn train_on(config: &FcnTrainConfig, data: &UcrDataset, out: &Path, device: &Device, progress: bool) -> Result<FcnSummary, RunError> {
+pub fn train_on(
+    config: &FcnTrainConfig,
+    data: &UcrDataset,
+    out: &Path,
+    device: &Device,
+    progress: bool,
+) -> Result<FcnSummary, RunError> {
     let _lock = lock(out, progress)?;
     train_locked(config, data, out, device, progress)
 }
@@ -95,7 +106,13 @@ fn finished(out: &Path) -> bool {
 /// here) only if it does not: the FCN shared by the points of a sweep and by `run`. Exactly one
 /// process trains it: the others block on `FILE.lock` until it is written and then reuse it; a
 /// training that was killed is continued by the next process (its `FILE.run/` checkpoints).
-pub fn ensure_trained(config: &FcnTrainConfig, data: Option<&UcrDataset>, out: &Path, device: &Device, progress: bool) -> Result<(), RunError> {
+pub fn ensure_trained(
+    config: &FcnTrainConfig,
+    data: Option<&UcrDataset>,
+    out: &Path,
+    device: &Device,
+    progress: bool,
+) -> Result<(), RunError> {
     if finished(out) {
         return Ok(());
     }
@@ -125,7 +142,13 @@ pub fn lock(out: &Path, progress: bool) -> Result<std::fs::File, RunError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         crate::run_dir::ensure_writable(dir)?;
     }
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io(&path))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -140,7 +163,13 @@ pub fn lock(out: &Path, progress: bool) -> Result<std::fs::File, RunError> {
 }
 
 /// [`train_on`] with `FILE.lock` already held.
-fn train_locked(config: &FcnTrainConfig, data: &UcrDataset, out: &Path, device: &Device, progress: bool) -> Result<FcnSummary, RunError> {
+fn train_locked(
+    config: &FcnTrainConfig,
+    data: &UcrDataset,
+    out: &Path,
+    device: &Device,
+    progress: bool,
+) -> Result<FcnSummary, RunError> {
     require_labels(data, &data.train.origin)?;
     if config.checkpoint_every == 0 {
         return Err(RunError::config("fcn checkpoint_every must be at least 1"));
@@ -148,9 +177,21 @@ fn train_locked(config: &FcnTrainConfig, data: &UcrDataset, out: &Path, device: 
     let run_path = with_suffix(out, ".run");
     let run = RunDir::create(&run_path)?;
     claim_config(&run.path("config.toml"), config, || {
-        format!("{}: holds an interrupted FCN run with other settings; rerun with those settings to finish it, or delete the folder", run_path.display())
+        format!(
+            "{}: holds an interrupted FCN run with other settings; rerun with those settings to finish it, or delete the folder",
+            run_path.display()
+        )
     })?;
-    let fitted = train::fcn::fit_fcn(&data.train, &data.test, data.num_classes(), &config.recipe, false, device, Some(&run), &mut Bar::new(progress))?;
+    let fitted = train::fcn::fit_fcn(
+        &data.train,
+        &data.test,
+        data.num_classes(),
+        &config.recipe,
+        false,
+        device,
+        Some(&run),
+        &mut Bar::phase(progress, "FCN for FID / IS"),
+    )?;
     write_atomic(&with_suffix(out, ".metrics.jsonl"), fitted.log.as_bytes())?;
     let summary = FcnSummary {
         test_acc: fitted.test_acc,

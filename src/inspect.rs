@@ -20,7 +20,13 @@ pub struct SplitReport {
 
 impl From<&SplitStats> for SplitReport {
     fn from(s: &SplitStats) -> Self {
-        Self { n: s.n, length_min: s.length_min, length_max: s.length_max, classes: s.classes, nan_values: s.nan_values }
+        Self {
+            n: s.n,
+            length_min: s.length_min,
+            length_max: s.length_max,
+            classes: s.classes,
+            nan_values: s.nan_values,
+        }
     }
 }
 
@@ -38,7 +44,11 @@ pub struct DatasetReport {
 impl DatasetReport {
     /// Describes a loaded dataset.
     pub fn new(data: &UcrDataset) -> Self {
-        Self { name: data.name.clone(), train: (&data.train.stats).into(), test: (&data.test.stats).into() }
+        Self {
+            name: data.name.clone(),
+            train: (&data.train.stats).into(),
+            test: (&data.test.stats).into(),
+        }
     }
 
     /// The human-readable form printed without `--json`.

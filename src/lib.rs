@@ -26,6 +26,7 @@
 pub mod alloc;
 pub mod backend;
 pub mod bench;
+pub mod campaign;
 pub mod config;
 pub mod encode;
 pub mod evaluate;
@@ -37,15 +38,16 @@ pub mod progress;
 pub mod report;
 pub mod stage1;
 pub mod stage2;
+pub mod status;
 pub mod sweep;
 pub mod thesis;
 
 pub use augment;
-pub use train;
-pub use train::run_dir;
 pub use maskgit;
 pub use metrics;
 pub use ssl_losses;
 pub use tf_transform;
+pub use train;
+pub use train::run_dir;
 pub use ucr_data;
 pub use vqvae;

@@ -31,6 +31,9 @@ struct Cli {
     /// Override one setting, e.g. --set stage1.lr=5e-4 (repeatable; applied after --config, before explicit flags).
     #[arg(long = "set", global = true, value_name = "SECTION.KEY=VALUE")]
     set: Vec<String>,
+    /// Progress on stderr: a bar on a terminal and plain lines (every 30 s and at each phase's end) otherwise (auto), or always one of them, or none.
+    #[arg(long, global = true, value_enum, default_value_t = nc_vqvae::progress::Mode::Auto)]
+    progress: nc_vqvae::progress::Mode,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +57,14 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// The main job: baseline and NC-VQVAE stage 1, stage 2, evaluation, report.md with plots.
     Run(RunArgs),
+    /// What a run, job or sweep folder has finished, what is running, what is left and for how long.
+    Status {
+        /// A run folder (stage1 --out), a job folder (run --out) or a sweep folder.
+        dir: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Grids of runs: expand a SPEC into point folders, run one point (a Slurm array task), collect tables.
     Sweep {
         #[command(subcommand)]
@@ -90,8 +101,10 @@ enum SweepCommand {
         json: bool,
     },
     /// Print the thesis-style tables of the finished points; writes DIR/points.csv and DIR/tables.csv.
+    /// On a folder of sweeps (the thesis campaign, results/thesis-cpu): ours next to the thesis'
+    /// per-seed results with a verdict per claim; writes DIR/tables.md.
     Collect {
-        /// Sweep folder.
+        /// Sweep folder, or a folder of sweep folders.
         dir: PathBuf,
     },
 }
@@ -390,13 +403,17 @@ where
     T::Err: std::fmt::Display,
 {
     use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(names).try_map(|name| name.parse::<T>().map_err(|e| e.to_string()))
+    clap::builder::PossibleValuesParser::new(names)
+        .try_map(|name| name.parse::<T>().map_err(|e| e.to_string()))
 }
 
 /// Whether a failure is a full disk: an I/O error of that kind anywhere in its chain, or ENOSPC's
 /// text (Burn's record errors carry the I/O error only as text).
 fn disk_full(e: &anyhow::Error) -> bool {
-    let kind = e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull));
+    let kind = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+    });
     kind || e.to_string().contains("No space left on device")
 }
 
@@ -443,7 +460,10 @@ macro_rules! explicit_flags {
 }
 
 /// `bench --check`: the agreement of `device` with the CPU backend, printed as one line on stderr.
-fn check_backend(backend: Backend, device: &burn::tensor::Device) -> Result<nc_vqvae::bench::Agreement, nc_vqvae::bench::BenchError> {
+fn check_backend(
+    backend: Backend,
+    device: &burn::tensor::Device,
+) -> Result<nc_vqvae::bench::Agreement, nc_vqvae::bench::BenchError> {
     #[cfg(feature = "cpu")]
     {
         let a = nc_vqvae::bench::agreement(backend.name(), device)?;
@@ -459,12 +479,18 @@ fn check_backend(backend: Backend, device: &burn::tensor::Device) -> Result<nc_v
     #[cfg(not(feature = "cpu"))]
     {
         let _ = (backend, device);
-        Err(nc_vqvae::bench::BenchError::Config("--check compares with the CPU backend: build with the `cpu` feature".into()))
+        Err(nc_vqvae::bench::BenchError::Config(
+            "--check compares with the CPU backend: build with the `cpu` feature".into(),
+        ))
     }
 }
 
 /// Prints a command's summary: one JSON line with `--json`, else the human text.
-fn report<T: serde::Serialize>(json: bool, summary: &T, text: impl FnOnce(&T) -> String) -> Result<(), Failure> {
+fn report<T: serde::Serialize>(
+    json: bool,
+    summary: &T,
+    text: impl FnOnce(&T) -> String,
+) -> Result<(), Failure> {
     if json {
         println!("{}", serde_json::to_string(summary).map_err(|e| Failure::Internal(e.into()))?);
     } else {
@@ -476,7 +502,8 @@ fn report<T: serde::Serialize>(json: bool, summary: &T, text: impl FnOnce(&T) ->
 /// The thesis' FID / IS / CAS for the dataset and model of the stage-1 run `run`, as one line, if
 /// the thesis reports them.
 fn thesis_generation_line(run: &std::path::Path) -> Option<String> {
-    let s1: nc_vqvae::stage1::Stage1Summary = nc_vqvae::run_dir::read_json(&run.join("stage1.json")).ok()?;
+    let s1: nc_vqvae::stage1::Stage1Summary =
+        nc_vqvae::run_dir::read_json(&run.join("stage1.json")).ok()?;
     let t = nc_vqvae::thesis::generation(&s1.dataset, s1.ssl, s1.aug)?;
     Some(format!(
         "thesis, {} {}: FID {:.2}, IS {:.2}, CAS {:.3} (running) (1000 epochs per stage, mean of 4 seeds, the reference's own pretrained FCN: FID and IS are comparable only roughly)",
@@ -522,7 +549,8 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             let data = spec.load_data()?;
             let report = DatasetReport::new(&data);
             if json {
-                let text = serde_json::to_string(&report).map_err(|e| Failure::Internal(e.into()))?;
+                let text =
+                    serde_json::to_string(&report).map_err(|e| Failure::Internal(e.into()))?;
                 println!("{text}");
             } else {
                 print!("{}", report.to_text(&data));
@@ -530,7 +558,12 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
         }
         Command::Stage2(args) => {
             let m = matches.subcommand_matches("stage2");
-            let mut config = layer(&nc_vqvae::stage2::Stage2Config::default(), "stage2", config_file.as_deref(), &sets)?;
+            let mut config = layer(
+                &nc_vqvae::stage2::Stage2Config::default(),
+                "stage2",
+                config_file.as_deref(),
+                &sets,
+            )?;
             explicit_flags!(m, config, args: epochs, batch_size, seed, prior, eval_every, checkpoint_every);
             if args.argmin_tokens {
                 config.stochastic_tokens = false;
@@ -560,7 +593,8 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             use nc_vqvae::pipeline::{DEFAULT_DATASET, JobConfig};
             let dataset = args.dataset.clone().unwrap_or_else(|| DEFAULT_DATASET.to_string());
             let base = JobConfig::quick(&dataset);
-            let mut job = JobConfig::layered(&base, config_file.as_deref(), &sets)?.with_dataset(&dataset, args.data_dir.clone());
+            let mut job = JobConfig::layered(&base, config_file.as_deref(), &sets)?
+                .with_dataset(&dataset, args.data_dir.clone());
             if let Some(epochs) = args.epochs {
                 job.stage1.epochs = epochs;
                 job.stage2.epochs = epochs;
@@ -570,7 +604,12 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             }
             job.run.ssl = args.ssl.unwrap_or(job.run.ssl);
             job.run.aug = args.aug.unwrap_or(job.run.aug);
-            let name = std::path::Path::new(&dataset).file_name().and_then(|n| n.to_str()).unwrap_or("run").replace("_TRAIN.tsv.gz", "").replace("_TRAIN.tsv", "");
+            let name = std::path::Path::new(&dataset)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("run")
+                .replace("_TRAIN.tsv.gz", "")
+                .replace("_TRAIN.tsv", "");
             let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(name));
             let device = cli.backend.device()?;
             let (summary, base, nc) = nc_vqvae::report::job(&job, &out, &device, true)?;
@@ -593,10 +632,25 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                 )
             })?;
         }
+        Command::Status { dir, json } => {
+            let status = nc_vqvae::status::status(&dir)?;
+            if json {
+                let text =
+                    serde_json::to_string(&status).map_err(|e| Failure::Internal(e.into()))?;
+                println!("{text}");
+            } else {
+                print!("{}", status.to_text());
+            }
+        }
         Command::Sweep { command } => match command {
             SweepCommand::Expand { spec, out } => {
                 let n = nc_vqvae::sweep::expand(&spec, &out)?;
-                println!("{n} points in {} (indices 0..{}; Slurm: --array=0-{})", out.display(), n - 1, n - 1);
+                println!(
+                    "{n} points in {} (indices 0..{}; Slurm: --array=0-{})",
+                    out.display(),
+                    n - 1,
+                    n - 1
+                );
             }
             SweepCommand::Run { dir, index, json } => {
                 let device = cli.backend.device()?;
@@ -619,10 +673,31 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                     )
                 })?;
             }
+            SweepCommand::Collect { dir }
+                if !dir.join("sweep.toml").exists()
+                    && !nc_vqvae::campaign::blocks(&dir).is_empty() =>
+            {
+                let c = nc_vqvae::campaign::collect(&dir)?;
+                print!("{}", c.markdown);
+                nc_vqvae::run_dir::write_atomic(&dir.join("tables.md"), c.markdown.as_bytes())
+                    .map_err(|e| Failure::Internal(e.into()))?;
+                eprintln!(
+                    "{} of {} campaign points finished -> {}",
+                    c.finished,
+                    c.total,
+                    dir.join("tables.md").display()
+                );
+            }
             SweepCommand::Collect { dir } => {
                 let c = nc_vqvae::sweep::collect(&dir)?;
                 print!("{}", c.markdown);
-                eprintln!("{} of {} points finished -> {}, {}", c.finished, c.total, dir.join("points.csv").display(), dir.join("tables.csv").display());
+                eprintln!(
+                    "{} of {} points finished -> {}, {}",
+                    c.finished,
+                    c.total,
+                    dir.join("points.csv").display(),
+                    dir.join("tables.csv").display()
+                );
             }
         },
         Command::Bench(args) => {
@@ -641,17 +716,29 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             };
             let device = cli.backend.device()?;
             let failure = |e: nc_vqvae::bench::BenchError| match e {
-                nc_vqvae::bench::BenchError::Config(_) | nc_vqvae::bench::BenchError::Model(_) => Failure::Input(e.into()),
+                nc_vqvae::bench::BenchError::Config(_) | nc_vqvae::bench::BenchError::Model(_) => {
+                    Failure::Input(e.into())
+                }
                 _ => Failure::Internal(e.into()),
             };
-            let agreement = if args.check { Some(check_backend(cli.backend, &device).map_err(failure)?) } else { None };
+            let agreement = if args.check {
+                Some(check_backend(cli.backend, &device).map_err(failure)?)
+            } else {
+                None
+            };
             let mut report = nc_vqvae::bench::run(&options, cli.backend.name(), &device, |t| {
-                eprintln!("{:<16} {:>4} x {:<5} median {:>9.1} ms", t.case, t.batch, t.length, t.median_ms);
+                eprintln!(
+                    "{:<16} {:>4} x {:<5} median {:>9.1} ms",
+                    t.case, t.batch, t.length, t.median_ms
+                );
             })
             .map_err(failure)?;
             report.agreement = agreement;
             if args.json {
-                println!("{}", serde_json::to_string(&report).map_err(|e| Failure::Internal(e.into()))?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).map_err(|e| Failure::Internal(e.into()))?
+                );
             } else {
                 print!("{}", nc_vqvae::bench::table(&report));
             }
@@ -667,7 +754,8 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             }
         }
         Command::Evaluate(args) => {
-            nc_vqvae::pipeline::check_guidance("--guidance", args.guidance).map_err(|m| Failure::Input(anyhow::anyhow!(m)))?;
+            nc_vqvae::pipeline::check_guidance("--guidance", args.guidance)
+                .map_err(|m| Failure::Input(anyhow::anyhow!(m)))?;
             let device = cli.backend.device()?;
             let opts = nc_vqvae::evaluate::EvaluateOptions {
                 fcn: args.fcn,
@@ -680,6 +768,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                     max_fid_samples: args.max_fid_samples,
                     cas_samples: args.cas_samples,
                     guidance: args.guidance,
+                    work_dir: None,
                 },
             };
             let summary = nc_vqvae::evaluate::evaluate(&args.run, &opts, &device)?;
@@ -705,7 +794,12 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
         }
         Command::Fcn { command: FcnCommand::Train(args) } => {
             let m = matches.subcommand_matches("fcn").and_then(|m| m.subcommand_matches("train"));
-            let mut config = layer(&nc_vqvae::fcn::FcnTrainConfig::new(&args.dataset), "fcn", config_file.as_deref(), &sets)?;
+            let mut config = layer(
+                &nc_vqvae::fcn::FcnTrainConfig::new(&args.dataset),
+                "fcn",
+                config_file.as_deref(),
+                &sets,
+            )?;
             config.dataset = args.dataset;
             if args.data_dir.is_some() {
                 config.data_dir = args.data_dir;
@@ -729,47 +823,85 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
             let summary = nc_vqvae::encode::encode(&args.run, &args.input, &args.out, &device)?;
             report(args.json, &summary, |s| {
                 let files: Vec<String> = s.files.iter().map(|f| f.display().to_string()).collect();
-                format!("{} series of length {}: tokens {:?}, features {:?} -> {}", s.n, s.length, s.tokens_shape, s.features_shape, files.join(", "))
+                format!(
+                    "{} series of length {}: tokens {:?}, features {:?} -> {}",
+                    s.n,
+                    s.length,
+                    s.tokens_shape,
+                    s.features_shape,
+                    files.join(", ")
+                )
             })?;
         }
         Command::Sample(args) => {
             if args.n == 0 {
                 return Err(Failure::Input(anyhow::anyhow!("--n must be at least 1")));
             }
-            nc_vqvae::pipeline::check_guidance("--guidance", args.guidance).map_err(|m| Failure::Input(anyhow::anyhow!(m)))?;
+            nc_vqvae::pipeline::check_guidance("--guidance", args.guidance)
+                .map_err(|m| Failure::Input(anyhow::anyhow!(m)))?;
             let device = cli.backend.device()?;
             let generator = nc_vqvae::stage2::Generator::load(&args.run, &device)?;
             let groups: Vec<(i64, Option<usize>)> = if args.per_class {
-                generator.data.classes.iter().enumerate().map(|(i, &label)| (label, Some(i))).collect()
+                generator
+                    .data
+                    .classes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &label)| (label, Some(i)))
+                    .collect()
             } else if let Some(label) = args.class {
                 let index = generator.class_index(label).ok_or_else(|| {
-                    Failure::Input(anyhow::anyhow!("--class {label}: {} has the labels {:?}", generator.data.name, generator.data.classes))
+                    Failure::Input(anyhow::anyhow!(
+                        "--class {label}: {} has the labels {:?}",
+                        generator.data.name,
+                        generator.data.classes
+                    ))
                 })?;
                 vec![(label, Some(index))]
             } else {
                 vec![(-1, None)]
             };
-            let labels: Vec<i64> = groups.iter().flat_map(|&(label, _)| std::iter::repeat_n(label, args.n)).collect();
-            let classes: Option<Vec<usize>> =
-                groups.iter().map(|&(_, c)| c.map(|c| std::iter::repeat_n(c, args.n))).collect::<Option<Vec<_>>>().map(|v| v.into_iter().flatten().collect());
+            let labels: Vec<i64> =
+                groups.iter().flat_map(|&(label, _)| std::iter::repeat_n(label, args.n)).collect();
+            let classes: Option<Vec<usize>> = groups
+                .iter()
+                .map(|&(_, c)| c.map(|c| std::iter::repeat_n(c, args.n)))
+                .collect::<Option<Vec<_>>>()
+                .map(|v| v.into_iter().flatten().collect());
             let sampler = nc_vqvae::maskgit::SamplerConfig::new().with_guidance(args.guidance);
-            let series = generator.generate(labels.len(), classes.as_deref(), &sampler, args.seed, true, &device)?;
+            let series = generator.generate(
+                labels.len(),
+                classes.as_deref(),
+                &sampler,
+                args.seed,
+                true,
+                &device,
+            )?;
             nc_vqvae::stage2::write_tsv(&args.out, &labels, &series)?;
             if let Some(plot) = &args.plot {
                 let panels = generator.comparison_panels(&groups, &labels, &series, 10);
                 let title = format!("{}: real test series vs generated", generator.data.name);
-                nc_vqvae::plot::panel_grid(plot, &title, 2, &panels).map_err(|e| Failure::Internal(e.into()))?;
+                nc_vqvae::plot::panel_grid(plot, &title, 2, &panels)
+                    .map_err(|e| Failure::Internal(e.into()))?;
             }
-            println!("{} series of length {} -> {}", series.len(), series.first().map_or(0, Vec::len), args.out.display());
+            println!(
+                "{} series of length {} -> {}",
+                series.len(),
+                series.first().map_or(0, Vec::len),
+                args.out.display()
+            );
         }
         Command::Stage1(args) => {
             let m = matches.subcommand_matches("stage1");
-            let mut config = layer(&Stage1Config::new(&args.dataset), "stage1", config_file.as_deref(), &sets)?;
+            let mut config =
+                layer(&Stage1Config::new(&args.dataset), "stage1", config_file.as_deref(), &sets)?;
             config.dataset = own_file_path(args.dataset);
             if args.data_dir.is_some() {
                 config.data_dir = args.data_dir;
             }
-            for (given, field) in [(args.labels, &mut config.labels), (args.test_labels, &mut config.test_labels)] {
+            for (given, field) in
+                [(args.labels, &mut config.labels), (args.test_labels, &mut config.test_labels)]
+            {
                 if given.is_some() {
                     *field = given;
                 }
@@ -778,10 +910,13 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
                 config.test = args.test;
             }
             // Own files are recorded by absolute path, so the run loads them from any directory.
-            config.test = config.test.map(|t| PathBuf::from(own_file_path(t.display().to_string())));
+            config.test =
+                config.test.map(|t| PathBuf::from(own_file_path(t.display().to_string())));
             for labels in [&mut config.labels, &mut config.test_labels] {
                 *labels = labels.take().map(|l| match nc_vqvae::ucr_data::Labels::parse(&l) {
-                    nc_vqvae::ucr_data::Labels::File(file) => own_file_path(file.display().to_string()),
+                    nc_vqvae::ucr_data::Labels::File(file) => {
+                        own_file_path(file.display().to_string())
+                    }
                     keyword => keyword.spec(),
                 });
             }
@@ -825,7 +960,8 @@ fn main() -> ExitCode {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let place =
+            info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         eprintln!("internal error: {}{place} (please report this)", message.replace('\n', " "));
     }));
     let matches = Cli::command().get_matches();
@@ -833,9 +969,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    nc_vqvae::progress::set_mode(cli.progress);
     // On a worker of the CPU backend's thread pool: its parallel kernels then split their work in
     // place instead of waking the pool and sleeping at every op (kernels::on_pool).
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kernels::on_pool(|| run(cli, &matches)))) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        kernels::on_pool(|| run(cli, &matches))
+    })) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(Failure::Input(e))) => {
             eprintln!("error: {}", e.to_string().replace('\n', " "));

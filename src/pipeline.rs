@@ -24,9 +24,9 @@ use crate::evaluate::{EvalSummary, EvaluateOptions};
 use crate::fcn::FcnTrainConfig;
 use crate::run_dir::{read_json, write_json};
 use crate::stage1::{Recipe, RunError, SslChoice, Stage1Config, Stage1Options, Stage1Summary};
-use train::scores::ScoreConfig;
-use train::persist::claim_text;
 use crate::stage2::{Stage2Config, Stage2Options, Stage2Summary};
+use train::persist::claim_text;
+use train::scores::ScoreConfig;
 
 /// The dataset `run` uses when none is named (bundled with the project).
 pub const DEFAULT_DATASET: &str = "SyntheticControl";
@@ -151,7 +151,9 @@ impl JobConfig {
     /// Whether this is the quick default of `nc-vqvae run` (on any dataset, with any seed and
     /// SSL branch / augmentation).
     pub fn is_quick(&self) -> bool {
-        let mut quick = Self::quick(&self.run.dataset).with_dataset(&self.run.dataset, self.run.data_dir.clone()).with_seed(self.stage1.seed);
+        let mut quick = Self::quick(&self.run.dataset)
+            .with_dataset(&self.run.dataset, self.run.data_dir.clone())
+            .with_seed(self.stage1.seed);
         quick.run.ssl = self.run.ssl;
         quick.run.aug = self.run.aug;
         quick == *self
@@ -203,7 +205,9 @@ impl JobConfig {
         self.stage1.validate()?;
         self.stage2.validate()?;
         if self.run.ssl == SslChoice::None {
-            return Err(RunError::config("run.ssl must be barlow-twins or vibcreg: the job compares NC-VQVAE with the baseline"));
+            return Err(RunError::config(
+                "run.ssl must be barlow-twins or vibcreg: the job compares NC-VQVAE with the baseline",
+            ));
         }
         if self.run.cas_epochs == 0 || self.fcn.epochs == 0 {
             return Err(RunError::config("run.cas_epochs and fcn.epochs must be at least 1"));
@@ -254,6 +258,9 @@ pub fn run_model(
     progress: bool,
     device: &Device,
 ) -> Result<ModelResult, RunError> {
+    // Held while this process works on the folder: `status` reports it as running, and a second
+    // process on the same folder is refused instead of training it twice.
+    let _lock = crate::status::lock_run(dir)?;
     let stage1 = match dir.join("stage1.json").exists() {
         true => read_json(&dir.join("stage1.json"))?,
         false => {
@@ -278,16 +285,20 @@ pub fn run_model(
 /// Writes `config` to `path`, or checks that the job already there has the same config.
 pub fn claim_folder(path: &Path, config: &JobConfig) -> Result<(), RunError> {
     Ok(train::persist::claim_config(path, config, || {
-        format!("{}: holds a job with a different config; choose another --out, or delete the folder to start over", path.display())
+        format!(
+            "{}: holds a job with a different config; choose another --out, or delete the folder to start over",
+            path.display()
+        )
     })?)
 }
 
 /// Writes `text` to `path`, or checks that the same text is already there (a sweep point's
 /// `point.toml`).
 pub fn claim_point(path: &Path, text: &str) -> Result<(), RunError> {
-    Ok(claim_text(path, text, || format!("{}: holds a different point; expand into another folder", path.display()))?)
+    Ok(claim_text(path, text, || {
+        format!("{}: holds a different point; expand into another folder", path.display())
+    })?)
 }
-
 
 /// `DIR/summary.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -313,7 +324,12 @@ pub(crate) fn step(progress: bool, text: &str) {
 
 /// Runs (or finishes) the job of `config` in `out`: the FCN, both models, `summary.json`. The
 /// report and its plots are [`crate::report::job`]'s (which calls this).
-pub fn run_job(config: &JobConfig, out: &Path, device: &Device, progress: bool) -> Result<(JobSummary, ModelResult, ModelResult), RunError> {
+pub fn run_job(
+    config: &JobConfig,
+    out: &Path,
+    device: &Device,
+    progress: bool,
+) -> Result<(JobSummary, ModelResult, ModelResult), RunError> {
     let start = Instant::now();
     config.validate()?;
     crate::run_dir::ensure_writable(out)?;
@@ -321,7 +337,10 @@ pub fn run_job(config: &JobConfig, out: &Path, device: &Device, progress: bool) 
 
     let fcn_path = out.join("fcn.bpk");
     if !fcn_path.exists() {
-        step(progress, &format!("FCN classifier for FID / IS / CAS ({} epochs)", config.fcn.epochs));
+        step(
+            progress,
+            &format!("FCN classifier for FID / IS / CAS ({} epochs)", config.fcn.epochs),
+        );
     }
     let mut fcn = config.fcn.clone();
     fcn.dataset = config.run.dataset.clone();
@@ -338,13 +357,31 @@ pub fn run_job(config: &JobConfig, out: &Path, device: &Device, progress: bool) 
             max_fid_samples: config.run.fid_samples,
             cas_samples: config.run.cas_samples,
             guidance: config.run.guidance,
+            work_dir: None,
         },
     };
     let mut results = Vec::new();
     for (name, ssl) in [("baseline", SslChoice::None), ("nc_vqvae", config.run.ssl)] {
-        let label = if ssl == SslChoice::None { "baseline VQ-VAE".to_string() } else { format!("NC-VQVAE ({:?} + {:?})", ssl, config.run.aug) };
-        step(progress, &format!("{label}: stage 1 ({} epochs), stage 2 ({} epochs), evaluation", config.stage1.epochs, config.stage2.epochs));
-        results.push(run_model(&out.join(name), &config.stage1_for(ssl), &config.stage2, &eval, progress, device)?);
+        let label = if ssl == SslChoice::None {
+            "baseline VQ-VAE".to_string()
+        } else {
+            format!("NC-VQVAE ({:?} + {:?})", ssl, config.run.aug)
+        };
+        step(
+            progress,
+            &format!(
+                "{label}: stage 1 ({} epochs), stage 2 ({} epochs), evaluation",
+                config.stage1.epochs, config.stage2.epochs
+            ),
+        );
+        results.push(run_model(
+            &out.join(name),
+            &config.stage1_for(ssl),
+            &config.stage2,
+            &eval,
+            progress,
+            device,
+        )?);
     }
     let nc = results.pop().expect("two results");
     let base = results.pop().expect("two results");
@@ -367,14 +404,16 @@ mod tests {
     fn quick_preset_matches_the_shipped_config_file() {
         // configs/quick.toml documents the default of `nc-vqvae run`; it must not drift.
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.toml");
-        let from_file = JobConfig::layered(&JobConfig::thesis(DEFAULT_DATASET), Some(&path), &[]).unwrap();
+        let from_file =
+            JobConfig::layered(&JobConfig::thesis(DEFAULT_DATASET), Some(&path), &[]).unwrap();
         assert_eq!(from_file, JobConfig::quick(DEFAULT_DATASET));
     }
 
     #[test]
     fn thesis_config_file_matches_the_thesis_settings() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/thesis.toml");
-        let from_file = JobConfig::layered(&JobConfig::quick(DEFAULT_DATASET), Some(&path), &[]).unwrap();
+        let from_file =
+            JobConfig::layered(&JobConfig::quick(DEFAULT_DATASET), Some(&path), &[]).unwrap();
         assert_eq!(from_file, JobConfig::thesis(DEFAULT_DATASET));
         assert_eq!(from_file.stage1.epochs, 1000);
         assert_eq!(from_file.stage1.projector_dim, 4096);
@@ -383,7 +422,8 @@ mod tests {
     #[test]
     fn the_report_knows_the_quick_profile_by_its_settings() {
         // On any dataset, seed and SSL branch / augmentation, but not with other schedules.
-        let mut quick = JobConfig::quick("ECG5000").with_dataset("ECG5000", Some("/data".into())).with_seed(3);
+        let mut quick =
+            JobConfig::quick("ECG5000").with_dataset("ECG5000", Some("/data".into())).with_seed(3);
         quick.run.ssl = SslChoice::Vibcreg;
         quick.run.aug = Recipe::Slice;
         assert!(quick.is_quick());

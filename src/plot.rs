@@ -104,22 +104,37 @@ const LEGEND_HEIGHT: u32 = 20;
 
 /// Draws legend entries in one centred row across `strip` (a band above the chart, so the legend
 /// never covers data).
-fn legend_strip(strip: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, entries: &[(String, RGBColor, Mark)]) -> Result<(), String> {
-    let font = TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+fn legend_strip(
+    strip: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    entries: &[(String, RGBColor, Mark)],
+) -> Result<(), String> {
+    let font =
+        TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
     let widths: Vec<i32> = entries
         .iter()
-        .map(|(name, _, _)| strip.estimate_text_size(name, &font).map(|(w, _)| w as i32 + 22 + 14).map_err(|e| e.to_string()))
+        .map(|(name, _, _)| {
+            strip
+                .estimate_text_size(name, &font)
+                .map(|(w, _)| w as i32 + 22 + 14)
+                .map_err(|e| e.to_string())
+        })
         .collect::<Result<_, _>>()?;
     let (width, height) = strip.dim_in_pixel();
     let mut x = ((width as i32 - widths.iter().sum::<i32>()) / 2).max(4);
     let y = height as i32 / 2;
     for ((name, color, mark), w) in entries.iter().zip(widths) {
         match mark {
-            Mark::Line => strip.draw(&PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))),
-            Mark::Box => strip.draw(&Rectangle::new([(x + 3, y - 5), (x + 15, y + 5)], color.filled())),
+            Mark::Line => {
+                strip.draw(&PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)))
+            }
+            Mark::Box => {
+                strip.draw(&Rectangle::new([(x + 3, y - 5), (x + 15, y + 5)], color.filled()))
+            }
         }
         .map_err(|e| e.to_string())?;
-        strip.draw(&Text::new(name.clone(), (x + 22, y), font.clone())).map_err(|e| e.to_string())?;
+        strip
+            .draw(&Text::new(name.clone(), (x + 22, y), font.clone()))
+            .map_err(|e| e.to_string())?;
         x += w;
     }
     Ok(())
@@ -146,20 +161,32 @@ fn cell_at_centre(v: f64) -> Option<usize> {
 
 /// Draws `panels` row by row in a grid of `cols` columns; panels in the same row share their y
 /// range, so real and generated series of a class can be compared by eye.
-pub fn panel_grid(path: &Path, title: &str, cols: usize, panels: &[Panel]) -> Result<(), PlotError> {
+pub fn panel_grid(
+    path: &Path,
+    title: &str,
+    cols: usize,
+    panels: &[Panel],
+) -> Result<(), PlotError> {
     register_font();
-    let err = |e: &dyn std::fmt::Display| PlotError { path: path.to_path_buf(), message: e.to_string() };
+    let err =
+        |e: &dyn std::fmt::Display| PlotError { path: path.to_path_buf(), message: e.to_string() };
     let cols = cols.max(1);
     let rows = panels.len().div_ceil(cols).max(1);
     crate::run_dir::write_atomic_with(path, |tmp| -> Result<(), PlotError> {
         let width = 420 * cols as u32;
         let root = BitMapBackend::new(tmp, (width, 40 + 220 * rows as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let root = root.titled(title, ("sans-serif", title_size(title, width))).map_err(|e| err(&e))?;
+        let root =
+            root.titled(title, ("sans-serif", title_size(title, width))).map_err(|e| err(&e))?;
         let areas = root.split_evenly((rows, cols));
         for (r, row) in panels.chunks(cols).enumerate() {
-            let values = row.iter().flat_map(|p| p.series.iter().flatten()).copied().filter(|v| v.is_finite());
-            let (lo, hi) = values.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+            let values = row
+                .iter()
+                .flat_map(|p| p.series.iter().flatten())
+                .copied()
+                .filter(|v| v.is_finite());
+            let (lo, hi) = values
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
             let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (-1.0, 1.0) };
             let pad = 0.05 * (hi - lo);
             for (c, panel) in row.iter().enumerate() {
@@ -184,7 +211,11 @@ pub fn panel_grid(path: &Path, title: &str, cols: usize, panels: &[Panel]) -> Re
                 let (red, green, blue) = panel.color;
                 let style = RGBColor(red, green, blue).mix(0.45).stroke_width(1);
                 for s in &panel.series {
-                    let points = s.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, &v)| (i as f32, v));
+                    let points = s
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| v.is_finite())
+                        .map(|(i, &v)| (i as f32, v));
                     chart.draw_series(LineSeries::new(points, style)).map_err(|e| err(&e))?;
                 }
             }
@@ -224,6 +255,9 @@ pub struct CurvePanel {
     pub curves: Vec<Curve>,
 }
 
+/// One group of bars of a [`BarPanel`]: `(legend name, colour, one value per category)`.
+pub type BarGroup = (String, (u8, u8, u8), Vec<f64>);
+
 /// One panel of grouped bars: for each category, one bar per group, with a legend.
 #[derive(Debug, Clone)]
 pub struct BarPanel {
@@ -236,7 +270,7 @@ pub struct BarPanel {
     /// Category names along the x axis.
     pub categories: Vec<String>,
     /// `(legend name, colour, one value per category)`.
-    pub groups: Vec<(String, (u8, u8, u8), Vec<f64>)>,
+    pub groups: Vec<BarGroup>,
 }
 
 /// Renders `draw` into the PNG `path` of `size` pixels under `title`, atomically.
@@ -259,7 +293,9 @@ fn render(
 
 /// The finite range of `values` with 5 % padding (a unit range around a constant).
 fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -273,17 +309,29 @@ fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 /// Draws curve panels in a grid of `cols` columns, each with labelled axes and a legend above the
 /// chart. An x axis whose points are all whole numbers (epochs, time steps) is labelled in whole
 /// numbers only.
-pub fn curve_grid(path: &Path, title: &str, cols: usize, panels: &[CurvePanel]) -> Result<(), PlotError> {
+pub fn curve_grid(
+    path: &Path,
+    title: &str,
+    cols: usize,
+    panels: &[CurvePanel],
+) -> Result<(), PlotError> {
     let cols = cols.max(1);
     let rows = panels.len().div_ceil(cols).max(1);
     render(path, (520 * cols as u32, 40 + 320 * rows as u32), title, |root| {
         let areas = root.split_evenly((rows, cols));
         for (panel, area) in panels.iter().zip(&areas) {
-            let (x0, x1) = padded_range(panel.curves.iter().flat_map(|c| c.points.iter().map(|p| p.0)));
-            let (y0, y1) = padded_range(panel.curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)));
-            let integral = all_integral(panel.curves.iter().flat_map(|c| c.points.iter().map(|p| p.0)));
-            let named: Vec<(String, RGBColor, Mark)> =
-                panel.curves.iter().filter(|c| !c.name.is_empty()).map(|c| (c.name.clone(), RGBColor(c.color.0, c.color.1, c.color.2), Mark::Line)).collect();
+            let (x0, x1) =
+                padded_range(panel.curves.iter().flat_map(|c| c.points.iter().map(|p| p.0)));
+            let (y0, y1) =
+                padded_range(panel.curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)));
+            let integral =
+                all_integral(panel.curves.iter().flat_map(|c| c.points.iter().map(|p| p.0)));
+            let named: Vec<(String, RGBColor, Mark)> = panel
+                .curves
+                .iter()
+                .filter(|c| !c.name.is_empty())
+                .map(|c| (c.name.clone(), RGBColor(c.color.0, c.color.1, c.color.2), Mark::Line))
+                .collect();
             let area = titled_with_legend(area, &panel.title, &named)?;
             let mut chart = ChartBuilder::on(&area)
                 .margin(8)
@@ -306,8 +354,15 @@ pub fn curve_grid(path: &Path, title: &str, cols: usize, panels: &[CurvePanel]) 
                 .map_err(|e| e.to_string())?;
             for curve in &panel.curves {
                 let (r, g, b) = curve.color;
-                let points: Vec<(f64, f64)> = curve.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
-                chart.draw_series(LineSeries::new(points, RGBColor(r, g, b).stroke_width(2))).map_err(|e| e.to_string())?;
+                let points: Vec<(f64, f64)> = curve
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|(x, y)| x.is_finite() && y.is_finite())
+                    .collect();
+                chart
+                    .draw_series(LineSeries::new(points, RGBColor(r, g, b).stroke_width(2)))
+                    .map_err(|e| e.to_string())?;
             }
         }
         Ok(())
@@ -318,7 +373,10 @@ pub fn curve_grid(path: &Path, title: &str, cols: usize, panels: &[CurvePanel]) 
 /// chart.
 pub fn bar_row(path: &Path, title: &str, panels: &[BarPanel]) -> Result<(), PlotError> {
     let cols = panels.len().max(1);
-    let widths: Vec<u32> = panels.iter().map(|p| (120 + 40 * p.categories.len() * p.groups.len().max(1)).clamp(360, 1400) as u32).collect();
+    let widths: Vec<u32> = panels
+        .iter()
+        .map(|p| (120 + 40 * p.categories.len() * p.groups.len().max(1)).clamp(360, 1400) as u32)
+        .collect();
     render(path, (widths.iter().sum::<u32>().max(400), 380), title, |root| {
         let mut rest = root.clone();
         for (i, panel) in panels.iter().enumerate() {
@@ -330,11 +388,21 @@ pub fn bar_row(path: &Path, title: &str, panels: &[BarPanel]) -> Result<(), Plot
                 rest.clone()
             };
             let n = panel.categories.len().max(1);
-            let top = panel.groups.iter().flat_map(|g| g.2.iter()).copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+            let top = panel
+                .groups
+                .iter()
+                .flat_map(|g| g.2.iter())
+                .copied()
+                .filter(|v| v.is_finite())
+                .fold(0.0f64, f64::max);
             // Headroom above the tallest bar for its value.
             let top = if top > 0.0 { top * 1.15 } else { 1.0 };
             let categories = panel.categories.clone();
-            let named: Vec<(String, RGBColor, Mark)> = panel.groups.iter().map(|(name, (r, g, b), _)| (name.clone(), RGBColor(*r, *g, *b), Mark::Box)).collect();
+            let named: Vec<(String, RGBColor, Mark)> = panel
+                .groups
+                .iter()
+                .map(|(name, (r, g, b), _)| (name.clone(), RGBColor(*r, *g, *b), Mark::Box))
+                .collect();
             let area = titled_with_legend(&area, &panel.title, &named)?;
             let mut chart = ChartBuilder::on(&area)
                 .margin(8)
@@ -349,7 +417,9 @@ pub fn bar_row(path: &Path, title: &str, panels: &[BarPanel]) -> Result<(), Plot
                 .x_desc(&panel.x_label)
                 .y_desc(&panel.y_label)
                 .x_labels(n.min(40) * 2 + 1)
-                .x_label_formatter(&|x| cell_at_centre(*x).and_then(|i| categories.get(i).cloned()).unwrap_or_default())
+                .x_label_formatter(&|x| {
+                    cell_at_centre(*x).and_then(|i| categories.get(i).cloned()).unwrap_or_default()
+                })
                 .y_labels(6)
                 .y_label_formatter(&|y| tick_label(*y, false))
                 .label_style(("sans-serif", 12))
@@ -359,20 +429,32 @@ pub fn bar_row(path: &Path, title: &str, panels: &[BarPanel]) -> Result<(), Plot
             let k = panel.groups.len().max(1) as f64;
             for (g, (_, (r, gr, b), values)) in panel.groups.iter().enumerate() {
                 let color = RGBColor(*r, *gr, *b);
-                let bars = values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(move |(c, &v)| {
-                    let x0 = c as f64 + 0.1 + 0.8 * g as f64 / k;
-                    Rectangle::new([(x0, 0.0), (x0 + 0.8 / k, v)], color.filled())
-                });
+                let bars =
+                    values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(move |(c, &v)| {
+                        let x0 = c as f64 + 0.1 + 0.8 * g as f64 / k;
+                        Rectangle::new([(x0, 0.0), (x0 + 0.8 / k, v)], color.filled())
+                    });
                 chart.draw_series(bars).map_err(|e| e.to_string())?;
             }
             // The value above each bar, so the figure can be read without the table.
             for (g, (_, _, values)) in panel.groups.iter().enumerate() {
                 for (c, &v) in values.iter().enumerate().filter(|(_, v)| v.is_finite()) {
                     let x = c as f64 + 0.1 + 0.8 * (g as f64 + 0.5) / k;
-                    let text = if v.abs() >= 100.0 { format!("{v:.0}") } else if v.abs() >= 10.0 { format!("{v:.1}") } else { format!("{v:.3}") };
+                    let text = if v.abs() >= 100.0 {
+                        format!("{v:.0}")
+                    } else if v.abs() >= 10.0 {
+                        format!("{v:.1}")
+                    } else {
+                        format!("{v:.3}")
+                    };
                     if n * panel.groups.len() <= 16 {
                         chart
-                            .draw_series(std::iter::once(Text::new(text, (x, v), TextStyle::from(("sans-serif", 10).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom)))))
+                            .draw_series(std::iter::once(Text::new(
+                                text,
+                                (x, v),
+                                TextStyle::from(("sans-serif", 10).into_font())
+                                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                            )))
                             .map_err(|e| e.to_string())?;
                     }
                 }
@@ -399,14 +481,19 @@ pub struct TokenPanel {
 /// lightness levels; and whether text on it should be white.
 pub fn code_color(code: usize) -> (RGBColor, bool) {
     let hue = (code as f64 * 0.618_033_988_75).fract();
-    let light = if code % 2 == 0 { 0.42 } else { 0.68 };
+    let light = if code.is_multiple_of(2) { 0.42 } else { 0.68 };
     let (r, g, b) = HSLColor(hue, 0.7, light).rgb();
     (RGBColor(r, g, b), light < 0.5)
 }
 
 /// Draws each series above its token grid (time on x, frequency bands on y, one colour per code,
 /// the code's number in its cell), `cols` panels per row.
-pub fn token_grids(path: &Path, title: &str, cols: usize, panels: &[TokenPanel]) -> Result<(), PlotError> {
+pub fn token_grids(
+    path: &Path,
+    title: &str,
+    cols: usize,
+    panels: &[TokenPanel],
+) -> Result<(), PlotError> {
     let cols = cols.max(1);
     let rows = panels.len().div_ceil(cols).max(1);
     render(path, (520 * cols as u32, 40 + 380 * rows as u32), title, |root| {
@@ -434,8 +521,18 @@ pub fn token_grids(path: &Path, title: &str, cols: usize, panels: &[TokenPanel])
                 .label_style(("sans-serif", 12))
                 .draw()
                 .map_err(|e| e.to_string())?;
-            let points = panel.series.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, &v)| (i as f64, v as f64));
-            chart.draw_series(LineSeries::new(points, RGBColor(GREY.0, GREY.1, GREY.2).stroke_width(2))).map_err(|e| e.to_string())?;
+            let points = panel
+                .series
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(i, &v)| (i as f64, v as f64));
+            chart
+                .draw_series(LineSeries::new(
+                    points,
+                    RGBColor(GREY.0, GREY.1, GREY.2).stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?;
 
             let mut grid = ChartBuilder::on(&bottom)
                 .margin(6)
@@ -450,15 +547,22 @@ pub fn token_grids(path: &Path, title: &str, cols: usize, panels: &[TokenPanel])
                 .x_labels((2 * width + 1).min(81))
                 .y_labels(2 * bands + 1)
                 // Labels at cell centres: the token index and the band index.
-                .x_label_formatter(&|x| cell_at_centre(*x).map(|i| i.to_string()).unwrap_or_default())
-                .y_label_formatter(&|y| cell_at_centre(*y).map(|i| i.to_string()).unwrap_or_default())
+                .x_label_formatter(&|x| {
+                    cell_at_centre(*x).map(|i| i.to_string()).unwrap_or_default()
+                })
+                .y_label_formatter(&|y| {
+                    cell_at_centre(*y).map(|i| i.to_string()).unwrap_or_default()
+                })
                 .label_style(("sans-serif", 12))
                 .axis_desc_style(("sans-serif", 13))
                 .draw()
                 .map_err(|e| e.to_string())?;
             let cells = panel.tokens.iter().enumerate().map(|(i, &code)| {
                 let (r, c) = (i / width, i % width);
-                Rectangle::new([(c as f64, r as f64), (c as f64 + 1.0, r as f64 + 1.0)], code_color(code).0.filled())
+                Rectangle::new(
+                    [(c as f64, r as f64), (c as f64 + 1.0, r as f64 + 1.0)],
+                    code_color(code).0.filled(),
+                )
             });
             grid.draw_series(cells).map_err(|e| e.to_string())?;
             let cell_px = bottom.dim_in_pixel().0 as f64 / width as f64;
@@ -466,7 +570,14 @@ pub fn token_grids(path: &Path, title: &str, cols: usize, panels: &[TokenPanel])
                 let labels = panel.tokens.iter().enumerate().map(|(i, &code)| {
                     let (r, c) = (i / width, i % width);
                     let color = if code_color(code).1 { WHITE } else { BLACK };
-                    Text::new(code.to_string(), (c as f64 + 0.5, r as f64 + 0.5), ("sans-serif", 11).into_font().color(&color).pos(Pos::new(HPos::Center, VPos::Center)))
+                    Text::new(
+                        code.to_string(),
+                        (c as f64 + 0.5, r as f64 + 0.5),
+                        ("sans-serif", 11)
+                            .into_font()
+                            .color(&color)
+                            .pos(Pos::new(HPos::Center, VPos::Center)),
+                    )
                 });
                 grid.draw_series(labels).map_err(|e| e.to_string())?;
             }
@@ -485,8 +596,16 @@ mod tests {
         let path = tmp.path().join("grid.png");
         let wave = |f: f32| (0..50).map(|i| (i as f32 * f).sin()).collect::<Vec<_>>();
         let panels = vec![
-            Panel { title: "class 1: real".into(), series: vec![wave(0.1), wave(0.2)], color: (30, 90, 200) },
-            Panel { title: "class 1: generated".into(), series: vec![wave(0.15)], color: (220, 80, 30) },
+            Panel {
+                title: "class 1: real".into(),
+                series: vec![wave(0.1), wave(0.2)],
+                color: (30, 90, 200),
+            },
+            Panel {
+                title: "class 1: generated".into(),
+                series: vec![wave(0.15)],
+                color: (220, 80, 30),
+            },
             Panel { title: "empty".into(), series: vec![], color: (0, 0, 0) },
         ];
         panel_grid(&path, "test", 2, &panels).unwrap();
@@ -511,12 +630,24 @@ mod tests {
             x_label: "epoch".into(),
             y_label: "MSE".into(),
             curves: vec![
-                Curve { name: "baseline".into(), color: BLUE, points: (1..=20).map(|e| (e as f64, 1.0 / e as f64)).collect() },
-                Curve { name: "NC-VQVAE".into(), color: ORANGE, points: (1..=20).map(|e| (e as f64, 1.5 / e as f64)).collect() },
+                Curve {
+                    name: "baseline".into(),
+                    color: BLUE,
+                    points: (1..=20).map(|e| (e as f64, 1.0 / e as f64)).collect(),
+                },
+                Curve {
+                    name: "NC-VQVAE".into(),
+                    color: ORANGE,
+                    points: (1..=20).map(|e| (e as f64, 1.5 / e as f64)).collect(),
+                },
             ],
         };
-        curve_grid(&curves, "curves", 2, &[panel.clone(), CurvePanel { curves: vec![], ..panel }]).unwrap();
-        assert!(pixels_of(&curves, BLUE) > 200 && pixels_of(&curves, ORANGE) > 200, "both curves drawn");
+        curve_grid(&curves, "curves", 2, &[panel.clone(), CurvePanel { curves: vec![], ..panel }])
+            .unwrap();
+        assert!(
+            pixels_of(&curves, BLUE) > 200 && pixels_of(&curves, ORANGE) > 200,
+            "both curves drawn"
+        );
 
         let bars = tmp.path().join("bars.png");
         let panel = BarPanel {
@@ -524,9 +655,20 @@ mod tests {
             x_label: "probe".into(),
             y_label: "accuracy".into(),
             categories: vec!["KNN".into(), "SVM".into()],
-            groups: vec![("baseline".into(), BLUE, vec![0.5, 0.6]), ("NC-VQVAE".into(), ORANGE, vec![0.7, 0.9])],
+            groups: vec![
+                ("baseline".into(), BLUE, vec![0.5, 0.6]),
+                ("NC-VQVAE".into(), ORANGE, vec![0.7, 0.9]),
+            ],
         };
-        bar_row(&bars, "bars", &[panel.clone(), BarPanel { groups: vec![("one".into(), GREY, vec![f64::NAN, 2.0])], ..panel }]).unwrap();
+        bar_row(
+            &bars,
+            "bars",
+            &[
+                panel.clone(),
+                BarPanel { groups: vec![("one".into(), GREY, vec![f64::NAN, 2.0])], ..panel },
+            ],
+        )
+        .unwrap();
         let (blue, orange) = (pixels_of(&bars, BLUE), pixels_of(&bars, ORANGE));
         assert!(orange > blue && blue > 1000, "bar areas follow the values: {blue} vs {orange}");
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2, "no temporary files left");
@@ -590,7 +732,10 @@ mod tests {
             assert_eq!(bands.len(), 2, "{color:?}: legend and curve apart: {bands:?}");
             let (legend, curve) = (bands[0], bands[1]);
             assert!(legend.1 < curve.0, "{color:?}: the legend is above the curve");
-            assert!(legend.0 < 40 + 30 + LEGEND_HEIGHT, "{color:?}: the legend is in the strip under the titles: {bands:?}");
+            assert!(
+                legend.0 < 40 + 30 + LEGEND_HEIGHT,
+                "{color:?}: the legend is in the strip under the titles: {bands:?}"
+            );
             // Nothing covers the curve: its line runs the whole chart width (≈ 440 px, 2 px thick).
             assert!(curve.2 >= 2 * 400, "{color:?}: the curve is drawn in full: {bands:?}");
         }
@@ -600,7 +745,12 @@ mod tests {
     fn token_grids_colour_each_cell_by_its_code() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("tokens.png");
-        let panel = TokenPanel { title: "series 0".into(), series: (0..64).map(|i| (i as f32 * 0.2).sin()).collect(), tokens: (0..40).map(|i| i % 4).collect(), rows: 5 };
+        let panel = TokenPanel {
+            title: "series 0".into(),
+            series: (0..64).map(|i| (i as f32 * 0.2).sin()).collect(),
+            tokens: (0..40).map(|i| i % 4).collect(),
+            rows: 5,
+        };
         token_grids(&path, "tokens", 2, &[panel]).unwrap();
         let img = image::open(&path).unwrap().to_rgb8();
         for code in 0..4 {
@@ -609,6 +759,10 @@ mod tests {
             assert!(n > 500, "code {code}: {n} pixels");
         }
         let (c, _) = code_color(4);
-        assert_eq!(img.pixels().filter(|p| (p[0], p[1], p[2]) == (c.0, c.1, c.2)).count(), 0, "an unused code has no cells");
+        assert_eq!(
+            img.pixels().filter(|p| (p[0], p[1], p[2]) == (c.0, c.1, c.2)).count(),
+            0,
+            "an unused code has no cells"
+        );
     }
 }

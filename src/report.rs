@@ -19,11 +19,14 @@ use maskgit::SamplerConfig;
 use ucr_data::{UcrDataset, epoch_batches};
 
 use crate::pipeline::{JobConfig, JobSummary, ModelResult};
-use crate::plot::{BLUE, BarPanel, Curve, CurvePanel, GREY, ORANGE, TokenPanel, bar_row, curve_grid, panel_grid, token_grids};
+use crate::plot::{
+    BLUE, BarPanel, Curve, CurvePanel, GREY, ORANGE, TokenPanel, bar_row, curve_grid, panel_grid,
+    token_grids,
+};
 use crate::run_dir::write_atomic;
 use crate::stage1::{RunError, SslChoice};
-use train::persist::read;
 use crate::stage2::Generator;
+use train::persist::read;
 
 fn plot_err(e: crate::plot::PlotError) -> RunError {
     RunError::Plot(e)
@@ -60,7 +63,10 @@ fn token_usage(run: &Generator, device: &Device) -> Result<Vec<usize>, RunError>
 
 /// The first test series of each class, at most `max`.
 fn first_of_each_class(data: &UcrDataset, max: usize) -> Vec<usize> {
-    (0..data.num_classes()).filter_map(|c| data.test.labels.iter().position(|&l| l == c)).take(max).collect()
+    (0..data.num_classes())
+        .filter_map(|c| data.test.labels.iter().position(|&l| l == c))
+        .take(max)
+        .collect()
 }
 
 /// Test series `i` in the data's original scale.
@@ -72,7 +78,12 @@ fn original_test_series(data: &UcrDataset, i: usize) -> Vec<f32> {
 
 /// Test series (the first of each class, at most `max`) and both models' reconstructions, in the
 /// data's original scale.
-fn reconstruction_panels(base: &Generator, nc: &Generator, max: usize, device: &Device) -> Result<Vec<CurvePanel>, RunError> {
+fn reconstruction_panels(
+    base: &Generator,
+    nc: &Generator,
+    max: usize,
+    device: &Device,
+) -> Result<Vec<CurvePanel>, RunError> {
     let data = &base.data;
     let picks = first_of_each_class(data, max);
     let batch = data.test.batch(&picks, device);
@@ -83,7 +94,8 @@ fn reconstruction_panels(base: &Generator, nc: &Generator, max: usize, device: &
         data.normalizer.invert(&mut values);
         rows.push(values);
     }
-    let points = |v: &[f32]| v.iter().enumerate().map(|(i, &y)| (i as f64, y as f64)).collect::<Vec<_>>();
+    let points =
+        |v: &[f32]| v.iter().enumerate().map(|(i, &y)| (i as f64, y as f64)).collect::<Vec<_>>();
     Ok(picks
         .iter()
         .enumerate()
@@ -95,8 +107,16 @@ fn reconstruction_panels(base: &Generator, nc: &Generator, max: usize, device: &
                 y_label: "value".into(),
                 curves: vec![
                     Curve { name: "real".into(), color: GREY, points: points(&real) },
-                    Curve { name: "baseline".into(), color: BLUE, points: points(&rows[0][j * length..(j + 1) * length]) },
-                    Curve { name: "NC-VQVAE".into(), color: ORANGE, points: points(&rows[1][j * length..(j + 1) * length]) },
+                    Curve {
+                        name: "baseline".into(),
+                        color: BLUE,
+                        points: points(&rows[0][j * length..(j + 1) * length]),
+                    },
+                    Curve {
+                        name: "NC-VQVAE".into(),
+                        color: ORANGE,
+                        points: points(&rows[1][j * length..(j + 1) * length]),
+                    },
                 ],
             }
         })
@@ -105,7 +125,13 @@ fn reconstruction_panels(base: &Generator, nc: &Generator, max: usize, device: &
 
 /// Test series (the first of each class, at most `max`) in the data's original scale above their
 /// token grids, baseline and NC-VQVAE side by side.
-fn token_panels(base: &Generator, nc: &Generator, nc_name: &str, max: usize, device: &Device) -> Result<Vec<TokenPanel>, RunError> {
+fn token_panels(
+    base: &Generator,
+    nc: &Generator,
+    nc_name: &str,
+    max: usize,
+    device: &Device,
+) -> Result<Vec<TokenPanel>, RunError> {
     let data = &base.data;
     let picks = first_of_each_class(data, max);
     let x = data.test.batch(&picks, device).x;
@@ -120,7 +146,10 @@ fn token_panels(base: &Generator, nc: &Generator, nc_name: &str, max: usize, dev
         let series = original_test_series(data, i);
         for (grid, name) in grids.iter().zip(["baseline", nc_name]) {
             panels.push(TokenPanel {
-                title: format!("test series {i} (class {}), {name}", data.classes[data.test.labels[i]]),
+                title: format!(
+                    "test series {i} (class {}), {name}",
+                    data.classes[data.test.labels[i]]
+                ),
                 series: series.clone(),
                 tokens: grid[j * n..(j + 1) * n].to_vec(),
                 rows: 5,
@@ -131,11 +160,29 @@ fn token_panels(base: &Generator, nc: &Generator, nc_name: &str, max: usize, dev
 }
 
 /// Writes the per-class sample plot of one model.
-fn sample_plot(generator: &Generator, path: &Path, title: &str, per_class: usize, guidance: f64, seed: u64, device: &Device) -> Result<(), RunError> {
-    let groups: Vec<(i64, Option<usize>)> = generator.data.classes.iter().enumerate().map(|(i, &l)| (l, Some(i))).collect();
-    let labels: Vec<i64> = groups.iter().flat_map(|&(l, _)| std::iter::repeat_n(l, per_class)).collect();
-    let classes: Vec<usize> = groups.iter().flat_map(|&(_, c)| std::iter::repeat_n(c.unwrap_or(0), per_class)).collect();
-    let series = generator.generate(labels.len(), Some(&classes), &SamplerConfig::new().with_guidance(guidance), seed, true, device)?;
+fn sample_plot(
+    generator: &Generator,
+    path: &Path,
+    title: &str,
+    per_class: usize,
+    guidance: f64,
+    seed: u64,
+    device: &Device,
+) -> Result<(), RunError> {
+    let groups: Vec<(i64, Option<usize>)> =
+        generator.data.classes.iter().enumerate().map(|(i, &l)| (l, Some(i))).collect();
+    let labels: Vec<i64> =
+        groups.iter().flat_map(|&(l, _)| std::iter::repeat_n(l, per_class)).collect();
+    let classes: Vec<usize> =
+        groups.iter().flat_map(|&(_, c)| std::iter::repeat_n(c.unwrap_or(0), per_class)).collect();
+    let series = generator.generate(
+        labels.len(),
+        Some(&classes),
+        &SamplerConfig::new().with_guidance(guidance),
+        seed,
+        true,
+        device,
+    )?;
     let panels = generator.comparison_panels(&groups, &labels, &series, per_class);
     panel_grid(path, title, 2, &panels).map_err(plot_err)
 }
@@ -151,7 +198,12 @@ fn model_name(config: &JobConfig) -> String {
 
 /// `nc-vqvae run`: runs (or finishes) the job of `config` in `out` ([`crate::pipeline::run_job`]),
 /// then draws the plots and writes `report.md`.
-pub fn job(config: &JobConfig, out: &Path, device: &Device, progress: bool) -> Result<(JobSummary, ModelResult, ModelResult), RunError> {
+pub fn job(
+    config: &JobConfig,
+    out: &Path,
+    device: &Device,
+    progress: bool,
+) -> Result<(JobSummary, ModelResult, ModelResult), RunError> {
     let (summary, base, nc) = crate::pipeline::run_job(config, out, device, progress)?;
     crate::pipeline::step(progress, "report and plots");
     write(out, config, &base, &nc, device)?;
@@ -159,7 +211,13 @@ pub fn job(config: &JobConfig, out: &Path, device: &Device, progress: bool) -> R
 }
 
 /// Draws the plots and writes `report.md` for a finished job in `out`.
-pub fn write(out: &Path, config: &JobConfig, base: &ModelResult, nc: &ModelResult, device: &Device) -> Result<(), RunError> {
+pub fn write(
+    out: &Path,
+    config: &JobConfig,
+    base: &ModelResult,
+    nc: &ModelResult,
+    device: &Device,
+) -> Result<(), RunError> {
     let plots = out.join("plots");
     std::fs::create_dir_all(&plots).map_err(crate::run_dir::io(&plots))?;
     let (base_dir, nc_dir) = (out.join("baseline"), out.join("nc_vqvae"));
@@ -188,7 +246,11 @@ pub fn write(out: &Path, config: &JobConfig, base: &ModelResult, nc: &ModelResul
             title: "stage 1: SSL loss (NC-VQVAE)".into(),
             x_label: "epoch".into(),
             y_label: "SSL loss".into(),
-            curves: vec![Curve { name: nc_name.clone(), color: ORANGE, points: metric_curve(&nc_dir.join("metrics.jsonl"), "ssl") }],
+            curves: vec![Curve {
+                name: nc_name.clone(),
+                color: ORANGE,
+                points: metric_curve(&nc_dir.join("metrics.jsonl"), "ssl"),
+            }],
         },
         CurvePanel {
             title: "stage 2: prior training loss".into(),
@@ -206,10 +268,12 @@ pub fn write(out: &Path, config: &JobConfig, base: &ModelResult, nc: &ModelResul
             curves: probes,
         });
     }
-    curve_grid(&plots.join("curves.png"), &format!("{dataset}: training curves"), 2, &panels).map_err(plot_err)?;
+    curve_grid(&plots.join("curves.png"), &format!("{dataset}: training curves"), 2, &panels)
+        .map_err(plot_err)?;
 
     // Each run's tokenizer, prior and dataset, loaded once for the remaining plots.
-    let (base_run, nc_run) = (Generator::load(&base_dir, device)?, Generator::load(&nc_dir, device)?);
+    let (base_run, nc_run) =
+        (Generator::load(&base_dir, device)?, Generator::load(&nc_dir, device)?);
 
     curve_grid(
         &plots.join("reconstructions.png"),
@@ -228,8 +292,24 @@ pub fn write(out: &Path, config: &JobConfig, base: &ModelResult, nc: &ModelResul
     .map_err(plot_err)?;
 
     let seed = config.stage2.seed;
-    sample_plot(&base_run, &plots.join("samples_baseline.png"), &format!("{dataset}, baseline: real test (blue) vs generated (orange)"), config.run.plot_samples, config.run.guidance, seed, device)?;
-    sample_plot(&nc_run, &plots.join("samples_nc_vqvae.png"), &format!("{dataset}, {nc_name}: real test (blue) vs generated (orange)"), config.run.plot_samples, config.run.guidance, seed, device)?;
+    sample_plot(
+        &base_run,
+        &plots.join("samples_baseline.png"),
+        &format!("{dataset}, baseline: real test (blue) vs generated (orange)"),
+        config.run.plot_samples,
+        config.run.guidance,
+        seed,
+        device,
+    )?;
+    sample_plot(
+        &nc_run,
+        &plots.join("samples_nc_vqvae.png"),
+        &format!("{dataset}, {nc_name}: real test (blue) vs generated (orange)"),
+        config.run.plot_samples,
+        config.run.guidance,
+        seed,
+        device,
+    )?;
 
     let mut usage = Vec::new();
     for run in [&base_run, &nc_run] {
@@ -243,16 +323,24 @@ pub fn write(out: &Path, config: &JobConfig, base: &ModelResult, nc: &ModelResul
         &plots.join("token_usage.png"),
         &format!("{dataset}: codebook usage on the test set"),
         &[BarPanel {
-            title: format!("share of tokens by code rank (perplexity: baseline {:.1}, NC-VQVAE {:.1})", base.stage1.codebook_perplexity, nc.stage1.codebook_perplexity),
+            title: format!(
+                "share of tokens by code rank (perplexity: baseline {:.1}, NC-VQVAE {:.1})",
+                base.stage1.codebook_perplexity, nc.stage1.codebook_perplexity
+            ),
             x_label: "code rank (most used first)".into(),
             y_label: "share of test tokens".into(),
             categories: ranks,
-            groups: vec![("baseline".into(), BLUE, usage[0].clone()), (nc_name.clone(), ORANGE, usage[1].clone())],
+            groups: vec![
+                ("baseline".into(), BLUE, usage[0].clone()),
+                (nc_name.clone(), ORANGE, usage[1].clone()),
+            ],
         }],
     )
     .map_err(plot_err)?;
 
-    let groups = |f: &dyn Fn(&ModelResult) -> Vec<f64>| vec![("baseline".to_string(), BLUE, f(base)), (nc_name.clone(), ORANGE, f(nc))];
+    let groups = |f: &dyn Fn(&ModelResult) -> Vec<f64>| {
+        vec![("baseline".to_string(), BLUE, f(base)), (nc_name.clone(), ORANGE, f(nc))]
+    };
     bar_row(
         &plots.join("scores.png"),
         &format!("{dataset}: baseline vs {nc_name}"),
@@ -262,7 +350,9 @@ pub fn write(out: &Path, config: &JobConfig, base: &ModelResult, nc: &ModelResul
                 x_label: "score".into(),
                 y_label: "test accuracy".into(),
                 categories: vec!["KNN probe".into(), "SVM probe".into(), "CAS".into()],
-                groups: groups(&|r| vec![r.stage1.probe_knn_acc, r.stage1.probe_svm_acc, r.eval.cas_final_acc]),
+                groups: groups(&|r| {
+                    vec![r.stage1.probe_knn_acc, r.stage1.probe_svm_acc, r.eval.cas_final_acc]
+                }),
             },
             BarPanel {
                 title: "FID (lower is better)".into(),
@@ -349,17 +439,38 @@ fn markdown(config: &JobConfig, base: &ModelResult, nc: &ModelResult, nc_name: &
         "FID / IS: {} unconditional samples against {} real test series{}; CAS: a classifier trained on {} class-conditional samples{}, tested on the real test split.\n",
         base.eval.n_generated,
         base.eval.n_generated,
-        if config.run.fid_samples > 0 { " (capped by `run.fid_samples`; fewer samples bias FID upwards, so compare only runs with equal caps)" } else { "" },
+        if config.run.fid_samples > 0 {
+            " (capped by `run.fid_samples`; fewer samples bias FID upwards, so compare only runs with equal caps)"
+        } else {
+            ""
+        },
         base.eval.n_cas_samples,
-        if config.run.guidance != 1.0 { format!(" (classifier-free guidance {}, `run.guidance`)", config.run.guidance) } else { String::new() },
+        if config.run.guidance != 1.0 {
+            format!(" (classifier-free guidance {}, `run.guidance`)", config.run.guidance)
+        } else {
+            String::new()
+        },
     );
-    let _ = writeln!(t, "| | baseline | {nc_name} | thesis baseline (1000 ep.) | thesis NC-VQVAE (1000 ep.) |");
+    let _ = writeln!(
+        t,
+        "| | baseline | {nc_name} | thesis baseline (1000 ep.) | thesis NC-VQVAE (1000 ep.) |"
+    );
     let _ = writeln!(t, "|---|---|---|---|---|");
     let thesis = crate::thesis::probes(dataset, config.run.ssl, config.run.aug);
     let fmt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
-    let rows: [(&str, fn(&ModelResult) -> f64, Option<(f64, f64)>); 10] = [
-        ("KNN probe accuracy (k = 5) ↑", |r| r.stage1.probe_knn_acc, thesis.map(|t| (t.base_knn, t.knn))),
-        ("linear SVM probe accuracy ↑", |r| r.stage1.probe_svm_acc, thesis.map(|t| (t.base_svm, t.svm))),
+    /// A row: its name, the value read from a model's results, the thesis' pair.
+    type Row = (&'static str, fn(&ModelResult) -> f64, Option<(f64, f64)>);
+    let rows: [Row; 10] = [
+        (
+            "KNN probe accuracy (k = 5) ↑",
+            |r| r.stage1.probe_knn_acc,
+            thesis.map(|t| (t.base_knn, t.knn)),
+        ),
+        (
+            "linear SVM probe accuracy ↑",
+            |r| r.stage1.probe_svm_acc,
+            thesis.map(|t| (t.base_svm, t.svm)),
+        ),
         ("test reconstruction MSE (time) ↓", |r| r.stage1.recon_mse_time, None),
         ("test reconstruction MSE (time-freq) ↓", |r| r.stage1.recon_mse_timefreq, None),
         ("codebook perplexity", |r| r.stage1.codebook_perplexity, None),
@@ -370,14 +481,29 @@ fn markdown(config: &JobConfig, base: &ModelResult, nc: &ModelResult, nc_name: &
         ("CAS, running (as the reference) ↑", |r| r.eval.cas, None),
     ];
     for (name, get, published) in rows {
-        let _ = writeln!(t, "| {name} | {:.3} | {:.3} | {} | {} |", get(base), get(nc), fmt(published.map(|p| p.0)), fmt(published.map(|p| p.1)));
+        let _ = writeln!(
+            t,
+            "| {name} | {:.3} | {:.3} | {} | {} |",
+            get(base),
+            get(nc),
+            fmt(published.map(|p| p.0)),
+            fmt(published.map(|p| p.1))
+        );
     }
     let _ = writeln!(
         t,
         "\nWall time: stage 1 {:.0} s + {:.0} s, stage 2 {:.0} s + {:.0} s, evaluation {:.0} s + {:.0} s (baseline + NC-VQVAE).\n",
-        base.stage1.wall_seconds, nc.stage1.wall_seconds, base.stage2.wall_seconds, nc.stage2.wall_seconds, base.eval.wall_seconds, nc.eval.wall_seconds
+        base.stage1.wall_seconds,
+        nc.stage1.wall_seconds,
+        base.stage2.wall_seconds,
+        nc.stage2.wall_seconds,
+        base.eval.wall_seconds,
+        nc.eval.wall_seconds
     );
-    let (dk, ds) = (nc.stage1.probe_knn_acc - base.stage1.probe_knn_acc, nc.stage1.probe_svm_acc - base.stage1.probe_svm_acc);
+    let (dk, ds) = (
+        nc.stage1.probe_knn_acc - base.stage1.probe_knn_acc,
+        nc.stage1.probe_svm_acc - base.stage1.probe_svm_acc,
+    );
     let _ = writeln!(
         t,
         "Probe gain of NC-VQVAE over the baseline: KNN {dk:+.3}, SVM {ds:+.3} (one seed; probes on mean-pooled tokens in eval mode, docs/reference.md §10.1 with quirk Q2 sane).\n"

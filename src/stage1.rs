@@ -94,7 +94,13 @@ macro_rules! through_train {
         })+
     };
 }
-through_train!(ucr_data::Error, RunDirError, maskgit::Error, metrics::ScoreError, metrics::ProbeError);
+through_train!(
+    ucr_data::Error,
+    RunDirError,
+    maskgit::Error,
+    metrics::ScoreError,
+    metrics::ProbeError
+);
 
 impl RunError {
     /// An invalid setting (bad input).
@@ -128,7 +134,12 @@ pub struct Stage1Options {
 
 /// Trains (or resumes) a stage-1 run in `out` on `device` (a plain device; autodiff is added
 /// there) and writes `model.bpk` and `stage1.json`.
-pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage1Options) -> Result<Stage1Summary, Stage1Error> {
+pub fn train(
+    config: &Stage1Config,
+    out: &Path,
+    device: &Device,
+    options: &Stage1Options,
+) -> Result<Stage1Summary, Stage1Error> {
     config.validate()?;
     // A new run reads its data before it claims the folder, so bad input leaves nothing behind.
     let early = if options.resume { None } else { Some(config.load_data()?) };
@@ -141,7 +152,12 @@ pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage
         options.resume,
         config,
         || format!("{}: no run to resume (config.toml missing)", out.display()),
-        || format!("{}: already holds a run; pass --resume to continue it or choose another --out", out.display()),
+        || {
+            format!(
+                "{}: already holds a run; pass --resume to continue it or choose another --out",
+                out.display()
+            )
+        },
     )?;
     config.validate()?;
     let run = RunDir::create(out)?;
@@ -149,7 +165,14 @@ pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage
         Some(data) => data,
         None => config.load_data()?,
     };
-    let trained = train::stage1::train_tokenizer(&config.recipe, &data, device, Some(&run), options.resume, &mut Bar::new(options.progress))?;
+    let trained = train::stage1::train_tokenizer(
+        &config.recipe,
+        &data,
+        device,
+        Some(&run),
+        options.resume,
+        &mut Bar::phase(options.progress, "stage 1"),
+    )?;
     save_weights(trained.model, &run.path("model.bpk"))?;
     let eval = trained.evaluation;
     let summary = Stage1Summary {
@@ -171,7 +194,10 @@ pub fn train(config: &Stage1Config, out: &Path, device: &Device, options: &Stage
 
 /// A finished stage-1 run loaded back: its config, its dataset and the tokenizer in eval mode on
 /// `device`.
-pub fn load_finished(run: &Path, device: &Device) -> Result<(Stage1Config, UcrDataset, Stage1Model), RunError> {
+pub fn load_finished(
+    run: &Path,
+    device: &Device,
+) -> Result<(Stage1Config, UcrDataset, Stage1Model), RunError> {
     let model_path = run.join("model.bpk");
     if !run.join("stage1.json").exists() || !model_path.exists() {
         return Err(RunError::NotReady(format!(
@@ -182,6 +208,7 @@ pub fn load_finished(run: &Path, device: &Device) -> Result<(Stage1Config, UcrDa
     }
     let config: Stage1Config = read_toml(&run.join("config.toml"))?;
     let data = config.load_data()?;
-    let model = Stage1Model::new(&config, data.length(), device).map_err(|source| train::Error::Model { dataset: data.name.clone(), source })?;
+    let model = Stage1Model::new(&config, data.length(), device)
+        .map_err(|source| train::Error::Model { dataset: data.name.clone(), source })?;
     Ok((config, data, load_weights(model, &model_path)?))
 }

@@ -51,7 +51,12 @@ pub struct Stage2Options {
 }
 
 /// Trains (or resumes) the prior of the finished stage-1 run `run` and writes `run/stage2.json`.
-pub fn train(config: &Stage2Config, run: &Path, device: &Device, options: &Stage2Options) -> Result<Stage2Summary, RunError> {
+pub fn train(
+    config: &Stage2Config,
+    run: &Path,
+    device: &Device,
+    options: &Stage2Options,
+) -> Result<Stage2Summary, RunError> {
     config.validate()?;
     let (stage1, data, tokenizer) = load_finished(run, device)?;
     let folder = RunDir::create(&run.join("stage2"))?;
@@ -60,9 +65,23 @@ pub fn train(config: &Stage2Config, run: &Path, device: &Device, options: &Stage
         options.resume,
         config,
         || format!("{}: no stage-2 run to resume (config.toml missing)", folder.root().display()),
-        || format!("{}: already holds a stage-2 run; pass --resume to continue it", folder.root().display()),
+        || {
+            format!(
+                "{}: already holds a stage-2 run; pass --resume to continue it",
+                folder.root().display()
+            )
+        },
     )?;
-    let trained = train::stage2::train_prior(&config, tokenizer.vqvae(), stage1.ssl, &data, device, Some(&folder), options.resume, &mut Bar::new(options.progress))?;
+    let trained = train::stage2::train_prior(
+        &config,
+        tokenizer.vqvae(),
+        stage1.ssl,
+        &data,
+        device,
+        Some(&folder),
+        options.resume,
+        &mut Bar::phase(options.progress, "stage 2 (prior)"),
+    )?;
     save_weights(trained.prior, &folder.path("prior.bpk"))?;
     let summary = Stage2Summary {
         loss: trained.loss,
@@ -107,7 +126,11 @@ impl Generator {
         let config: Stage2Config = read_toml(&config_path)?;
         let vq = tokenizer.vqvae();
         let n_tokens = 5 * latent_width(vq, device);
-        let prior = MaskGitConfig::new(config.trunk(n_tokens, data.num_classes()), config.variant(stage1.ssl)).init(vq.quantizer().codebook(), device)?;
+        let prior = MaskGitConfig::new(
+            config.trunk(n_tokens, data.num_classes()),
+            config.variant(stage1.ssl),
+        )
+        .init(vq.quantizer().codebook(), device)?;
         let prior = load_weights(prior, &prior_path)?;
         Ok(Self { stage1, data, tokenizer, prior })
     }
@@ -139,7 +162,15 @@ impl Generator {
         original_scale: bool,
         device: &Device,
     ) -> Result<Vec<Vec<f32>>, RunError> {
-        let mut out = train::scores::generate(self.tokenizer.vqvae(), &self.prior, n, classes, sampler, seed, device)?;
+        let mut out = train::scores::generate(
+            self.tokenizer.vqvae(),
+            &self.prior,
+            n,
+            classes,
+            sampler,
+            seed,
+            device,
+        )?;
         if original_scale {
             out.iter_mut().for_each(|row| self.data.normalizer.invert(row));
         }
@@ -151,7 +182,13 @@ impl Generator {
     /// Plot panels, one row per `(label, class index)` group: up to `max` real test series of the
     /// class (all test series when unconditional) next to up to `max` generated ones, in the data's
     /// original scale.
-    pub fn comparison_panels(&self, groups: &[(i64, Option<usize>)], labels: &[i64], series: &[Vec<f32>], max: usize) -> Vec<crate::plot::Panel> {
+    pub fn comparison_panels(
+        &self,
+        groups: &[(i64, Option<usize>)],
+        labels: &[i64],
+        series: &[Vec<f32>],
+        max: usize,
+    ) -> Vec<crate::plot::Panel> {
         let test = &self.data.test;
         let mut panels = Vec::new();
         for &(label, class) in groups {
@@ -164,10 +201,25 @@ impl Generator {
                     v
                 })
                 .collect();
-            let generated: Vec<Vec<f32>> = labels.iter().zip(series).filter(|(l, _)| **l == label).map(|(_, s)| s.clone()).take(max).collect();
-            let name = if class.is_some() { format!("class {label}") } else { "unconditional".into() };
-            panels.push(crate::plot::Panel { title: format!("{name}: real ({})", real.len()), series: real, color: (30, 90, 200) });
-            panels.push(crate::plot::Panel { title: format!("{name}: generated ({})", generated.len()), series: generated, color: (220, 80, 30) });
+            let generated: Vec<Vec<f32>> = labels
+                .iter()
+                .zip(series)
+                .filter(|(l, _)| **l == label)
+                .map(|(_, s)| s.clone())
+                .take(max)
+                .collect();
+            let name =
+                if class.is_some() { format!("class {label}") } else { "unconditional".into() };
+            panels.push(crate::plot::Panel {
+                title: format!("{name}: real ({})", real.len()),
+                series: real,
+                color: (30, 90, 200),
+            });
+            panels.push(crate::plot::Panel {
+                title: format!("{name}: generated ({})", generated.len()),
+                series: generated,
+                color: (220, 80, 30),
+            });
         }
         panels
     }

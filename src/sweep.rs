@@ -33,9 +33,9 @@ use crate::fcn::FcnTrainConfig;
 use crate::pipeline::{JobConfig, ModelResult, claim_point, run_model};
 use crate::run_dir::{read_json, write_atomic};
 use crate::stage1::{Recipe, RunError, SslChoice, Stage1Config};
-use train::scores::ScoreConfig;
-use train::persist::read_toml;
 use crate::stage2::Stage2Config;
+use train::persist::read_toml;
+use train::scores::ScoreConfig;
 
 /// The `[grid]` table of a sweep spec.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,9 +91,15 @@ pub fn parse_config(name: &str) -> Result<(SslChoice, Recipe), String> {
     if name == "baseline" {
         return Ok((SslChoice::None, Recipe::Slice));
     }
-    let (ssl, aug) = name.split_once('/').ok_or_else(|| format!("config `{name}`: expected \"baseline\" or \"SSL/AUG\" (e.g. \"barlow-twins/slice\")"))?;
+    let (ssl, aug) = name.split_once('/').ok_or_else(|| {
+        format!(
+            "config `{name}`: expected \"baseline\" or \"SSL/AUG\" (e.g. \"barlow-twins/slice\")"
+        )
+    })?;
     let ssl = match ssl.parse::<SslChoice>() {
-        Ok(SslChoice::None) | Err(_) => return Err(format!("config `{name}`: unknown SSL `{ssl}` (barlow-twins or vibcreg)")),
+        Ok(SslChoice::None) | Err(_) => {
+            return Err(format!("config `{name}`: unknown SSL `{ssl}` (barlow-twins or vibcreg)"));
+        }
         Ok(ssl) => ssl,
     };
     let aug = aug.parse::<Recipe>().map_err(|e| format!("config `{name}`: {e}"))?;
@@ -114,11 +120,16 @@ impl From<ConfigError> for RunError {
 pub fn points(spec: &Path) -> Result<Vec<Point>, RunError> {
     let mut doc = read_file(spec)?;
     let grid: Grid = match doc.remove("grid") {
-        Some(toml::Value::Table(t)) => toml::Value::Table(t).try_into().map_err(|e: toml::de::Error| spec_err(spec, format!("[grid]: {}", e.message())))?,
+        Some(toml::Value::Table(t)) => toml::Value::Table(t)
+            .try_into()
+            .map_err(|e: toml::de::Error| spec_err(spec, format!("[grid]: {}", e.message())))?,
         _ => return Err(spec_err(spec, "no [grid] table (datasets, configs, seeds)")),
     };
     if let Some(name) = doc.keys().find(|k| !crate::config::SECTIONS.contains(&k.as_str())) {
-        return Err(spec_err(spec, format!("unknown table [{name}] (known: grid, {})", crate::config::SECTIONS.join(", "))));
+        return Err(spec_err(
+            spec,
+            format!("unknown table [{name}] (known: grid, {})", crate::config::SECTIONS.join(", ")),
+        ));
     }
     if grid.datasets.is_empty() || grid.configs.is_empty() || grid.seeds.is_empty() {
         return Err(spec_err(spec, "[grid] needs at least one dataset, config and seed"));
@@ -132,20 +143,26 @@ pub fn points(spec: &Path) -> Result<Vec<Point>, RunError> {
         fcn: layer_table(&base.fcn, "fcn", Some((&doc, &origin)), &[])?,
     };
     // The same for every point (the grid never sets it).
-    crate::pipeline::check_guidance("run.guidance", job.run.guidance).map_err(|m| spec_err(spec, m))?;
+    crate::pipeline::check_guidance("run.guidance", job.run.guidance)
+        .map_err(|m| spec_err(spec, m))?;
     let mut out = Vec::new();
     for dataset in &grid.datasets {
         for config in &grid.configs {
             let (ssl, aug) = parse_config(config).map_err(|m| spec_err(spec, m))?;
             for &seed in &grid.seeds {
-                let mut job = job.clone().with_dataset(dataset, grid.data_dir.clone()).with_seed(seed);
+                let mut job =
+                    job.clone().with_dataset(dataset, grid.data_dir.clone()).with_seed(seed);
                 job.run.aug = aug;
                 let stage1 = job.stage1_for(ssl);
                 stage1.validate()?;
                 job.stage2.validate()?;
                 let mut fcn_train = job.fcn.clone();
                 fcn_train.seed = 1;
-                let name = Path::new(dataset).file_name().and_then(|n| n.to_str()).unwrap_or("data").to_string();
+                let name = Path::new(dataset)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("data")
+                    .to_string();
                 out.push(Point {
                     index: out.len(),
                     dataset: dataset.clone(),
@@ -167,7 +184,7 @@ pub fn points(spec: &Path) -> Result<Vec<Point>, RunError> {
     Ok(out)
 }
 
-fn point_dir(dir: &Path, index: usize) -> PathBuf {
+pub(crate) fn point_dir(dir: &Path, index: usize) -> PathBuf {
     dir.join("points").join(format!("{index:04}"))
 }
 
@@ -175,7 +192,9 @@ fn point_dir(dir: &Path, index: usize) -> PathBuf {
 pub fn expand(spec: &Path, dir: &Path) -> Result<usize, RunError> {
     let points = points(spec)?;
     let text = std::fs::read_to_string(spec).map_err(crate::run_dir::io(spec))?;
-    train::persist::claim_text(&dir.join("sweep.toml"), &text, || format!("{}: holds another sweep; choose another --out", dir.display()))?;
+    train::persist::claim_text(&dir.join("sweep.toml"), &text, || {
+        format!("{}: holds another sweep; choose another --out", dir.display())
+    })?;
     for point in &points {
         let text = toml::to_string_pretty(point).map_err(|e| RunError::config(e.to_string()))?;
         claim_point(&point_dir(dir, point.index).join("point.toml"), &text)?;
@@ -184,12 +203,21 @@ pub fn expand(spec: &Path, dir: &Path) -> Result<usize, RunError> {
 }
 
 /// `sweep run`: runs (or finishes, or skips) point `index` of the expanded sweep in `dir`.
-pub fn run(dir: &Path, index: usize, progress: bool, device: &Device) -> Result<ModelResult, RunError> {
+pub fn run(
+    dir: &Path,
+    index: usize,
+    progress: bool,
+    device: &Device,
+) -> Result<ModelResult, RunError> {
     let folder = point_dir(dir, index);
     let path = folder.join("point.toml");
     if !path.exists() {
         let n = std::fs::read_dir(dir.join("points")).map(|d| d.count()).unwrap_or(0);
-        return Err(RunError::NotReady(format!("{}: no point {index} (the sweep has {n} points, 0..{}); run `sweep expand` first", dir.display(), n.saturating_sub(1))));
+        return Err(RunError::NotReady(format!(
+            "{}: no point {index} (the sweep has {n} points, 0..{}); run `sweep expand` first",
+            dir.display(),
+            n.saturating_sub(1)
+        )));
     }
     let point: Point = read_toml(&path)?;
     let fcn = dir.join(&point.fcn);
@@ -205,6 +233,7 @@ pub fn run(dir: &Path, index: usize, progress: bool, device: &Device) -> Result<
             max_fid_samples: point.fid_samples,
             cas_samples: point.cas_samples,
             guidance: point.guidance,
+            work_dir: None,
         },
     };
     run_model(&folder.join("run"), &point.stage1, &point.stage2, &eval, progress, device)
@@ -248,13 +277,22 @@ fn metric(r: &ModelResult, key: &str) -> f64 {
 pub fn collect(dir: &Path) -> Result<Collected, RunError> {
     let points = points(&dir.join("sweep.toml"))?;
     let mut done: Vec<(&Point, ModelResult)> = Vec::new();
-    let mut csv = String::from("index,dataset,config,seed,epochs_stage1,epochs_stage2,recon_mse_time,recon_mse_timefreq,probe_knn_acc,probe_svm_acc,codebook_perplexity,stage2_loss,fid,is_mean,is_std,cas,cas_final_acc\n");
+    let mut csv = String::from(
+        "index,dataset,config,seed,epochs_stage1,epochs_stage2,recon_mse_time,recon_mse_timefreq,probe_knn_acc,probe_svm_acc,codebook_perplexity,stage2_loss,fid,is_mean,is_std,cas,cas_final_acc\n",
+    );
     for p in &points {
         let run = point_dir(dir, p.index).join("run");
-        if !(run.join("stage1.json").exists() && run.join("stage2.json").exists() && run.join("eval.json").exists()) {
+        if !(run.join("stage1.json").exists()
+            && run.join("stage2.json").exists()
+            && run.join("eval.json").exists())
+        {
             continue;
         }
-        let r = ModelResult { stage1: read_json(&run.join("stage1.json"))?, stage2: read_json(&run.join("stage2.json"))?, eval: read_json(&run.join("eval.json"))? };
+        let r = ModelResult {
+            stage1: read_json(&run.join("stage1.json"))?,
+            stage2: read_json(&run.join("stage2.json"))?,
+            eval: read_json(&run.join("eval.json"))?,
+        };
         let _ = writeln!(
             csv,
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
@@ -290,20 +328,38 @@ pub fn collect(dir: &Path) -> Result<Collected, RunError> {
             configs.push(&p.config);
         }
     }
-    let mut md = format!("{} of {} points finished. Cells: mean over seeds / best seed (n seeds).\n", done.len(), points.len());
+    let mut md = format!(
+        "{} of {} points finished. Cells: mean over seeds / best seed (n seeds).\n",
+        done.len(),
+        points.len()
+    );
     let mut tables = String::from("metric,dataset,config,n_seeds,mean,best\n");
     for (title, key, lower) in METRICS {
-        let _ = write!(md, "\n### {title} ({})\n\n| dataset | {} |\n|---|{}\n", if lower { "lower is better" } else { "higher is better" }, configs.join(" | "), "---|".repeat(configs.len()));
+        let _ = write!(
+            md,
+            "\n### {title} ({})\n\n| dataset | {} |\n|---|{}\n",
+            if lower { "lower is better" } else { "higher is better" },
+            configs.join(" | "),
+            "---|".repeat(configs.len())
+        );
         for d in &datasets {
             let mut row = format!("| {d} |");
             for c in &configs {
-                let values: Vec<f64> = done.iter().filter(|(p, _)| p.dataset == *d && p.config == *c).map(|(_, r)| metric(r, key)).collect();
+                let values: Vec<f64> = done
+                    .iter()
+                    .filter(|(p, _)| p.dataset == *d && p.config == *c)
+                    .map(|(_, r)| metric(r, key))
+                    .collect();
                 if values.is_empty() {
                     row.push_str(" — |");
                     continue;
                 }
                 let mean = values.iter().sum::<f64>() / values.len() as f64;
-                let best = if lower { values.iter().copied().fold(f64::INFINITY, f64::min) } else { values.iter().copied().fold(f64::NEG_INFINITY, f64::max) };
+                let best = if lower {
+                    values.iter().copied().fold(f64::INFINITY, f64::min)
+                } else {
+                    values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                };
                 let _ = write!(row, " {mean:.3} / {best:.3} ({}) |", values.len());
                 let _ = writeln!(tables, "{key},{d},{c},{},{mean},{best}", values.len());
             }
@@ -331,12 +387,55 @@ mod tests {
     fn the_thesis_grid_has_364_points_in_order() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/sweeps/thesis.toml");
         let points = points(&path).unwrap();
-        assert_eq!(points.len(), 13 * 7 * 4, "13 datasets × 7 configs × 4 seeds (docs/reference.md §11)");
+        assert_eq!(
+            points.len(),
+            13 * 7 * 4,
+            "13 datasets × 7 configs × 4 seeds (docs/reference.md §11)"
+        );
         let p = &points[5];
-        assert_eq!((p.dataset.as_str(), p.config.as_str(), p.seed), ("FordA", "barlow-twins/warp", 2));
-        assert_eq!((p.stage1.ssl, p.stage1.aug, p.stage1.epochs, p.stage1.seed), (SslChoice::BarlowTwins, Recipe::Warp, 1000, 2));
+        assert_eq!(
+            (p.dataset.as_str(), p.config.as_str(), p.seed),
+            ("FordA", "barlow-twins/warp", 2)
+        );
+        assert_eq!(
+            (p.stage1.ssl, p.stage1.aug, p.stage1.epochs, p.stage1.seed),
+            (SslChoice::BarlowTwins, Recipe::Warp, 1000, 2)
+        );
         assert_eq!(p.stage2.epochs, 1000);
         assert!(points.iter().all(|q| q.index < points.len()));
+    }
+
+    #[test]
+    fn the_campaign_blocks_hold_the_thesis_settings() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/sweeps/thesis-cpu");
+        for (file, n, faithful) in [
+            ("1-sony.toml", 28, true),
+            ("2-ecg5000.toml", 8, true),
+            ("3-twopatterns.toml", 8, true),
+            ("4-sony-default.toml", 8, false),
+            ("5-wafer.toml", 8, true),
+        ] {
+            let points = points(&dir.join(file)).unwrap();
+            assert_eq!(points.len(), n, "{file}");
+            for p in &points {
+                let epochs = (p.stage1.epochs, p.stage2.epochs, p.cas_epochs, p.fcn_train.epochs);
+                assert_eq!(epochs, (1000, 1000, 1000, 1000), "{file}");
+                assert_eq!(
+                    (p.stage1.batch_size, p.stage2.batch_size, p.cas_batch_size),
+                    (128, 256, 256)
+                );
+                assert_eq!(p.stage1.projector_dim, 4096, "{file}");
+                assert_eq!((p.guidance, p.cas_samples, p.fid_samples), (1.0, 0, 0), "{file}");
+                assert_eq!(
+                    (p.stage1.faithful_probes, p.stage1.faithful_aug_zeros),
+                    (faithful, faithful)
+                );
+                assert_eq!(
+                    (p.stage2.inverted_masking, p.stage2.loss_on_all_positions),
+                    (faithful, faithful)
+                );
+            }
+        }
     }
 
     #[test]
@@ -347,9 +446,18 @@ mod tests {
             ("[stage1]\nepochs = 1\n", "no [grid]"),
             ("[grid]\ndatasets = []\nconfigs = [\"baseline\"]\nseeds = [1]\n", "at least one"),
             ("[grid]\ndatasets = [\"A\"]\nconfigs = [\"bt/x\"]\nseeds = [1]\n", "unknown SSL"),
-            ("[grid]\ndatasets = [\"A\"]\nconfigs = [\"baseline\"]\nseeds = [1]\n[stage9]\n", "unknown table [stage9]"),
-            ("[grid]\ndatasets = [\"A\"]\nconfigs = [\"baseline\"]\nseeds = [1]\n[stage1]\nepochz = 3\n", "epochz"),
-            ("[grid]\ndatasets = [\"A\"]\nconfigs = [\"baseline\"]\nseeds = [1]\n[run]\nguidance = nan\n", "run.guidance must be a finite number"),
+            (
+                "[grid]\ndatasets = [\"A\"]\nconfigs = [\"baseline\"]\nseeds = [1]\n[stage9]\n",
+                "unknown table [stage9]",
+            ),
+            (
+                "[grid]\ndatasets = [\"A\"]\nconfigs = [\"baseline\"]\nseeds = [1]\n[stage1]\nepochz = 3\n",
+                "epochz",
+            ),
+            (
+                "[grid]\ndatasets = [\"A\"]\nconfigs = [\"baseline\"]\nseeds = [1]\n[run]\nguidance = nan\n",
+                "run.guidance must be a finite number",
+            ),
         ] {
             std::fs::write(&spec, text).unwrap();
             let e = points(&spec).unwrap_err();

@@ -36,14 +36,19 @@ fn inspect_bundled_dataset_as_json() {
 
 #[test]
 fn inspect_text_and_path_forms() {
-    let out = nc_vqvae(&["data", "inspect", fixture("NanPadded", "NanPadded_TEST.tsv").to_str().unwrap()]);
+    let out = nc_vqvae(&[
+        "data",
+        "inspect",
+        fixture("NanPadded", "NanPadded_TEST.tsv").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("NanPadded\n"), "{text}");
     assert!(text.contains("train      2 series, length 2–3, 2 classes, 1 NaN values"), "{text}");
     assert!(text.contains("test       2 series, length 1–3, 2 classes, 2 NaN values"), "{text}");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/malformed");
-    let out = nc_vqvae(&["data", "inspect", "NanPadded", "--json", "--data-dir", dir.to_str().unwrap()]);
+    let out =
+        nc_vqvae(&["data", "inspect", "NanPadded", "--json", "--data-dir", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["test"]["nan_values"], 2);
@@ -56,14 +61,22 @@ fn every_malformed_file_exits_2_with_one_line_naming_it() {
         ("Ragged", "Ragged_TRAIN.tsv", ":3: 2 values, but line 1 has 3"),
         ("NonNumeric", "NonNumeric_TRAIN.tsv", ":2: column 3: 'abc' is not a number"),
         ("NonIntegerLabel", "NonIntegerLabel_TRAIN.tsv", ":2: class label '2.5' is not an integer"),
-        ("UnknownTestLabel", "UnknownTestLabel_TEST.tsv", ":2: class label 3 does not occur in the train split"),
+        (
+            "UnknownTestLabel",
+            "UnknownTestLabel_TEST.tsv",
+            ":2: class label 3 does not occur in the train split",
+        ),
         ("TruncatedGzip", "TruncatedGzip_TRAIN.tsv.gz", "corrupt or truncated gzip data"),
         ("CorruptGzip", "CorruptGzip_TRAIN.tsv.gz", "corrupt or truncated gzip data"),
         ("InfValue", "InfValue_TRAIN.tsv", ":2: column 3: infinite value 'inf'"),
         ("MissingLabel", "MissingLabel_TRAIN.tsv", ":2: missing class label"),
         ("EmptyGzip", "EmptyGzip_TRAIN.tsv.gz", "empty file"),
         ("Binary", "Binary_TRAIN.tsv", ":2: not a text TSV file"),
-        ("LengthMismatch", "LengthMismatch_TEST.tsv", "series have 4 values but the train split has 3"),
+        (
+            "LengthMismatch",
+            "LengthMismatch_TEST.tsv",
+            "series have 4 values but the train split has 3",
+        ),
         ("NoValues", "NoValues_TRAIN.tsv", ":2: line has a label but no values"),
         ("Lonely", "Lonely_TEST.tsv[.gz]", "missing file"),
         ("Nope", "Nope_TRAIN.tsv", "cannot read"),
@@ -72,8 +85,13 @@ fn every_malformed_file_exits_2_with_one_line_naming_it() {
         // Point at the TRAIN file (which always exists, or is the missing one) and let the loader
         // find the sibling, as a user would.
         let given = fixture(case, &format!("{case}_TRAIN.tsv"));
-        let given = if given.exists() { given } else { fixture(case, &format!("{case}_TRAIN.tsv.gz")) };
-        let given = if given.exists() || *case == "Nope" { given } else { unreachable!("fixture {case} missing") };
+        let given =
+            if given.exists() { given } else { fixture(case, &format!("{case}_TRAIN.tsv.gz")) };
+        let given = if given.exists() || *case == "Nope" {
+            given
+        } else {
+            unreachable!("fixture {case} missing")
+        };
         let out = nc_vqvae(&["data", "inspect", given.to_str().unwrap(), "--json"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{case}: stderr {stderr}");
@@ -94,7 +112,8 @@ fn unknown_dataset_and_missing_backend_are_usage_errors() {
     assert!(stderr.contains("dataset 'NoSuchDataset' not found"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1);
 
-    for (backend, compiled) in [("wgpu", cfg!(feature = "wgpu")), ("cuda", cfg!(feature = "cuda"))] {
+    for (backend, compiled) in [("wgpu", cfg!(feature = "wgpu")), ("cuda", cfg!(feature = "cuda"))]
+    {
         if compiled {
             continue;
         }

@@ -16,12 +16,20 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     fn mount(at: &Path, size: &str) -> Option<Self> {
         std::fs::create_dir_all(at).unwrap();
-        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at).status().is_ok_and(|s| s.success());
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
         ok.then(|| Self(at.to_path_buf()))
     }
 
     fn resize(&self, size: &str) {
-        let status = Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.0).status().unwrap();
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
         assert!(status.success(), "remount {size}");
     }
 }
@@ -40,30 +48,64 @@ fn a_full_disk_keeps_the_last_checkpoint_and_a_rerun_with_space_finishes() {
         return;
     };
     let args = |out: &Path| -> Vec<String> {
-        ["stage1", "SonyAIBORobotSurface1", "--epochs", "3", "--out", out.to_str().unwrap(), "--set", "stage1.checkpoint_every=1"].map(String::from).to_vec()
+        [
+            "stage1",
+            "SonyAIBORobotSurface1",
+            "--epochs",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            "stage1.checkpoint_every=1",
+        ]
+        .map(String::from)
+        .to_vec()
     };
-    let run = |args: &[String]| common::nc_vqvae(&args.iter().map(String::as_str).collect::<Vec<_>>()).output().unwrap();
+    let run = |args: &[String]| {
+        common::nc_vqvae(&args.iter().map(String::as_str).collect::<Vec<_>>()).output().unwrap()
+    };
     let whole = tmp.path().join("whole");
     common::ok(run(&args(&whole)));
 
     let out = disk.0.join("run");
     let full = run(&args(&out));
-    let stderr = String::from_utf8_lossy(&full.stderr);
-    assert_eq!(full.status.code(), Some(1), "{stderr}");
-    assert!(stderr.starts_with("error: out of disk space: ") && stderr.lines().count() == 1, "{stderr}");
-    assert!(stderr.contains("No space left on device") && stderr.contains("run the same command again"), "{stderr}");
+    let all = String::from_utf8_lossy(&full.stderr);
+    assert_eq!(full.status.code(), Some(1), "{all}");
+    // Stderr is a pipe here, so the progress of stage 1 comes first, as plain `[stage 1] …`
+    // lines; the error is one line, the last.
+    let (progress, error): (Vec<&str>, Vec<&str>) =
+        all.lines().partition(|l| l.starts_with("[stage 1] "));
+    assert!(!progress.is_empty() && all.trim_end().ends_with(error.last().unwrap()), "{all}");
+    let stderr = error.join("\n");
+    assert!(stderr.starts_with("error: out of disk space: ") && error.len() == 1, "{all}");
+    assert!(
+        stderr.contains("No space left on device") && stderr.contains("run the same command again"),
+        "{stderr}"
+    );
     // The first checkpoint is the current one, complete and loadable.
     assert_eq!(common::checkpoint_epoch(&out.join("checkpoint.json")), 1);
     let model = out.join("checkpoints/epoch-00001/model.bpk");
-    assert_eq!(std::fs::metadata(&model).unwrap().len(), std::fs::metadata(whole.join("model.bpk")).unwrap().len());
+    assert_eq!(
+        std::fs::metadata(&model).unwrap().len(),
+        std::fs::metadata(whole.join("model.bpk")).unwrap().len()
+    );
     assert!(!out.join("stage1.json").exists());
 
     disk.resize("64m");
     let mut resume = args(&out);
     resume.push("--resume".into());
     common::ok(run(&resume));
-    assert_eq!(common::metrics_without_seconds(&out.join("metrics.jsonl")), common::metrics_without_seconds(&whole.join("metrics.jsonl")));
-    assert_eq!(common::summary_without_wall(&out.join("stage1.json")), common::summary_without_wall(&whole.join("stage1.json")));
-    let names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(
+        common::metrics_without_seconds(&out.join("metrics.jsonl")),
+        common::metrics_without_seconds(&whole.join("metrics.jsonl"))
+    );
+    assert_eq!(
+        common::summary_without_wall(&out.join("stage1.json")),
+        common::summary_without_wall(&whole.join("stage1.json"))
+    );
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert!(names.iter().all(|n| !n.contains(".tmp")), "no temporary file left: {names:?}");
 }

@@ -37,7 +37,15 @@ fn manifest_rows(text: &str) -> Vec<(String, usize, usize, usize, usize, usize, 
                 Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
                 None => (cells[4].parse().ok()?, cells[4].parse().ok()?),
             };
-            Some((cells[1].to_string(), train, test, lmin, lmax, cells[5].parse().ok()?, cells[6].parse().ok()?))
+            Some((
+                cells[1].to_string(),
+                train,
+                test,
+                lmin,
+                lmax,
+                cells[5].parse().ok()?,
+                cells[6].parse().ok()?,
+            ))
         })
         .collect()
 }
@@ -76,5 +84,11 @@ fn inspect_matches_the_manifest_for_every_shared_dataset() {
             failures.push(format!("{name}: got {got:?}, manifest says {want:?}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {} datasets differ:\n{}", failures.len(), rows.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} datasets differ:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
 }

@@ -21,7 +21,8 @@ pub(crate) fn metrics_without_seconds(path: &Path) -> Vec<serde_json::Value> {
 
 /// A JSON summary without its `wall_seconds`.
 pub(crate) fn summary_without_wall(path: &Path) -> serde_json::Value {
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     v.as_object_mut().unwrap().remove("wall_seconds");
     v
 }
@@ -38,14 +39,19 @@ pub(crate) fn json_without_seconds(path: &Path) -> serde_json::Value {
             _ => {}
         }
     }
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     strip(&mut v);
     v
 }
 
 /// The epoch a `checkpoint.json` names (0 while there is none).
 pub(crate) fn checkpoint_epoch(path: &Path) -> u64 {
-    std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v["epoch"].as_u64()).unwrap_or(0)
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["epoch"].as_u64())
+        .unwrap_or(0)
 }
 
 /// Waits until `reached` holds (checked every 5 ms), then kills `child` with SIGKILL; fails if
@@ -70,13 +76,18 @@ pub(crate) fn kill_when(mut child: Child, part: &str, reached: &dyn Fn() -> bool
 /// Waits until `checkpoint_json` names an epoch ≥ `epoch`, then kills `child` with SIGKILL
 /// ([`kill_when`]).
 pub(crate) fn kill_after_checkpoint(child: Child, checkpoint_json: &Path, epoch: u64) {
-    kill_when(child, &format!("the checkpoint of epoch {epoch}"), &|| checkpoint_epoch(checkpoint_json) >= epoch);
+    kill_when(child, &format!("the checkpoint of epoch {epoch}"), &|| {
+        checkpoint_epoch(checkpoint_json) >= epoch
+    });
 }
 
 /// The `nc-vqvae` binary with `args`, without `$NC_VQVAE_DATA`, capturing its output.
 pub(crate) fn nc_vqvae(args: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nc-vqvae"));
-    cmd.args(args).env_remove("NC_VQVAE_DATA").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd.args(args)
+        .env_remove("NC_VQVAE_DATA")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     cmd
 }
 
@@ -90,5 +101,8 @@ pub(crate) fn ok(out: std::process::Output) -> std::process::Output {
 pub(crate) fn input_error(out: std::process::Output, want: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(want) && stderr.lines().count() == 1, "want {want:?} in one line: {stderr}");
+    assert!(
+        stderr.contains(want) && stderr.lines().count() == 1,
+        "want {want:?} in one line: {stderr}"
+    );
 }

@@ -39,9 +39,11 @@ mod tests {
         assert!(gain != 1.0);
         // The gain is 1 + N(0, 0.2²): its mean and spread over many draws.
         let mut rng = StdRng::seed_from_u64(2);
-        let gains: Vec<f32> = (0..20000).map(|_| AmplitudeResize::default().apply(&[1.0], &mut rng)[0]).collect();
+        let gains: Vec<f32> =
+            (0..20000).map(|_| AmplitudeResize::default().apply(&[1.0], &mut rng)[0]).collect();
         let mean = gains.iter().sum::<f32>() / gains.len() as f32;
-        let std = (gains.iter().map(|g| (g - mean).powi(2)).sum::<f32>() / gains.len() as f32).sqrt();
+        let std =
+            (gains.iter().map(|g| (g - mean).powi(2)).sum::<f32>() / gains.len() as f32).sqrt();
         assert!((mean - 1.0).abs() < 0.01 && (std - 0.2).abs() < 0.01, "mean {mean}, std {std}");
     }
 }

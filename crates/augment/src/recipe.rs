@@ -33,7 +33,9 @@ impl Recipe {
     /// Applies the recipe to one series.
     pub fn apply<R: rand::Rng + ?Sized>(self, series: &[f32], rng: &mut R) -> Vec<f32> {
         match self {
-            Recipe::Warp => AmplitudeResize::default().apply(&WindowWarp::default().apply(series, rng), rng),
+            Recipe::Warp => {
+                AmplitudeResize::default().apply(&WindowWarp::default().apply(series, rng), rng)
+            }
             Recipe::Slice => SliceAndShuffle::default().apply(series, rng),
             Recipe::Gauss => GaussianNoise::default().apply(series, rng),
         }
@@ -95,7 +97,11 @@ impl Augmenter {
     /// # Panics
     /// If `length` is 0 or does not divide the batch size.
     pub fn apply_batch(&self, batch: &[f32], length: usize, seed: u64) -> Vec<f32> {
-        assert!(length > 0 && batch.len().is_multiple_of(length), "batch of {} values is not a multiple of {length}", batch.len());
+        assert!(
+            length > 0 && batch.len().is_multiple_of(length),
+            "batch of {} values is not a multiple of {length}",
+            batch.len()
+        );
         let mut rng = StdRng::seed_from_u64(seed);
         let keep = if self.faithful_stft_zeros { 8 * (length / 8) } else { length };
         let mut out = Vec::with_capacity(batch.len());

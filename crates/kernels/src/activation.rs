@@ -63,8 +63,8 @@ mod flex {
     use burn::tensor::Tensor;
 
     use super::normal_cdf_pdf;
-    use crate::simd::wide;
     use crate::buffers::{tensor, values};
+    use crate::simd::wide;
 
     /// Values per parallel task.
     const CHUNK: usize = 1 << 14;
@@ -79,7 +79,10 @@ mod flex {
     }
 
     pub(super) fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
-        Tensor::from_dispatch(<Dispatch as ActivationBackend>::leaky_relu_fused(x.into_dispatch(), slope))
+        Tensor::from_dispatch(<Dispatch as ActivationBackend>::leaky_relu_fused(
+            x.into_dispatch(),
+            slope,
+        ))
     }
 
     pub(super) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
@@ -93,16 +96,22 @@ mod flex {
         let out = unsafe {
             crate::buffers::filled(xs.len(), CHUNK, |at, o| {
                 let x = &xs[at..at + o.len()];
-                wide(|| o.iter_mut().zip(x).for_each(|(o, &x)| {
-                    o.write(f(x));
-                }))
+                wide(|| {
+                    o.iter_mut().zip(x).for_each(|(o, &x)| {
+                        o.write(f(x));
+                    })
+                })
             })
         };
         tensor(out, x.shape())
     }
 
     /// `dy · f'(x)` for every value, in parallel.
-    fn map_grad(x: &FlexTensor, dy: &FlexTensor, derivative: impl Fn(f32) -> f32 + Sync) -> FlexTensor {
+    fn map_grad(
+        x: &FlexTensor,
+        dy: &FlexTensor,
+        derivative: impl Fn(f32) -> f32 + Sync,
+    ) -> FlexTensor {
         let (xs, dys) = (values(x), values(dy));
         // SAFETY: every value of each piece is written.
         let out = unsafe {
@@ -160,7 +169,12 @@ mod flex {
     impl Backward<Flex, 1> for ActivationBackward {
         type State = (FlexTensor, Kind);
 
-        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        fn backward(
+            self,
+            ops: Ops<Self::State, 1>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
             let [node] = ops.parents;
             let grad = grads.consume::<Flex>(&ops.node);
             let (x, kind) = ops.state;
@@ -174,7 +188,10 @@ mod flex {
         }
     }
 
-    fn tracked<C: CheckpointStrategy>(x: FloatTensor<Autodiff<Flex, C>>, kind: Kind) -> FloatTensor<Autodiff<Flex, C>> {
+    fn tracked<C: CheckpointStrategy>(
+        x: FloatTensor<Autodiff<Flex, C>>,
+        kind: Kind,
+    ) -> FloatTensor<Autodiff<Flex, C>> {
         let (x, node) = x.into_parts();
         let y = match kind {
             Kind::Leaky(slope) => map(&x, leaky(slope)),
@@ -208,7 +225,12 @@ mod tests {
 
     /// Values and input gradient of `ours` and of the tensor-op formula `reference`, for inputs
     /// spread over the interesting range (0 included) and a varied upstream gradient.
-    fn compare(ours: impl Fn(Tensor<3>) -> Tensor<3>, reference: impl Fn(Tensor<3>) -> Tensor<3>, tolerance: f32, what: &str) {
+    fn compare(
+        ours: impl Fn(Tensor<3>) -> Tensor<3>,
+        reference: impl Fn(Tensor<3>) -> Tensor<3>,
+        tolerance: f32,
+        what: &str,
+    ) {
         let device = Device::flex().autodiff();
         device.seed(21);
         let dims = [3, 70, 211];
@@ -230,7 +252,12 @@ mod tests {
 
     #[test]
     fn leaky_relu_equals_the_tensor_op_formula_with_gradient() {
-        compare(|x| leaky_relu(x, 0.01), |x| relu(x.clone()).mul_scalar(0.99).add(x.mul_scalar(0.01)), 1e-6, "leaky relu");
+        compare(
+            |x| leaky_relu(x, 0.01),
+            |x| relu(x.clone()).mul_scalar(0.99).add(x.mul_scalar(0.01)),
+            1e-6,
+            "leaky relu",
+        );
     }
 
     #[test]

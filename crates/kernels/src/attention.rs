@@ -22,8 +22,15 @@ use crate::flex_f32;
 /// positions (no mask), the heads side by side in the last dimension of the result.
 pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tensor<3> {
     let [b, s, inner] = q.dims();
-    assert!(heads > 0 && inner.is_multiple_of(heads), "attention: {inner} features do not split into {heads} heads");
-    assert_eq!((k.dims(), v.dims()), ([b, s, inner], [b, s, inner]), "attention: q, k and v must have one shape");
+    assert!(
+        heads > 0 && inner.is_multiple_of(heads),
+        "attention: {inner} features do not split into {heads} heads"
+    );
+    assert_eq!(
+        (k.dims(), v.dims()),
+        ([b, s, inner], [b, s, inner]),
+        "attention: q, k and v must have one shape"
+    );
     if flex_f32(&q) {
         // One copy into the packed layout; the backward of `cat` splits the packed gradient.
         #[cfg(feature = "flex")]
@@ -38,13 +45,21 @@ pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tens
 /// projections run as one product each way.
 pub fn attention_packed(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
     let [_, _, width] = qkv.dims();
-    assert!(heads > 0 && width.is_multiple_of(3 * heads), "attention_packed: {width} features do not split into q, k, v of {heads} heads");
+    assert!(
+        heads > 0 && width.is_multiple_of(3 * heads),
+        "attention_packed: {width} features do not split into q, k, v of {heads} heads"
+    );
     if flex_f32(&qkv) {
         #[cfg(feature = "flex")]
         return flex::attention(qkv, heads);
     }
     let inner = width / 3;
-    formula(qkv.clone().narrow(2, 0, inner), qkv.clone().narrow(2, inner, inner), qkv.narrow(2, 2 * inner, inner), heads)
+    formula(
+        qkv.clone().narrow(2, 0, inner),
+        qkv.clone().narrow(2, inner, inner),
+        qkv.narrow(2, 2 * inner, inner),
+        heads,
+    )
 }
 
 /// The tensor-op formula (other backends).
@@ -71,8 +86,8 @@ mod flex {
     use rayon::prelude::*;
     use std::sync::Arc;
 
-    use crate::gemm::{View, matmul};
     use crate::buffers::{tensor, values};
+    use crate::gemm::{View, matmul};
     use crate::simd::{exp, wide};
 
     /// The op as a Burn backend extension (flex and its autodiff decorator only).
@@ -83,7 +98,10 @@ mod flex {
     }
 
     pub(super) fn attention(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
-        Tensor::from_dispatch(<Dispatch as AttentionBackend>::attention_fused(qkv.into_dispatch(), heads))
+        Tensor::from_dispatch(<Dispatch as AttentionBackend>::attention_fused(
+            qkv.into_dispatch(),
+            heads,
+        ))
     }
 
     /// Shapes of one call. A sample block of the packed input is `S` rows of `3·inner` values:
@@ -127,7 +145,13 @@ mod flex {
 
         /// Head `h` of `part` in the packed sample block `x` as an `S × d` view.
         fn head<'a>(&self, x: &'a [f32], part: Part, h: usize) -> View<'a> {
-            View { data: &x[self.column(part, h)..], rows: self.seq, cols: self.head_dim, row_stride: 3 * self.inner(), col_stride: 1 }
+            View {
+                data: &x[self.column(part, h)..],
+                rows: self.seq,
+                cols: self.head_dim,
+                row_stride: 3 * self.inner(),
+                col_stride: 1,
+            }
         }
 
         fn scale(&self) -> f32 {
@@ -150,24 +174,27 @@ mod flex {
         let packed = values(qkv);
         let mut out = crate::buffers::zeroed(dims.batch * s * inner);
         let mut probs = crate::buffers::zeroed(dims.batch * heads * s * s);
-        out.par_chunks_mut((s * inner).max(1)).zip(probs.par_chunks_mut((heads * s * s).max(1))).enumerate().for_each(|(b, (block, p))| {
-            let x = &packed[b * dims.packed_block()..][..dims.packed_block()];
-            let mut head = vec![0f32; s * d];
-            for (h, p) in p.chunks_exact_mut(s * s).enumerate() {
-                matmul(p, dims.head(x, Part::Q, h), dims.head(x, Part::K, h).t());
-                let scale = dims.scale();
-                wide(|| {
-                    for row in p.chunks_exact_mut(s) {
-                        let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * scale;
-                        row.iter_mut().for_each(|x| *x = exp(*x * scale - max));
-                        let sum: f32 = row.iter().sum();
-                        row.iter_mut().for_each(|x| *x /= sum);
-                    }
-                });
-                matmul(&mut head, View::row_major(p, s, s), dims.head(x, Part::V, h));
-                put_head(&head, d, h * d, inner, block);
-            }
-        });
+        out.par_chunks_mut((s * inner).max(1))
+            .zip(probs.par_chunks_mut((heads * s * s).max(1)))
+            .enumerate()
+            .for_each(|(b, (block, p))| {
+                let x = &packed[b * dims.packed_block()..][..dims.packed_block()];
+                let mut head = vec![0f32; s * d];
+                for (h, p) in p.chunks_exact_mut(s * s).enumerate() {
+                    matmul(p, dims.head(x, Part::Q, h), dims.head(x, Part::K, h).t());
+                    let scale = dims.scale();
+                    wide(|| {
+                        for row in p.chunks_exact_mut(s) {
+                            let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * scale;
+                            row.iter_mut().for_each(|x| *x = exp(*x * scale - max));
+                            let sum: f32 = row.iter().sum();
+                            row.iter_mut().for_each(|x| *x /= sum);
+                        }
+                    });
+                    matmul(&mut head, View::row_major(p, s, s), dims.head(x, Part::V, h));
+                    put_head(&head, d, h * d, inner, block);
+                }
+            });
         let shape = qkv.shape();
         (tensor(out, [shape[0], shape[1], inner]), probs)
     }
@@ -181,7 +208,13 @@ mod flex {
         dqkv.par_chunks_mut(dims.packed_block().max(1)).enumerate().for_each(|(b, db)| {
             let x = &packed[b * dims.packed_block()..][..dims.packed_block()];
             let gb = &gs[b * s * inner..][..s * inner];
-            let g_head = |h: usize| View { data: &gb[h * d..], rows: s, cols: d, row_stride: inner, col_stride: 1 };
+            let g_head = |h: usize| View {
+                data: &gb[h * d..],
+                rows: s,
+                cols: d,
+                row_stride: inner,
+                col_stride: 1,
+            };
             let (mut dp, mut head) = (vec![0f32; s * s], vec![0f32; s * d]);
             for h in 0..heads {
                 let p = &probs[(b * heads + h) * s * s..][..s * s];
@@ -226,7 +259,12 @@ mod flex {
     impl Backward<Flex, 1> for AttentionBackward {
         type State = Saved;
 
-        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        fn backward(
+            self,
+            ops: Ops<Self::State, 1>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
             let grad = grads.consume::<Flex>(&ops.node);
             let Saved { qkv, probs, heads } = ops.state;
             let shape = qkv.shape();
@@ -242,7 +280,9 @@ mod flex {
             let (qkv, node) = qkv.into_parts();
             let (y, probs) = forward(&qkv, heads);
             match AttentionBackward.prepare::<C>([node]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish(Saved { qkv, probs: Arc::new(probs), heads }, y),
+                OpsKind::Tracked(prep) => {
+                    prep.finish(Saved { qkv, probs: Arc::new(probs), heads }, y)
+                }
                 OpsKind::UnTracked(prep) => prep.finish(y),
             }
         }
@@ -266,22 +306,46 @@ mod tests {
             let dims = [b, s, heads * d];
             let make = || Tensor::<3>::random(dims, Distribution::Normal(0.0, 1.5), &device);
             let (q, k, v) = (make(), make(), make());
-            let w = Tensor::<3>::from_data(TensorData::new((0..b * s * heads * d).map(|i| ((i * 7919) % 17) as f32 / 17.0 - 0.5).collect::<Vec<_>>(), dims), &device);
+            let w = Tensor::<3>::from_data(
+                TensorData::new(
+                    (0..b * s * heads * d)
+                        .map(|i| ((i * 7919) % 17) as f32 / 17.0 - 0.5)
+                        .collect::<Vec<_>>(),
+                    dims,
+                ),
+                &device,
+            );
             let run = |ours: bool| {
-                let (q, k, v) = (q.clone().detach().require_grad(), k.clone().detach().require_grad(), v.clone().detach().require_grad());
+                let (q, k, v) = (
+                    q.clone().detach().require_grad(),
+                    k.clone().detach().require_grad(),
+                    v.clone().detach().require_grad(),
+                );
                 let y = if ours {
                     attention(q.clone(), k.clone(), v.clone(), heads)
                 } else {
                     let split = |t: Tensor<3>| t.reshape([b, s, heads, d]).swap_dims(1, 2);
-                    let scores = split(q.clone()).matmul(split(k.clone()).swap_dims(2, 3)).div_scalar((d as f64).sqrt());
-                    softmax(scores, 3).matmul(split(v.clone())).swap_dims(1, 2).reshape([b, s, heads * d])
+                    let scores = split(q.clone())
+                        .matmul(split(k.clone()).swap_dims(2, 3))
+                        .div_scalar((d as f64).sqrt());
+                    softmax(scores, 3).matmul(split(v.clone())).swap_dims(1, 2).reshape([
+                        b,
+                        s,
+                        heads * d,
+                    ])
                 };
                 let grads = (y.clone() * w.clone()).sum().backward();
-                [values(y.inner()), values(q.grad(&grads).unwrap()), values(k.grad(&grads).unwrap()), values(v.grad(&grads).unwrap())]
+                [
+                    values(y.inner()),
+                    values(q.grad(&grads).unwrap()),
+                    values(k.grad(&grads).unwrap()),
+                    values(v.grad(&grads).unwrap()),
+                ]
             };
             // The packed op on one leaf `(B, S, 3·heads·d)`: its gradient split into dq, dk, dv.
             let packed = {
-                let qkv = Tensor::cat(vec![q.clone(), k.clone(), v.clone()], 2).detach().require_grad();
+                let qkv =
+                    Tensor::cat(vec![q.clone(), k.clone(), v.clone()], 2).detach().require_grad();
                 let y = attention_packed(qkv.clone(), heads);
                 let grads = (y.clone() * w.clone()).sum().backward();
                 let g = qkv.grad(&grads).unwrap();
@@ -290,10 +354,15 @@ mod tests {
             };
             let reference = run(false);
             for (name, ours) in [("attention", run(true)), ("attention_packed", packed)] {
-                for (what, (a, r)) in ["output", "dq", "dk", "dv"].iter().zip(ours.iter().zip(&reference)) {
+                for (what, (a, r)) in
+                    ["output", "dq", "dk", "dv"].iter().zip(ours.iter().zip(&reference))
+                {
                     let scale = r.iter().fold(1f32, |m, x| m.max(x.abs()));
                     for (i, (x, y)) in a.iter().zip(r).enumerate() {
-                        assert!((x - y).abs() <= 1e-5 * scale, "{name} {b}×{s}×{heads}×{d} {what}[{i}]: {x} vs {y}");
+                        assert!(
+                            (x - y).abs() <= 1e-5 * scale,
+                            "{name} {b}×{s}×{heads}×{d} {what}[{i}]: {x} vs {y}"
+                        );
                     }
                 }
             }

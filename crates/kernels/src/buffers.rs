@@ -10,7 +10,9 @@ use std::mem::MaybeUninit;
 pub(crate) fn values(x: &FlexTensor) -> Cow<'_, [f32]> {
     match x.as_slice::<f32>() {
         Some(values) => Cow::Borrowed(values),
-        None => Cow::Owned(x.clone().into_data().try_into_vec::<f32>().expect("flex kernels take f32 tensors")),
+        None => Cow::Owned(
+            x.clone().into_data().try_into_vec::<f32>().expect("flex kernels take f32 tensors"),
+        ),
     }
 }
 
@@ -46,10 +48,17 @@ pub(crate) fn zeroed(len: usize) -> Vec<f32> {
 ///
 /// # Safety
 /// `fill` must write every value of the piece it is given.
-pub(crate) unsafe fn filled(len: usize, piece: usize, fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {
+pub(crate) unsafe fn filled(
+    len: usize,
+    piece: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
     use rayon::prelude::*;
     let mut out: Vec<f32> = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len].par_chunks_mut(piece.max(1)).enumerate().for_each(|(i, p)| fill(i * piece.max(1), p));
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(piece.max(1))
+        .enumerate()
+        .for_each(|(i, p)| fill(i * piece.max(1), p));
     // SAFETY: the pieces cover the first `len` values of the capacity, and the caller's `fill`
     // wrote every value of each.
     unsafe { out.set_len(len) };
@@ -61,7 +70,10 @@ pub(crate) unsafe fn filled(len: usize, piece: usize, fill: impl Fn(usize, &mut 
 /// work stealing, so a floating-point sum made that way changes in its last bits from run to run;
 /// collecting the partials (an indexed collect keeps their order) and adding them here gives the
 /// same bits for the same partials, which keeps training with a seed reproducible.
-pub(crate) fn sum_in_order<T: Copy + Default + std::ops::AddAssign + Send + Sync>(parts: Vec<Vec<T>>, n: usize) -> Vec<T> {
+pub(crate) fn sum_in_order<T: Copy + Default + std::ops::AddAssign + Send + Sync>(
+    parts: Vec<Vec<T>>,
+    n: usize,
+) -> Vec<T> {
     use rayon::prelude::*;
     let mut parts = parts.into_iter();
     let mut total = parts.next().unwrap_or_else(|| vec![T::default(); n]);

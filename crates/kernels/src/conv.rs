@@ -56,7 +56,9 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
     match conv_geometry(conv, &x, [h, w], [0; 4]) {
         #[cfg(feature = "flex")]
-        Some(geometry) => flex::conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry, false),
+        Some(geometry) => {
+            flex::conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry, false)
+        }
         _ => conv.forward(x),
     }
 }
@@ -71,11 +73,17 @@ pub fn conv2d_channels_last(conv: &Conv2d, x: Tensor<4>, replicate: [usize; 4]) 
     let [_, h, w, _] = x.dims();
     match conv_geometry(conv, &x, [h, w], replicate) {
         #[cfg(feature = "flex")]
-        Some(geometry) => flex::conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry, true),
+        Some(geometry) => {
+            flex::conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry, true)
+        }
         _ => {
             let x = x.permute([0, 3, 1, 2]);
             let [top, left, bottom, right] = replicate;
-            let x = if replicate == [0; 4] { x } else { x.pad([(0, 0), (0, 0), (top, bottom), (left, right)], PadMode::Edge) };
+            let x = if replicate == [0; 4] {
+                x
+            } else {
+                x.pad([(0, 0), (0, 0), (top, bottom), (left, right)], PadMode::Edge)
+            };
             conv.forward(x).permute([0, 2, 3, 1])
         }
     }
@@ -95,12 +103,23 @@ pub fn conv1d_channels_last(conv: &Conv1d, x: Tensor<3>, zeros: [usize; 2]) -> T
             let [o, _, k] = conv.weight.dims();
             let [_, lo] = geometry.output(1, l);
             let weight = conv.weight.val().reshape([o, c, 1, k]);
-            flex::conv2d(x.reshape([b, 1, l, c]), weight, conv.bias.as_ref().map(|b| b.val()), geometry, true).reshape([b, lo, o])
+            flex::conv2d(
+                x.reshape([b, 1, l, c]),
+                weight,
+                conv.bias.as_ref().map(|b| b.val()),
+                geometry,
+                true,
+            )
+            .reshape([b, lo, o])
         }
         _ => {
             let [left, right] = zeros;
             let x = x.permute([0, 2, 1]);
-            let x = if left + right == 0 { x } else { x.pad([(0, 0), (0, 0), (left, right)], PadMode::Constant(0.0)) };
+            let x = if left + right == 0 {
+                x
+            } else {
+                x.pad([(0, 0), (0, 0), (left, right)], PadMode::Constant(0.0))
+            };
             conv.forward(x).permute([0, 2, 1])
         }
     }
@@ -118,12 +137,22 @@ fn conv1d_geometry(conv: &Conv1d, x: &Tensor<3>, [left, right]: [usize; 2]) -> O
         return None;
     }
     let (l, k) = (x.dims()[1], conv.weight.dims()[2]);
-    (l + left + right + a + z >= k).then_some(Geometry { kernel: [1, k], stride: [1, conv.stride], padding: [0, left + a, 0, right + z], edge: false })
+    (l + left + right + a + z >= k).then_some(Geometry {
+        kernel: [1, k],
+        stride: [1, conv.stride],
+        padding: [0, left + a, 0, right + z],
+        edge: false,
+    })
 }
 
 /// The geometry of `conv` on `x` (spatial size `[h, w]`, replicate-padded by `replicate` first)
 /// where the GEMM convolution applies to them.
-fn conv_geometry(conv: &Conv2d, x: &Tensor<4>, [h, w]: [usize; 2], replicate: [usize; 4]) -> Option<Geometry> {
+fn conv_geometry(
+    conv: &Conv2d,
+    x: &Tensor<4>,
+    [h, w]: [usize; 2],
+    replicate: [usize; 4],
+) -> Option<Geometry> {
     let zeros = match conv.padding {
         PaddingConfig2d::Valid => [0; 4],
         PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
@@ -136,7 +165,12 @@ fn conv_geometry(conv: &Conv2d, x: &Tensor<4>, [h, w]: [usize; 2], replicate: [u
     let padding = if edge { replicate } else { zeros };
     let [_, _, kh, kw] = conv.weight.dims();
     let [hp, wp] = [h + padding[0] + padding[2], w + padding[1] + padding[3]];
-    (hp >= kh && wp >= kw).then_some(Geometry { kernel: [kh, kw], stride: conv.stride, padding, edge })
+    (hp >= kh && wp >= kw).then_some(Geometry {
+        kernel: [kh, kw],
+        stride: conv.stride,
+        padding,
+        edge,
+    })
 }
 
 /// `conv.forward(x)` for a transposed convolution: the adjoint of a convolution, so one GEMM
@@ -147,7 +181,14 @@ pub fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
     match transposed_geometry(conv, &x, [h, w]) {
         #[cfg(feature = "flex")]
-        Some((geometry, output)) => flex::conv_transpose2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry, output, false),
+        Some((geometry, output)) => flex::conv_transpose2d(
+            x,
+            conv.weight.val(),
+            conv.bias.as_ref().map(|b| b.val()),
+            geometry,
+            output,
+            false,
+        ),
         _ => conv.forward(x),
     }
 }
@@ -157,22 +198,36 @@ pub fn conv_transpose2d_channels_last(conv: &ConvTranspose2d, x: Tensor<4>) -> T
     let [_, h, w, _] = x.dims();
     match transposed_geometry(conv, &x, [h, w]) {
         #[cfg(feature = "flex")]
-        Some((geometry, output)) => flex::conv_transpose2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), geometry, output, true),
+        Some((geometry, output)) => flex::conv_transpose2d(
+            x,
+            conv.weight.val(),
+            conv.bias.as_ref().map(|b| b.val()),
+            geometry,
+            output,
+            true,
+        ),
         _ => conv.forward(x.permute([0, 3, 1, 2])).permute([0, 2, 3, 1]),
     }
 }
 
 /// Where the GEMM path applies to `conv` on `x` (spatial size `[h, w]`): the convolution that
 /// maps the output grid back onto the input grid, and the output size.
-fn transposed_geometry(conv: &ConvTranspose2d, x: &Tensor<4>, [h, w]: [usize; 2]) -> Option<(Geometry, [usize; 2])> {
+fn transposed_geometry(
+    conv: &ConvTranspose2d,
+    x: &Tensor<4>,
+    [h, w]: [usize; 2],
+) -> Option<(Geometry, [usize; 2])> {
     if conv.groups != 1 || conv.dilation != [1, 1] || !fast_path(x) {
         return None;
     }
     let [_, _, kh, kw] = conv.weight.dims();
     let ([sh, sw], [ph, pw], [qh, qw]) = (conv.stride, conv.padding, conv.padding_out);
-    let out = |n: usize, k: usize, s: usize, p: usize, q: usize| ((n - 1) * s + k + q).checked_sub(2 * p).filter(|&m| m + 2 * p >= k);
+    let out = |n: usize, k: usize, s: usize, p: usize, q: usize| {
+        ((n - 1) * s + k + q).checked_sub(2 * p).filter(|&m| m + 2 * p >= k)
+    };
     let (ho, wo) = (out(h, kh, sh, ph, qh)?, out(w, kw, sw, pw, qw)?);
-    let geometry = Geometry { kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw, ph, pw], edge: false };
+    let geometry =
+        Geometry { kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw, ph, pw], edge: false };
     (geometry.output(ho, wo) == [h, w]).then_some((geometry, [ho, wo]))
 }
 
@@ -194,38 +249,79 @@ mod flex {
     use std::cell::RefCell;
     use std::ops::Range;
 
-    use crate::gemm::{View, matmul, matmul_uninit};
-    use std::mem::MaybeUninit;
-    use crate::im2col::Geometry;
     use crate::buffers::{sum_in_order, tensor, values};
-    use crate::im2col::flex::{gather_band_into, gather_into, scatter_band_into, scatter_into, transpose_samples};
+    use crate::gemm::{View, matmul, matmul_uninit};
     use crate::im2col::Band;
+    use crate::im2col::Geometry;
+    use crate::im2col::flex::{
+        gather_band_into, gather_into, scatter_band_into, scatter_into, transpose_samples,
+    };
     use crate::winograd::{self, Scheme};
+    use std::mem::MaybeUninit;
 
     /// The ops as a Burn backend extension (flex and its autodiff decorator only).
     #[backend_extension(Flex, Autodiff)]
     pub(crate) trait ConvBackend: Backend {
         /// `x (B, C, H, W)`, `weight (O, C, kh, kw)`, `bias (O)` → `(B, O, Ho, Wo)`; with
         /// `channels_last`, `x (B, H, W, C)` → `(B, Ho, Wo, O)`.
-        fn conv2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, channels_last: bool) -> FloatTensor<Self>;
+        fn conv2d_gemm(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: FloatTensor<Self>,
+            geometry: Geometry,
+            channels_last: bool,
+        ) -> FloatTensor<Self>;
         /// `x (B, C, H, W)`, `weight (C, O, kh, kw)`, `bias (O)` → `(B, O, Ho, Wo)`: the adjoint
         /// of the convolution `geometry` that maps `(O, Ho, Wo)` onto `(C, H, W)`, plus the bias
         /// (channels-last activations with `channels_last`).
-        fn conv_transpose2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, output: [usize; 2], channels_last: bool) -> FloatTensor<Self>;
+        fn conv_transpose2d_gemm(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: FloatTensor<Self>,
+            geometry: Geometry,
+            output: [usize; 2],
+            channels_last: bool,
+        ) -> FloatTensor<Self>;
     }
 
     fn zero_bias(channels: usize, like: &Tensor<4>) -> Tensor<1> {
         Tensor::zeros([channels], &like.device())
     }
 
-    pub(super) fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, geometry: Geometry, channels_last: bool) -> Tensor<4> {
+    pub(super) fn conv2d(
+        x: Tensor<4>,
+        weight: Tensor<4>,
+        bias: Option<Tensor<1>>,
+        geometry: Geometry,
+        channels_last: bool,
+    ) -> Tensor<4> {
         let bias = bias.unwrap_or_else(|| zero_bias(weight.dims()[0], &x));
-        Tensor::from_dispatch(<Dispatch as ConvBackend>::conv2d_gemm(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), geometry, channels_last))
+        Tensor::from_dispatch(<Dispatch as ConvBackend>::conv2d_gemm(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+            geometry,
+            channels_last,
+        ))
     }
 
-    pub(super) fn conv_transpose2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, geometry: Geometry, output: [usize; 2], channels_last: bool) -> Tensor<4> {
+    pub(super) fn conv_transpose2d(
+        x: Tensor<4>,
+        weight: Tensor<4>,
+        bias: Option<Tensor<1>>,
+        geometry: Geometry,
+        output: [usize; 2],
+        channels_last: bool,
+    ) -> Tensor<4> {
         let bias = bias.unwrap_or_else(|| zero_bias(weight.dims()[1], &x));
-        Tensor::from_dispatch(<Dispatch as ConvBackend>::conv_transpose2d_gemm(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), geometry, output, channels_last))
+        Tensor::from_dispatch(<Dispatch as ConvBackend>::conv_transpose2d_gemm(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+            geometry,
+            output,
+            channels_last,
+        ))
     }
 
     /// Fewest GEMM rows (output positions) per chunk: below this the GEMM's packing of `W` and its edge tiles
@@ -265,7 +361,10 @@ mod flex {
     }
 
     /// Runs `f` with three scratch slices of `sizes` values (contents unspecified).
-    fn with_scratch<R>(sizes: [usize; 3], f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R) -> R {
+    fn with_scratch<R>(
+        sizes: [usize; 3],
+        f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R,
+    ) -> R {
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => {
                 for (buffer, &n) in scratch.iter_mut().zip(&sizes) {
@@ -277,7 +376,9 @@ mod flex {
                 f(&mut a[..sizes[0]], &mut b[..sizes[1]], &mut c[..sizes[2]])
             }
             // Only if a kernel ever ran inside another on the same thread.
-            Err(_) => f(&mut vec![0f32; sizes[0]], &mut vec![0f32; sizes[1]], &mut vec![0f32; sizes[2]]),
+            Err(_) => {
+                f(&mut vec![0f32; sizes[0]], &mut vec![0f32; sizes[1]], &mut vec![0f32; sizes[2]])
+            }
         })
     }
 
@@ -293,27 +394,34 @@ mod flex {
         let mut out = vec![0f32; w.len()];
         // In parallel over output channels (on one thread the other core sat idle through it).
         let per = o.div_ceil(2 * rayon::current_num_threads().max(1)).max(1);
-        out.par_chunks_mut(per * c * taps).zip(w.par_chunks(per * c * taps)).for_each(|(dst, src)| {
-            for (src, dst) in src.chunks_exact(c * taps).zip(dst.chunks_exact_mut(c * taps)) {
-                // Channels-first (c, tap) → im2col (tap, c): written in order, read with stride
-                // `taps` (one output channel's weights are a few KiB, in L1); the inverse the
-                // other way.
-                if inverse {
-                    for (ci, row) in dst.chunks_exact_mut(taps).enumerate() {
-                        row.iter_mut().enumerate().for_each(|(t, v)| *v = src[t * c + ci]);
-                    }
-                } else {
-                    for (t, row) in dst.chunks_exact_mut(c).enumerate() {
-                        row.iter_mut().enumerate().for_each(|(ci, v)| *v = src[ci * taps + t]);
+        out.par_chunks_mut(per * c * taps).zip(w.par_chunks(per * c * taps)).for_each(
+            |(dst, src)| {
+                for (src, dst) in src.chunks_exact(c * taps).zip(dst.chunks_exact_mut(c * taps)) {
+                    // Channels-first (c, tap) → im2col (tap, c): written in order, read with stride
+                    // `taps` (one output channel's weights are a few KiB, in L1); the inverse the
+                    // other way.
+                    if inverse {
+                        for (ci, row) in dst.chunks_exact_mut(taps).enumerate() {
+                            row.iter_mut().enumerate().for_each(|(t, v)| *v = src[t * c + ci]);
+                        }
+                    } else {
+                        for (t, row) in dst.chunks_exact_mut(c).enumerate() {
+                            row.iter_mut().enumerate().for_each(|(ci, v)| *v = src[ci * taps + t]);
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
         out
     }
 
     /// `dst` as `points` consecutive products `lhs(ξ) · rhs(ξ)`: a Winograd pass's GEMM per point.
-    fn point_products<'a>(dst: &mut [f32], points: usize, lhs: impl Fn(usize) -> View<'a>, rhs: impl Fn(usize) -> View<'a>) {
+    fn point_products<'a>(
+        dst: &mut [f32],
+        points: usize,
+        lhs: impl Fn(usize) -> View<'a>,
+        rhs: impl Fn(usize) -> View<'a>,
+    ) {
         let size = dst.len() / points.max(1);
         for (xi, dst) in dst.chunks_exact_mut(size.max(1)).enumerate().take(points) {
             matmul(dst, lhs(xi), rhs(xi));
@@ -324,15 +432,33 @@ mod flex {
     /// and `V = Bᵀ x`, `points` matrices `(m, O)` and `(m, kb)`) into the scratch `pm`, folded back
     /// onto the kernel's taps.
     #[allow(clippy::too_many_arguments)]
-    fn add_winograd_weight_grad(scheme: &Scheme, band: &Band, e: &[f32], v: &[f32], [m, o, kb]: [usize; 3], [kh, c]: [usize; 2], pm: &mut [f32], dw: &mut [f32]) {
+    fn add_winograd_weight_grad(
+        scheme: &Scheme,
+        band: &Band,
+        e: &[f32],
+        v: &[f32],
+        [m, o, kb]: [usize; 3],
+        [kh, c]: [usize; 2],
+        pm: &mut [f32],
+        dw: &mut [f32],
+    ) {
         let np = scheme.points();
         let pm = &mut pm[..np * o * kb];
-        point_products(pm, np, |xi| View::row_major(&e[xi * m * o..][..m * o], m, o).t(), |xi| View::row_major(&v[xi * m * kb..][..m * kb], m, kb));
+        point_products(
+            pm,
+            np,
+            |xi| View::row_major(&e[xi * m * o..][..m * o], m, o).t(),
+            |xi| View::row_major(&v[xi * m * kb..][..m * kb], m, kb),
+        );
         winograd::add_weight_grad(scheme, dw, pm, [o, kh, c], band);
     }
 
     /// `data` cut into consecutive pieces of `ranges[i].len() · per` values.
-    fn split_mut<'a, T>(mut data: &'a mut [T], ranges: &[Range<usize>], per: usize) -> Vec<&'a mut [T]> {
+    fn split_mut<'a, T>(
+        mut data: &'a mut [T],
+        ranges: &[Range<usize>],
+        per: usize,
+    ) -> Vec<&'a mut [T]> {
         let mut pieces = Vec::with_capacity(ranges.len());
         for range in ranges {
             let (head, tail) = data.split_at_mut(range.len() * per);
@@ -353,18 +479,44 @@ mod flex {
             let [b, c, h, w] = nchw(x, channels_last);
             assert_eq!(c, weight[1], "conv2d: input channels");
             assert_eq!([weight[2], weight[3]], geometry.kernel, "conv2d: kernel");
-            Plan { batch: b, channels: c, height: h, width: w, out_channels: weight[0], geometry, channels_last }
+            Plan {
+                batch: b,
+                channels: c,
+                height: h,
+                width: w,
+                out_channels: weight[0],
+                geometry,
+                channels_last,
+            }
         }
 
         /// The convolution a transposed convolution of `x (B, C, H, W)` with `weight (C, O, kh,
         /// kw)` onto `output` is the adjoint of: from `(O, Ho, Wo)` to `(C, H, W)`.
-        fn transposed(x: &Shape, weight: &Shape, geometry: Geometry, [ho, wo]: [usize; 2], channels_last: bool) -> Self {
-            assert_eq!((x.num_dims(), weight.num_dims()), (4, 4), "conv_transpose2d: 4-D input and weight");
+        fn transposed(
+            x: &Shape,
+            weight: &Shape,
+            geometry: Geometry,
+            [ho, wo]: [usize; 2],
+            channels_last: bool,
+        ) -> Self {
+            assert_eq!(
+                (x.num_dims(), weight.num_dims()),
+                (4, 4),
+                "conv_transpose2d: 4-D input and weight"
+            );
             let [b, c, h, w] = nchw(x, channels_last);
             assert_eq!(c, weight[0], "conv_transpose2d: input channels");
             assert_eq!([weight[2], weight[3]], geometry.kernel, "conv_transpose2d: kernel");
             assert_eq!(geometry.output(ho, wo), [h, w], "conv_transpose2d: output size");
-            Plan { batch: b, channels: weight[1], height: ho, width: wo, out_channels: c, geometry, channels_last }
+            Plan {
+                batch: b,
+                channels: weight[1],
+                height: ho,
+                width: wo,
+                out_channels: c,
+                geometry,
+                channels_last,
+            }
         }
 
         /// Rows of the im2col matrix per sample column: `C·kh·kw`.
@@ -389,7 +541,11 @@ mod flex {
 
         /// `[B, channels, h, w]` as a shape in this plan's layout.
         fn shape(&self, channels: usize, [h, w]: [usize; 2]) -> Shape {
-            Shape::from(if self.channels_last { vec![self.batch, h, w, channels] } else { vec![self.batch, channels, h, w] })
+            Shape::from(if self.channels_last {
+                vec![self.batch, h, w, channels]
+            } else {
+                vec![self.batch, channels, h, w]
+            })
         }
 
         fn input_shape(&self) -> Shape {
@@ -421,7 +577,14 @@ mod flex {
         /// of 5–11 % (`conv_throughput`; chunks of ≥ 1,024 rows per band were slower than no
         /// bands).
         fn gemm_rows(&self, bands: Option<&[(Band, Vec<f32>)]>) -> [usize; 2] {
-            [bands.and_then(|bands| bands.iter().map(|(band, _)| band.rows.len() * self.wo()).min()).unwrap_or_else(|| self.p()), MIN_ROWS]
+            [
+                bands
+                    .and_then(|bands| {
+                        bands.iter().map(|(band, _)| band.rows.len() * self.wo()).min()
+                    })
+                    .unwrap_or_else(|| self.p()),
+                MIN_ROWS,
+            ]
         }
 
         /// Whether the im2col matrix of a channels-last chunk is the chunk itself: a 1 × 1 kernel
@@ -445,7 +608,8 @@ mod flex {
             if Band::whole(&bands, self.geometry.kernel[0]) {
                 return None;
             }
-            let (o, k, seg) = (self.out_channels, self.k(), self.geometry.kernel[1] * self.channels);
+            let (o, k, seg) =
+                (self.out_channels, self.k(), self.geometry.kernel[1] * self.channels);
             Some(
                 bands
                     .into_iter()
@@ -456,7 +620,9 @@ mod flex {
                             for (e, group) in band.taps.iter().enumerate() {
                                 let dst = &mut wb[oi * kb + e * seg..][..seg];
                                 for &i in group {
-                                    dst.iter_mut().zip(&wp[oi * k + i * seg..][..seg]).for_each(|(d, v)| *d += v);
+                                    dst.iter_mut()
+                                        .zip(&wp[oi * k + i * seg..][..seg])
+                                        .for_each(|(d, v)| *d += v);
                                 }
                             }
                         }
@@ -479,12 +645,25 @@ mod flex {
             let bands = if crate::conv_row_bands() {
                 self.geometry.bands(self.height, self.width)
             } else {
-                vec![Band { rows: 0..self.geometry.output(self.height, self.width)[0], taps: (0..kh).map(|i| vec![i]).collect() }]
+                vec![Band {
+                    rows: 0..self.geometry.output(self.height, self.width)[0],
+                    taps: (0..kh).map(|i| vec![i]).collect(),
+                }]
             };
             let bands = bands
                 .into_iter()
                 .map(|band| {
-                    let u = if want_u { winograd::weights(scheme, wp, [self.out_channels, kh, self.channels], &band, transposed) } else { Vec::new() };
+                    let u = if want_u {
+                        winograd::weights(
+                            scheme,
+                            wp,
+                            [self.out_channels, kh, self.channels],
+                            &band,
+                            transposed,
+                        )
+                    } else {
+                        Vec::new()
+                    };
                     (band, u)
                 })
                 .collect();
@@ -494,14 +673,23 @@ mod flex {
         /// GEMM rows per sample of the Winograd passes' smallest product (one per band row and
         /// tile), and the fewest rows it should have.
         fn winograd_rows(&self, (scheme, bands): &Winograd) -> [usize; 2] {
-            [bands.iter().map(|(band, _)| scheme.rows(1, band, self.wo())).min().unwrap_or(1), WINOGRAD_MIN_ROWS]
+            [
+                bands.iter().map(|(band, _)| scheme.rows(1, band, self.wo())).min().unwrap_or(1),
+                WINOGRAD_MIN_ROWS,
+            ]
         }
 
         /// The largest GEMM rows, inner dimension and their product of the Winograd bands over
         /// `n` samples: the scratch the passes need.
         fn winograd_sizes(&self, (scheme, bands): &Winograd, n: usize) -> (usize, usize, usize) {
             let c = self.channels;
-            let max = |f: &dyn Fn(usize, usize) -> usize| bands.iter().map(|(band, _)| f(scheme.rows(n, band, self.wo()), scheme.width(band, c))).max().unwrap_or(0);
+            let max = |f: &dyn Fn(usize, usize) -> usize| {
+                bands
+                    .iter()
+                    .map(|(band, _)| f(scheme.rows(n, band, self.wo()), scheme.width(band, c)))
+                    .max()
+                    .unwrap_or(0)
+            };
             (max(&|m, _| m), max(&|_, kb| kb), max(&|m, kb| m * kb))
         }
 
@@ -519,13 +707,20 @@ mod flex {
         /// pieces empty where `out_per_sample` is 0) and sums the weight-gradient partials,
         /// un-permuted. The output pieces arrive uninitialised: `chunk` must write every value
         /// of its piece ([`zeroed_piece`] first where it only adds into it).
-        fn chunk_pass(&self, out_per_sample: usize, rows: [usize; 2], want_dw: bool, chunk: impl Fn(Range<usize>, &mut [MaybeUninit<f32>], &mut [f32]) + Sync) -> (Vec<f32>, Option<Vec<f32>>) {
+        fn chunk_pass(
+            &self,
+            out_per_sample: usize,
+            rows: [usize; 2],
+            want_dw: bool,
+            chunk: impl Fn(Range<usize>, &mut [MaybeUninit<f32>], &mut [f32]) + Sync,
+        ) -> (Vec<f32>, Option<Vec<f32>>) {
             let (k, o) = (self.k(), self.out_channels);
             let total = self.batch * out_per_sample;
             let mut out: Vec<f32> = Vec::with_capacity(total);
             let chunks = self.chunks(rows);
             let pieces = split_mut(&mut out.spare_capacity_mut()[..total], &chunks, out_per_sample);
-            let mut work: Vec<(Range<usize>, &mut [std::mem::MaybeUninit<f32>])> = chunks.iter().cloned().zip(pieces).collect();
+            let mut work: Vec<(Range<usize>, &mut [std::mem::MaybeUninit<f32>])> =
+                chunks.iter().cloned().zip(pieces).collect();
             // One task per thread, each over a fixed run of consecutive chunks, its dW partial
             // summed in chunk order; the partials then added in task order. The same sums every
             // run (for this thread count), with one partial per thread alive, not one per chunk.
@@ -554,7 +749,8 @@ mod flex {
             // SAFETY: the chunks partition the samples, so the pieces cover all `total` values,
             // and every `chunk` writes all of its piece.
             unsafe { out.set_len(total) };
-            let dw = want_dw.then(|| permute_weight(&sum_in_order(dwp, o * k), self.weight_dims(), true));
+            let dw = want_dw
+                .then(|| permute_weight(&sum_in_order(dwp, o * k), self.weight_dims(), true));
             (out, dw)
         }
 
@@ -563,12 +759,22 @@ mod flex {
         /// gradient `g (B, O, Ho, Wo)`, each where asked for, sharing one im2col per chunk. The
         /// convolution's forward, and a transposed convolution's backward (`x` its output
         /// gradient, `g` its input).
-        fn im2col_pass(&self, x: &[f32], g: &[f32], w: &[f32], bias: Option<&[f32]>, want_y: bool, want_dw: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+        fn im2col_pass(
+            &self,
+            x: &[f32],
+            g: &[f32],
+            w: &[f32],
+            bias: Option<&[f32]>,
+            want_y: bool,
+            want_dw: bool,
+        ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
             let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
             let wp = permute_weight(w, self.weight_dims(), false);
             let wino = self.winograd(&wp, want_y, true);
             let bands = if wino.is_some() { None } else { self.banded(&wp) };
-            let rows = wino.as_ref().map_or_else(|| self.gemm_rows(bands.as_deref()), |wino| self.winograd_rows(wino));
+            let rows = wino
+                .as_ref()
+                .map_or_else(|| self.gemm_rows(bands.as_deref()), |wino| self.winograd_rows(wino));
             // A 1 × 1 convolution's forward multiplies by `W'ᵀ` laid out `(C, O)` row-major: with
             // `k = C = 64` the GEMM ran at about half the rate on the transposed view of `W'`
             // (40–50 against 75–98 GFLOP/s per thread in the stage-1 steps).
@@ -579,101 +785,215 @@ mod flex {
             } else {
                 Vec::new()
             };
-            let (y, dw) = self.chunk_pass(if want_y { o * p } else { 0 }, rows, want_dw, |range, y, dw| {
-                let n = range.len();
-                if let Some(wino) = &wino {
-                    let (scheme, (wo, kh), np) = (wino.0, (self.wo(), self.geometry.kernel[0]), wino.0.points());
-                    let (max_m, max_kb, max_mkb) = self.winograd_sizes(wino, n);
-                    let xs = &x[range.start * q * c..range.end * q * c];
-                    let products = (if want_y { max_m * o } else { 0 }).max(if want_dw { o * max_kb } else { 0 });
-                    return with_scratch([if want_dw { np * max_m * o } else { 0 }, np * max_mkb, np * products], |e, v, mm| {
-                        if want_dw {
-                            dw.fill(0.0);
-                        }
-                        for (band, ut) in &wino.1 {
-                            let (m, kb) = (scheme.rows(n, band, wo), scheme.width(band, c));
-                            let v = &mut v[..np * m * kb];
-                            winograd::input(scheme, xs, self.input_dims(n), self.geometry, band, v);
-                            if want_y {
-                                // M_ξ = V_ξ · U_ξᵀ, then y = Aᵀ M (+ bias) into the band's rows.
-                                let mm = &mut mm[..np * m * o];
-                                point_products(mm, np, |xi| View::row_major(&v[xi * m * kb..][..m * kb], m, kb), |xi| View::row_major(&ut[xi * kb * o..][..kb * o], kb, o));
-                                winograd::output(scheme, mm, n, band, wo, o, bias, y);
-                            }
-                            if want_dw {
-                                // P_ξ = E_ξᵀ · V_ξ with E = A g, folded back onto the taps.
-                                let e = &mut e[..np * m * o];
-                                winograd::output_adjoint(scheme, &g[range.start * p * o..range.end * p * o], n, band, wo, o, e);
-                                add_winograd_weight_grad(scheme, band, e, v, [m, o, kb], [kh, c], mm, dw);
-                            }
-                        }
-                    });
-                }
-                if self.pointwise() {
-                    // x (n, H, W, C) is its own im2col matrix (k = C, p = q).
-                    let cols = &x[range.start * q * c..range.end * q * c];
-                    if want_y {
-                        matmul_uninit(y, View::row_major(cols, n * p, k), View::row_major(&wpt, k, o));
-                        // SAFETY: initialised by the GEMM just above.
-                        add_rows(unsafe { assume_init(y) }, bias);
+            let (y, dw) =
+                self.chunk_pass(if want_y { o * p } else { 0 }, rows, want_dw, |range, y, dw| {
+                    let n = range.len();
+                    if let Some(wino) = &wino {
+                        let (scheme, (wo, kh), np) =
+                            (wino.0, (self.wo(), self.geometry.kernel[0]), wino.0.points());
+                        let (max_m, max_kb, max_mkb) = self.winograd_sizes(wino, n);
+                        let xs = &x[range.start * q * c..range.end * q * c];
+                        let products = (if want_y { max_m * o } else { 0 }).max(if want_dw {
+                            o * max_kb
+                        } else {
+                            0
+                        });
+                        return with_scratch(
+                            [if want_dw { np * max_m * o } else { 0 }, np * max_mkb, np * products],
+                            |e, v, mm| {
+                                if want_dw {
+                                    dw.fill(0.0);
+                                }
+                                for (band, ut) in &wino.1 {
+                                    let (m, kb) = (scheme.rows(n, band, wo), scheme.width(band, c));
+                                    let v = &mut v[..np * m * kb];
+                                    winograd::input(
+                                        scheme,
+                                        xs,
+                                        self.input_dims(n),
+                                        self.geometry,
+                                        band,
+                                        v,
+                                    );
+                                    if want_y {
+                                        // M_ξ = V_ξ · U_ξᵀ, then y = Aᵀ M (+ bias) into the band's rows.
+                                        let mm = &mut mm[..np * m * o];
+                                        point_products(
+                                            mm,
+                                            np,
+                                            |xi| {
+                                                View::row_major(&v[xi * m * kb..][..m * kb], m, kb)
+                                            },
+                                            |xi| {
+                                                View::row_major(&ut[xi * kb * o..][..kb * o], kb, o)
+                                            },
+                                        );
+                                        winograd::output(scheme, mm, n, band, wo, o, bias, y);
+                                    }
+                                    if want_dw {
+                                        // P_ξ = E_ξᵀ · V_ξ with E = A g, folded back onto the taps.
+                                        let e = &mut e[..np * m * o];
+                                        winograd::output_adjoint(
+                                            scheme,
+                                            &g[range.start * p * o..range.end * p * o],
+                                            n,
+                                            band,
+                                            wo,
+                                            o,
+                                            e,
+                                        );
+                                        add_winograd_weight_grad(
+                                            scheme,
+                                            band,
+                                            e,
+                                            v,
+                                            [m, o, kb],
+                                            [kh, c],
+                                            mm,
+                                            dw,
+                                        );
+                                    }
+                                }
+                            },
+                        );
                     }
-                    if want_dw {
-                        matmul(dw, View::row_major(&g[range.start * p * o..range.end * p * o], n * p, o).t(), View::row_major(cols, n * p, k));
-                    }
-                    return;
-                }
-                if let Some(bands) = &bands {
-                    let (wo, seg) = (self.wo(), self.geometry.kernel[1] * c);
-                    let xs = &x[range.start * q * c..range.end * q * c];
-                    return with_scratch([if want_dw { n * p * o } else { 0 }, n * p * k, if want_y { n * p * o } else { 0 }], |gb, cols, t| {
-                        if want_dw {
-                            dw.fill(0.0);
-                        }
-                        for (band, wb) in bands {
-                            let (m, kb) = (n * band.rows.len() * wo, band.taps.len() * seg);
-                            let cols = &mut cols[..m * kb];
-                            gather_band_into(xs, self.input_dims(n), self.geometry, band, cols);
-                            if want_y {
-                                let t = &mut t[..m * o];
-                                matmul(t, View::row_major(cols, m, kb), View::row_major(wb, o, kb).t());
-                                band_to_rows(t, n, &band.rows, wo * o, bias, y);
-                            }
-                            if want_dw {
-                                let gb = &mut gb[..m * o];
-                                rows_to_band(&g[range.start * p * o..range.end * p * o], n, &band.rows, wo * o, gb);
-                                add_band_weight_grad(dw, gb, cols, band, [m, o, k], seg);
-                            }
-                        }
-                    });
-                }
-                if self.channels_last {
-                    // x (n, H, W, C) is the gather's input and t (n, Ho, Wo, O) the output as they are.
-                    return with_scratch([0, n * p * k, 0], |_, cols, _| {
-                        gather_into(&x[range.start * q * c..range.end * q * c], self.input_dims(n), self.geometry, cols);
+                    if self.pointwise() {
+                        // x (n, H, W, C) is its own im2col matrix (k = C, p = q).
+                        let cols = &x[range.start * q * c..range.end * q * c];
                         if want_y {
-                            // The GEMM writes every value of the piece.
-                            matmul_uninit(y, View::row_major(cols, n * p, k), View::row_major(&wp, o, k).t());
+                            matmul_uninit(
+                                y,
+                                View::row_major(cols, n * p, k),
+                                View::row_major(&wpt, k, o),
+                            );
                             // SAFETY: initialised by the GEMM just above.
                             add_rows(unsafe { assume_init(y) }, bias);
                         }
                         if want_dw {
-                            matmul(dw, View::row_major(&g[range.start * p * o..range.end * p * o], n * p, o).t(), View::row_major(cols, n * p, k));
+                            matmul(
+                                dw,
+                                View::row_major(
+                                    &g[range.start * p * o..range.end * p * o],
+                                    n * p,
+                                    o,
+                                )
+                                .t(),
+                                View::row_major(cols, n * p, k),
+                            );
+                        }
+                        return;
+                    }
+                    if let Some(bands) = &bands {
+                        let (wo, seg) = (self.wo(), self.geometry.kernel[1] * c);
+                        let xs = &x[range.start * q * c..range.end * q * c];
+                        return with_scratch(
+                            [
+                                if want_dw { n * p * o } else { 0 },
+                                n * p * k,
+                                if want_y { n * p * o } else { 0 },
+                            ],
+                            |gb, cols, t| {
+                                if want_dw {
+                                    dw.fill(0.0);
+                                }
+                                for (band, wb) in bands {
+                                    let (m, kb) = (n * band.rows.len() * wo, band.taps.len() * seg);
+                                    let cols = &mut cols[..m * kb];
+                                    gather_band_into(
+                                        xs,
+                                        self.input_dims(n),
+                                        self.geometry,
+                                        band,
+                                        cols,
+                                    );
+                                    if want_y {
+                                        let t = &mut t[..m * o];
+                                        matmul(
+                                            t,
+                                            View::row_major(cols, m, kb),
+                                            View::row_major(wb, o, kb).t(),
+                                        );
+                                        band_to_rows(t, n, &band.rows, wo * o, bias, y);
+                                    }
+                                    if want_dw {
+                                        let gb = &mut gb[..m * o];
+                                        rows_to_band(
+                                            &g[range.start * p * o..range.end * p * o],
+                                            n,
+                                            &band.rows,
+                                            wo * o,
+                                            gb,
+                                        );
+                                        add_band_weight_grad(dw, gb, cols, band, [m, o, k], seg);
+                                    }
+                                }
+                            },
+                        );
+                    }
+                    if self.channels_last {
+                        // x (n, H, W, C) is the gather's input and t (n, Ho, Wo, O) the output as they are.
+                        return with_scratch([0, n * p * k, 0], |_, cols, _| {
+                            gather_into(
+                                &x[range.start * q * c..range.end * q * c],
+                                self.input_dims(n),
+                                self.geometry,
+                                cols,
+                            );
+                            if want_y {
+                                // The GEMM writes every value of the piece.
+                                matmul_uninit(
+                                    y,
+                                    View::row_major(cols, n * p, k),
+                                    View::row_major(&wp, o, k).t(),
+                                );
+                                // SAFETY: initialised by the GEMM just above.
+                                add_rows(unsafe { assume_init(y) }, bias);
+                            }
+                            if want_dw {
+                                matmul(
+                                    dw,
+                                    View::row_major(
+                                        &g[range.start * p * o..range.end * p * o],
+                                        n * p,
+                                        o,
+                                    )
+                                    .t(),
+                                    View::row_major(cols, n * p, k),
+                                );
+                            }
+                        });
+                    }
+                    with_scratch([n * q * c, n * p * k, n * p * o], |planes, cols, t| {
+                        transpose_samples(
+                            &x[range.start * c * q..range.end * c * q],
+                            [n, c, q],
+                            None,
+                            planes,
+                        );
+                        gather_into(planes, self.input_dims(n), self.geometry, cols);
+                        if want_y {
+                            matmul(
+                                t,
+                                View::row_major(cols, n * p, k),
+                                View::row_major(&wp, o, k).t(),
+                            );
+                            transpose_samples(t, [n, p, o], bias, zeroed_piece(y));
+                        }
+                        if want_dw {
+                            transpose_samples(
+                                &g[range.start * o * p..range.end * o * p],
+                                [n, o, p],
+                                None,
+                                t,
+                            );
+                            matmul(
+                                dw,
+                                View::row_major(t, n * p, o).t(),
+                                View::row_major(cols, n * p, k),
+                            );
                         }
                     });
-                }
-                with_scratch([n * q * c, n * p * k, n * p * o], |planes, cols, t| {
-                    transpose_samples(&x[range.start * c * q..range.end * c * q], [n, c, q], None, planes);
-                    gather_into(planes, self.input_dims(n), self.geometry, cols);
-                    if want_y {
-                        matmul(t, View::row_major(cols, n * p, k), View::row_major(&wp, o, k).t());
-                        transpose_samples(t, [n, p, o], bias, zeroed_piece(y));
-                    }
-                    if want_dw {
-                        transpose_samples(&g[range.start * o * p..range.end * o * p], [n, o, p], None, t);
-                        matmul(dw, View::row_major(t, n * p, o).t(), View::row_major(cols, n * p, k));
-                    }
                 });
-            });
             (want_y.then_some(y), dw)
         }
 
@@ -681,119 +1001,220 @@ mod flex {
         /// adjoint `dx = col2im(g · W) (+ bias per input channel)`, `(B, C, H, W)`, and
         /// `dW = Σ gᵀ · im2col(x)`, each where asked for (im2col recomputed, never stored). The
         /// convolution's backward, and a transposed convolution's forward (`g` its input).
-        fn scatter_pass(&self, g: &[f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, want_dx: bool, want_dw: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+        fn scatter_pass(
+            &self,
+            g: &[f32],
+            x: &[f32],
+            w: &[f32],
+            bias: Option<&[f32]>,
+            want_dx: bool,
+            want_dw: bool,
+        ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
             let (k, p, q, c, o) = (self.k(), self.p(), self.q(), self.channels, self.out_channels);
             let wp = permute_weight(w, self.weight_dims(), false);
             let wino = self.winograd(&wp, want_dx, false);
             let bands = if wino.is_some() { None } else { self.banded(&wp) };
-            let rows = wino.as_ref().map_or_else(|| self.gemm_rows(bands.as_deref()), |wino| self.winograd_rows(wino));
-            let (dx, dw) = self.chunk_pass(if want_dx { c * q } else { 0 }, rows, want_dw, |range, dx, dw| {
-                let n = range.len();
-                if let Some(wino) = &wino {
-                    let (scheme, (wo, kh), np) = (wino.0, (self.wo(), self.geometry.kernel[0]), wino.0.points());
-                    let (max_m, max_kb, max_mkb) = self.winograd_sizes(wino, n);
-                    let g = &g[range.start * p * o..range.end * p * o];
-                    return with_scratch([np * max_m * o, np * max_mkb, if want_dw { np * o * max_kb } else { 0 }], |e, cols, pm| {
-                        // The adjoint adds into dx: zeroed by this worker.
-                        let mut dx = want_dx.then(|| zeroed_piece(dx));
-                        if want_dw {
-                            dw.fill(0.0);
-                        }
-                        for (band, u) in &wino.1 {
-                            let (m, kb) = (scheme.rows(n, band, wo), scheme.width(band, c));
-                            let e = &mut e[..np * m * o];
-                            winograd::output_adjoint(scheme, g, n, band, wo, o, e);
-                            let cols = &mut cols[..np * m * kb];
-                            if let Some(dx) = dx.as_deref_mut() {
-                                // R_ξ = E_ξ · U_ξ, added onto the input columns as Bᵀ R.
-                                point_products(cols, np, |xi| View::row_major(&e[xi * m * o..][..m * o], m, o), |xi| View::row_major(&u[xi * o * kb..][..o * kb], o, kb));
-                                winograd::input_adjoint(scheme, cols, self.input_dims(n), self.geometry, band, dx);
-                            }
-                            if want_dw {
-                                winograd::input(scheme, &x[range.start * q * c..range.end * q * c], self.input_dims(n), self.geometry, band, cols);
-                                add_winograd_weight_grad(scheme, band, e, cols, [m, o, kb], [kh, c], pm, dw);
-                            }
-                        }
-                        if let Some(dx) = dx {
-                            add_rows(dx, bias);
-                        }
-                    });
-                }
-                if self.pointwise() {
-                    // dx = g · W' is the input gradient itself (no scatter-add, nothing to zero),
-                    // and x its own im2col matrix.
-                    let g = View::row_major(&g[range.start * p * o..range.end * p * o], n * p, o);
-                    if want_dx {
-                        matmul_uninit(dx, g, View::row_major(&wp, o, k));
-                        // SAFETY: initialised by the GEMM just above.
-                        add_rows(unsafe { assume_init(dx) }, bias);
+            let rows = wino
+                .as_ref()
+                .map_or_else(|| self.gemm_rows(bands.as_deref()), |wino| self.winograd_rows(wino));
+            let (dx, dw) =
+                self.chunk_pass(if want_dx { c * q } else { 0 }, rows, want_dw, |range, dx, dw| {
+                    let n = range.len();
+                    if let Some(wino) = &wino {
+                        let (scheme, (wo, kh), np) =
+                            (wino.0, (self.wo(), self.geometry.kernel[0]), wino.0.points());
+                        let (max_m, max_kb, max_mkb) = self.winograd_sizes(wino, n);
+                        let g = &g[range.start * p * o..range.end * p * o];
+                        return with_scratch(
+                            [
+                                np * max_m * o,
+                                np * max_mkb,
+                                if want_dw { np * o * max_kb } else { 0 },
+                            ],
+                            |e, cols, pm| {
+                                // The adjoint adds into dx: zeroed by this worker.
+                                let mut dx = want_dx.then(|| zeroed_piece(dx));
+                                if want_dw {
+                                    dw.fill(0.0);
+                                }
+                                for (band, u) in &wino.1 {
+                                    let (m, kb) = (scheme.rows(n, band, wo), scheme.width(band, c));
+                                    let e = &mut e[..np * m * o];
+                                    winograd::output_adjoint(scheme, g, n, band, wo, o, e);
+                                    let cols = &mut cols[..np * m * kb];
+                                    if let Some(dx) = dx.as_deref_mut() {
+                                        // R_ξ = E_ξ · U_ξ, added onto the input columns as Bᵀ R.
+                                        point_products(
+                                            cols,
+                                            np,
+                                            |xi| View::row_major(&e[xi * m * o..][..m * o], m, o),
+                                            |xi| {
+                                                View::row_major(&u[xi * o * kb..][..o * kb], o, kb)
+                                            },
+                                        );
+                                        winograd::input_adjoint(
+                                            scheme,
+                                            cols,
+                                            self.input_dims(n),
+                                            self.geometry,
+                                            band,
+                                            dx,
+                                        );
+                                    }
+                                    if want_dw {
+                                        winograd::input(
+                                            scheme,
+                                            &x[range.start * q * c..range.end * q * c],
+                                            self.input_dims(n),
+                                            self.geometry,
+                                            band,
+                                            cols,
+                                        );
+                                        add_winograd_weight_grad(
+                                            scheme,
+                                            band,
+                                            e,
+                                            cols,
+                                            [m, o, kb],
+                                            [kh, c],
+                                            pm,
+                                            dw,
+                                        );
+                                    }
+                                }
+                                if let Some(dx) = dx {
+                                    add_rows(dx, bias);
+                                }
+                            },
+                        );
                     }
-                    if want_dw {
-                        matmul(dw, g.t(), View::row_major(&x[range.start * q * c..range.end * q * c], n * p, k));
-                    }
-                    return;
-                }
-                if let Some(bands) = &bands {
-                    let (wo, seg) = (self.wo(), self.geometry.kernel[1] * c);
-                    let g = &g[range.start * p * o..range.end * p * o];
-                    return with_scratch([n * p * o, n * p * k, 0], |gb, cols, _| {
-                        // The scatter adds into dx: zeroed by this worker (see below).
-                        let mut dx = want_dx.then(|| zeroed_piece(dx));
-                        if want_dw {
-                            dw.fill(0.0);
-                        }
-                        for (band, wb) in bands {
-                            let (m, kb) = (n * band.rows.len() * wo, band.taps.len() * seg);
-                            let gb = &mut gb[..m * o];
-                            rows_to_band(g, n, &band.rows, wo * o, gb);
-                            let cols = &mut cols[..m * kb];
-                            if let Some(dx) = dx.as_deref_mut() {
-                                matmul(cols, View::row_major(gb, m, o), View::row_major(wb, o, kb));
-                                scatter_band_into(cols, self.input_dims(n), self.geometry, band, dx);
-                            }
-                            if want_dw {
-                                gather_band_into(&x[range.start * q * c..range.end * q * c], self.input_dims(n), self.geometry, band, cols);
-                                add_band_weight_grad(dw, gb, cols, band, [m, o, k], seg);
-                            }
-                        }
-                        if let Some(dx) = dx {
-                            add_rows(dx, bias);
-                        }
-                    });
-                }
-                if self.channels_last {
-                    let g = &g[range.start * p * o..range.end * p * o];
-                    return with_scratch([0, n * p * k, 0], |_, cols, _| {
+                    if self.pointwise() {
+                        // dx = g · W' is the input gradient itself (no scatter-add, nothing to zero),
+                        // and x its own im2col matrix.
+                        let g =
+                            View::row_major(&g[range.start * p * o..range.end * p * o], n * p, o);
                         if want_dx {
-                            // The scatter adds into dx: each worker zeroes its own piece (in
-                            // cache, just before it is written) instead of one thread zeroing
-                            // the whole output.
-                            let dx = zeroed_piece(dx);
-                            matmul(cols, View::row_major(g, n * p, o), View::row_major(&wp, o, k));
-                            scatter_into(cols, self.input_dims(n), self.geometry, dx);
-                            add_rows(dx, bias);
+                            matmul_uninit(dx, g, View::row_major(&wp, o, k));
+                            // SAFETY: initialised by the GEMM just above.
+                            add_rows(unsafe { assume_init(dx) }, bias);
                         }
                         if want_dw {
-                            gather_into(&x[range.start * q * c..range.end * q * c], self.input_dims(n), self.geometry, cols);
-                            matmul(dw, View::row_major(g, n * p, o).t(), View::row_major(cols, n * p, k));
+                            matmul(
+                                dw,
+                                g.t(),
+                                View::row_major(
+                                    &x[range.start * q * c..range.end * q * c],
+                                    n * p,
+                                    k,
+                                ),
+                            );
+                        }
+                        return;
+                    }
+                    if let Some(bands) = &bands {
+                        let (wo, seg) = (self.wo(), self.geometry.kernel[1] * c);
+                        let g = &g[range.start * p * o..range.end * p * o];
+                        return with_scratch([n * p * o, n * p * k, 0], |gb, cols, _| {
+                            // The scatter adds into dx: zeroed by this worker (see below).
+                            let mut dx = want_dx.then(|| zeroed_piece(dx));
+                            if want_dw {
+                                dw.fill(0.0);
+                            }
+                            for (band, wb) in bands {
+                                let (m, kb) = (n * band.rows.len() * wo, band.taps.len() * seg);
+                                let gb = &mut gb[..m * o];
+                                rows_to_band(g, n, &band.rows, wo * o, gb);
+                                let cols = &mut cols[..m * kb];
+                                if let Some(dx) = dx.as_deref_mut() {
+                                    matmul(
+                                        cols,
+                                        View::row_major(gb, m, o),
+                                        View::row_major(wb, o, kb),
+                                    );
+                                    scatter_band_into(
+                                        cols,
+                                        self.input_dims(n),
+                                        self.geometry,
+                                        band,
+                                        dx,
+                                    );
+                                }
+                                if want_dw {
+                                    gather_band_into(
+                                        &x[range.start * q * c..range.end * q * c],
+                                        self.input_dims(n),
+                                        self.geometry,
+                                        band,
+                                        cols,
+                                    );
+                                    add_band_weight_grad(dw, gb, cols, band, [m, o, k], seg);
+                                }
+                            }
+                            if let Some(dx) = dx {
+                                add_rows(dx, bias);
+                            }
+                        });
+                    }
+                    if self.channels_last {
+                        let g = &g[range.start * p * o..range.end * p * o];
+                        return with_scratch([0, n * p * k, 0], |_, cols, _| {
+                            if want_dx {
+                                // The scatter adds into dx: each worker zeroes its own piece (in
+                                // cache, just before it is written) instead of one thread zeroing
+                                // the whole output.
+                                let dx = zeroed_piece(dx);
+                                matmul(
+                                    cols,
+                                    View::row_major(g, n * p, o),
+                                    View::row_major(&wp, o, k),
+                                );
+                                scatter_into(cols, self.input_dims(n), self.geometry, dx);
+                                add_rows(dx, bias);
+                            }
+                            if want_dw {
+                                gather_into(
+                                    &x[range.start * q * c..range.end * q * c],
+                                    self.input_dims(n),
+                                    self.geometry,
+                                    cols,
+                                );
+                                matmul(
+                                    dw,
+                                    View::row_major(g, n * p, o).t(),
+                                    View::row_major(cols, n * p, k),
+                                );
+                            }
+                        });
+                    }
+                    with_scratch([n * p * o, n * p * k, n * q * c], |gt, cols, planes| {
+                        transpose_samples(
+                            &g[range.start * o * p..range.end * o * p],
+                            [n, o, p],
+                            None,
+                            gt,
+                        );
+                        if want_dx {
+                            matmul(cols, View::row_major(gt, n * p, o), View::row_major(&wp, o, k));
+                            planes.fill(0.0);
+                            scatter_into(cols, self.input_dims(n), self.geometry, planes);
+                            transpose_samples(planes, [n, q, c], bias, zeroed_piece(dx));
+                        }
+                        if want_dw {
+                            transpose_samples(
+                                &x[range.start * c * q..range.end * c * q],
+                                [n, c, q],
+                                None,
+                                planes,
+                            );
+                            gather_into(planes, self.input_dims(n), self.geometry, cols);
+                            matmul(
+                                dw,
+                                View::row_major(gt, n * p, o).t(),
+                                View::row_major(cols, n * p, k),
+                            );
                         }
                     });
-                }
-                with_scratch([n * p * o, n * p * k, n * q * c], |gt, cols, planes| {
-                    transpose_samples(&g[range.start * o * p..range.end * o * p], [n, o, p], None, gt);
-                    if want_dx {
-                        matmul(cols, View::row_major(gt, n * p, o), View::row_major(&wp, o, k));
-                        planes.fill(0.0);
-                        scatter_into(cols, self.input_dims(n), self.geometry, planes);
-                        transpose_samples(planes, [n, q, c], bias, zeroed_piece(dx));
-                    }
-                    if want_dw {
-                        transpose_samples(&x[range.start * c * q..range.end * c * q], [n, c, q], None, planes);
-                        gather_into(planes, self.input_dims(n), self.geometry, cols);
-                        matmul(dw, View::row_major(gt, n * p, o).t(), View::row_major(cols, n * p, k));
-                    }
                 });
-            });
             (want_dx.then_some(dx), dw)
         }
     }
@@ -836,7 +1257,14 @@ mod flex {
 
     /// The adjoint of [`rows_to_band`] for an output: a band's GEMM result `src` written into the
     /// rows `band` of every one of the `n` samples of `dst`, plus the bias per channel where given.
-    fn band_to_rows(src: &[f32], n: usize, band: &Range<usize>, row: usize, bias: Option<&[f32]>, dst: &mut [MaybeUninit<f32>]) {
+    fn band_to_rows(
+        src: &[f32],
+        n: usize,
+        band: &Range<usize>,
+        row: usize,
+        bias: Option<&[f32]>,
+        dst: &mut [MaybeUninit<f32>],
+    ) {
         let (per, sample) = (band.len() * row, dst.len() / n);
         assert_eq!(src.len(), n * per, "band rows: sizes");
         for b in 0..n {
@@ -859,7 +1287,14 @@ mod flex {
     /// A band's weight gradient `gbᵀ · cols` (`gb (m, O)` its output gradient, `cols (m,
     /// groups·seg)` its gather) added into the convolution's `dw (O, k)`, each group's segment
     /// onto every kernel row of the group.
-    fn add_band_weight_grad(dw: &mut [f32], gb: &[f32], cols: &[f32], band: &Band, [m, o, k]: [usize; 3], seg: usize) {
+    fn add_band_weight_grad(
+        dw: &mut [f32],
+        gb: &[f32],
+        cols: &[f32],
+        band: &Band,
+        [m, o, k]: [usize; 3],
+        seg: usize,
+    ) {
         let kb = band.taps.len() * seg;
         if kb == 0 {
             return;
@@ -907,22 +1342,52 @@ mod flex {
     }
 
     fn conv_forward(plan: &Plan, x: &FlexTensor, w: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
-        let (y, _) = plan.im2col_pass(&values(x), &[], &values(w), Some(&values(bias)), true, false);
+        let (y, _) =
+            plan.im2col_pass(&values(x), &[], &values(w), Some(&values(bias)), true, false);
         tensor(y.expect("asked for"), plan.output_shape())
     }
 
-    fn transposed_forward(plan: &Plan, x: &FlexTensor, w: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
-        let (y, _) = plan.scatter_pass(&values(x), &[], &values(w), Some(&values(bias)), true, false);
+    fn transposed_forward(
+        plan: &Plan,
+        x: &FlexTensor,
+        w: &FlexTensor,
+        bias: &FlexTensor,
+    ) -> FlexTensor {
+        let (y, _) =
+            plan.scatter_pass(&values(x), &[], &values(w), Some(&values(bias)), true, false);
         tensor(y.expect("asked for"), plan.input_shape())
     }
 
     impl ConvBackend for Flex {
-        fn conv2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, channels_last: bool) -> FloatTensor<Self> {
-            conv_forward(&Plan::conv(&x.shape(), &weight.shape(), geometry, channels_last), &x, &weight, &bias)
+        fn conv2d_gemm(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: FloatTensor<Self>,
+            geometry: Geometry,
+            channels_last: bool,
+        ) -> FloatTensor<Self> {
+            conv_forward(
+                &Plan::conv(&x.shape(), &weight.shape(), geometry, channels_last),
+                &x,
+                &weight,
+                &bias,
+            )
         }
 
-        fn conv_transpose2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, output: [usize; 2], channels_last: bool) -> FloatTensor<Self> {
-            transposed_forward(&Plan::transposed(&x.shape(), &weight.shape(), geometry, output, channels_last), &x, &weight, &bias)
+        fn conv_transpose2d_gemm(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: FloatTensor<Self>,
+            geometry: Geometry,
+            output: [usize; 2],
+            channels_last: bool,
+        ) -> FloatTensor<Self> {
+            transposed_forward(
+                &Plan::transposed(&x.shape(), &weight.shape(), geometry, output, channels_last),
+                &x,
+                &weight,
+                &bias,
+            )
         }
     }
 
@@ -941,7 +1406,12 @@ mod flex {
     impl Backward<Flex, 3> for ConvBackward {
         type State = Saved;
 
-        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        fn backward(
+            self,
+            ops: Ops<Self::State, 3>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
             let [node_x, node_w, node_b] = ops.parents;
             let grad = grads.consume::<Flex>(&ops.node);
             let Saved { plan, transposed, x, weight } = ops.state;
@@ -950,10 +1420,22 @@ mod flex {
             let (dx, dw, db) = if transposed {
                 // y = col2im(x · W): y plays the convolution's input, x its output gradient.
                 let (dx, dw) = plan.im2col_pass(&dy, &xs, &w, None, want_dx, want_dw);
-                (dx, dw, node_b.as_ref().map(|_| channel_sums(&dy, plan.channels, plan.q(), plan.channels_last)))
+                (
+                    dx,
+                    dw,
+                    node_b
+                        .as_ref()
+                        .map(|_| channel_sums(&dy, plan.channels, plan.q(), plan.channels_last)),
+                )
             } else {
                 let (dx, dw) = plan.scatter_pass(&dy, &xs, &w, None, want_dx, want_dw);
-                (dx, dw, node_b.as_ref().map(|_| channel_sums(&dy, plan.out_channels, plan.p(), plan.channels_last)))
+                (
+                    dx,
+                    dw,
+                    node_b.as_ref().map(|_| {
+                        channel_sums(&dy, plan.out_channels, plan.p(), plan.channels_last)
+                    }),
+                )
             };
             for (node, grad, shape) in [(node_x, dx, x.shape()), (node_w, dw, weight.shape())] {
                 if let (Some(node), Some(grad)) = (node, grad) {
@@ -978,7 +1460,11 @@ mod flex {
         let (weight, node_w) = weight.into_parts();
         let (bias, node_b) = bias.into_parts();
         let plan = plan(&x.shape(), &weight.shape());
-        let y = if transposed { transposed_forward(&plan, &x, &weight, &bias) } else { conv_forward(&plan, &x, &weight, &bias) };
+        let y = if transposed {
+            transposed_forward(&plan, &x, &weight, &bias)
+        } else {
+            conv_forward(&plan, &x, &weight, &bias)
+        };
         match ConvBackward.prepare::<C>([node_x, node_w, node_b]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish(Saved { plan, transposed, x, weight }, y),
             OpsKind::UnTracked(prep) => prep.finish(y),
@@ -986,12 +1472,27 @@ mod flex {
     }
 
     impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
-        fn conv2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, channels_last: bool) -> FloatTensor<Self> {
+        fn conv2d_gemm(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: FloatTensor<Self>,
+            geometry: Geometry,
+            channels_last: bool,
+        ) -> FloatTensor<Self> {
             tracked::<C>(x, weight, bias, false, |x, w| Plan::conv(x, w, geometry, channels_last))
         }
 
-        fn conv_transpose2d_gemm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry, output: [usize; 2], channels_last: bool) -> FloatTensor<Self> {
-            tracked::<C>(x, weight, bias, true, |x, w| Plan::transposed(x, w, geometry, output, channels_last))
+        fn conv_transpose2d_gemm(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: FloatTensor<Self>,
+            geometry: Geometry,
+            output: [usize; 2],
+            channels_last: bool,
+        ) -> FloatTensor<Self> {
+            tracked::<C>(x, weight, bias, true, |x, w| {
+                Plan::transposed(x, w, geometry, output, channels_last)
+            })
         }
     }
 }
@@ -1023,7 +1524,12 @@ mod tests {
             let x = x.clone().detach().require_grad();
             let y = f(&module, x.clone());
             let weights = Tensor::<4>::from_data(
-                TensorData::new((0..y.shape().num_elements()).map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5).collect::<Vec<_>>(), y.dims()),
+                TensorData::new(
+                    (0..y.shape().num_elements())
+                        .map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5)
+                        .collect::<Vec<_>>(),
+                    y.dims(),
+                ),
                 &device,
             );
             let grads = (y.clone() * weights).sum().backward();
@@ -1043,7 +1549,11 @@ mod tests {
         }
     }
 
-    fn weight_and_bias_grads(weight: Tensor<4>, bias: Option<Tensor<1>>, grads: &Gradients) -> Vec<Tensor<1>> {
+    fn weight_and_bias_grads(
+        weight: Tensor<4>,
+        bias: Option<Tensor<1>>,
+        grads: &Gradients,
+    ) -> Vec<Tensor<1>> {
         let mut g = vec![weight.grad(grads).expect("weight gradient").flatten::<1>(0, 3)];
         g.extend(bias.map(|b| b.grad(grads).expect("bias gradient")));
         g
@@ -1066,14 +1576,19 @@ mod tests {
             (2, 3, [2, 3], [2, 3], (1, 0, 2, 1), [6, 11]),
         ];
         for (ci, co, k, stride, (t, l, b, r), [h, w]) in cases {
-            let conv = Conv2dConfig::new([ci, co], k).with_stride(stride).with_padding(PaddingConfig2d::Explicit(t, l, b, r)).init(&device);
-            assert_same(conv, [3, ci, h, w], |m, x| conv2d(m, x), |m, x| m.forward(x), conv_params);
+            let conv = Conv2dConfig::new([ci, co], k)
+                .with_stride(stride)
+                .with_padding(PaddingConfig2d::Explicit(t, l, b, r))
+                .init(&device);
+            assert_same(conv, [3, ci, h, w], conv2d, |m, x| m.forward(x), conv_params);
         }
         // Enough samples that the kernels run several to a chunk (and chunks of unequal size).
-        let conv = Conv2dConfig::new([3, 4], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
-        assert_same(conv, [11, 3, 5, 6], |m, x| conv2d(m, x), |m, x| m.forward(x), conv_params);
+        let conv = Conv2dConfig::new([3, 4], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        assert_same(conv, [11, 3, 5, 6], conv2d, |m, x| m.forward(x), conv_params);
         let no_bias = Conv2dConfig::new([3, 2], [3, 3]).with_bias(false).init(&device);
-        assert_same(no_bias, [2, 3, 5, 6], |m, x| conv2d(m, x), |m, x| m.forward(x), conv_params);
+        assert_same(no_bias, [2, 3, 5, 6], conv2d, |m, x| m.forward(x), conv_params);
     }
 
     /// `x (B, C, H, W)` through a channels-last op `f` and back.
@@ -1097,7 +1612,10 @@ mod tests {
             (2, 3, [1, 3], [1, 1], [1, 1, 1, 1], [0; 4], [1, 6]),
         ];
         for (ci, co, k, stride, [t, l, b, r], replicate, [h, w]) in cases {
-            let conv = Conv2dConfig::new([ci, co], k).with_stride(stride).with_padding(PaddingConfig2d::Explicit(t, l, b, r)).init(&device);
+            let conv = Conv2dConfig::new([ci, co], k)
+                .with_stride(stride)
+                .with_padding(PaddingConfig2d::Explicit(t, l, b, r))
+                .init(&device);
             let [rt, rl, rb, rr] = replicate;
             for batch in [3, 11] {
                 assert_same(
@@ -1110,9 +1628,17 @@ mod tests {
             }
         }
         let no_bias = Conv2dConfig::new([3, 2], [3, 3]).with_bias(false).init(&device);
-        assert_same(no_bias, [2, 3, 5, 6], |m, x| via_channels_last(x, |x| conv2d_channels_last(m, x, [0; 4])), |m, x| m.forward(x), conv_params);
+        assert_same(
+            no_bias,
+            [2, 3, 5, 6],
+            |m, x| via_channels_last(x, |x| conv2d_channels_last(m, x, [0; 4])),
+            |m, x| m.forward(x),
+            conv_params,
+        );
         // Zero and replicate padding together: Burn's ops (between permutes), same values.
-        let both = Conv2dConfig::new([2, 3], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
+        let both = Conv2dConfig::new([2, 3], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
         assert_same(
             both,
             [2, 2, 5, 6],
@@ -1121,7 +1647,9 @@ mod tests {
             conv_params,
         );
 
-        let params = |c: &ConvTranspose2d, grads: &Gradients| weight_and_bias_grads(c.weight.val(), c.bias.as_ref().map(|b| b.val()), grads);
+        let params = |c: &ConvTranspose2d, grads: &Gradients| {
+            weight_and_bias_grads(c.weight.val(), c.bias.as_ref().map(|b| b.val()), grads)
+        };
         let transposed = [
             (3, 5, [3, 4], [1, 2], [1, 1], [0, 0], [5, 7], 2),
             (64, 2, [3, 4], [1, 2], [1, 1], [0, 0], [5, 8], 11),
@@ -1131,8 +1659,18 @@ mod tests {
             (4, 3, [1, 1], [1, 1], [0, 0], [0, 0], [5, 6], 13),
         ];
         for (ci, co, k, stride, padding, padding_out, [h, w], batch) in transposed {
-            let conv = ConvTranspose2dConfig::new([ci, co], k).with_stride(stride).with_padding(padding).with_padding_out(padding_out).init(&device);
-            assert_same(conv, [batch, ci, h, w], |m, x| via_channels_last(x, |x| conv_transpose2d_channels_last(m, x)), |m, x| m.forward(x), params);
+            let conv = ConvTranspose2dConfig::new([ci, co], k)
+                .with_stride(stride)
+                .with_padding(padding)
+                .with_padding_out(padding_out)
+                .init(&device);
+            assert_same(
+                conv,
+                [batch, ci, h, w],
+                |m, x| via_channels_last(x, |x| conv_transpose2d_channels_last(m, x)),
+                |m, x| m.forward(x),
+                params,
+            );
         }
     }
 
@@ -1142,7 +1680,10 @@ mod tests {
         let device = Device::flex().autodiff();
         device.seed(8);
         let params = |c: &Conv1d, grads: &Gradients| {
-            vec![c.weight.val().grad(grads).expect("weight gradient").flatten::<1>(0, 2), c.bias.as_ref().unwrap().val().grad(grads).expect("bias gradient")]
+            vec![
+                c.weight.val().grad(grads).expect("weight gradient").flatten::<1>(0, 2),
+                c.bias.as_ref().unwrap().val().grad(grads).expect("bias gradient"),
+            ]
         };
         // (channels in, out, kernel, stride, module padding, extra zero padding, length, batch):
         // the FCN's three blocks ("same" with the extra zero on the right for the even kernel),
@@ -1154,26 +1695,44 @@ mod tests {
             (3, 2, 4, 3, PaddingConfig1d::Explicit(1, 2), [0, 1], 17, 2),
         ];
         for (ci, co, k, stride, padding, [left, right], l, batch) in cases {
-            let conv = Conv1dConfig::new(ci, co, k).with_stride(stride).with_padding(padding).init(&device);
+            let conv = Conv1dConfig::new(ci, co, k)
+                .with_stride(stride)
+                .with_padding(padding)
+                .init(&device);
             let x = Tensor::<3>::random([batch, ci, l], Distribution::Normal(0.0, 1.0), &device);
             let run = |ours: bool| {
                 let x = x.clone().detach().require_grad();
                 let y = if ours {
-                    conv1d_channels_last(&conv, x.clone().permute([0, 2, 1]), [left, right]).permute([0, 2, 1])
+                    conv1d_channels_last(&conv, x.clone().permute([0, 2, 1]), [left, right])
+                        .permute([0, 2, 1])
                 } else {
-                    conv.forward(x.clone().pad([(0, 0), (0, 0), (left, right)], PadMode::Constant(0.0)))
+                    conv.forward(
+                        x.clone().pad([(0, 0), (0, 0), (left, right)], PadMode::Constant(0.0)),
+                    )
                 };
                 let n = y.shape().num_elements();
-                let weights = Tensor::<3>::from_data(TensorData::new((0..n).map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5).collect::<Vec<_>>(), y.dims()), &device);
+                let weights = Tensor::<3>::from_data(
+                    TensorData::new(
+                        (0..n).map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5).collect::<Vec<_>>(),
+                        y.dims(),
+                    ),
+                    &device,
+                );
                 let grads = (y.clone() * weights).sum().backward();
-                let mut g = vec![y.inner().flatten::<1>(0, 2), x.grad(&grads).expect("input gradient").flatten::<1>(0, 2)];
+                let mut g = vec![
+                    y.inner().flatten::<1>(0, 2),
+                    x.grad(&grads).expect("input gradient").flatten::<1>(0, 2),
+                ];
                 g.extend(params(&conv, &grads).into_iter().map(|t| t.inner()));
                 g
             };
             for (i, (a, b)) in run(true).into_iter().zip(run(false)).enumerate() {
                 assert_eq!(a.dims(), b.dims(), "case {ci}→{co} k{k}: tensor {i}");
                 let (d, scale) = max_diff(a, b);
-                assert!(d <= 1e-5 * scale.max(1.0), "case {ci}→{co} k{k}: output/dx/dW/db [{i}] differs by {d} (scale {scale})");
+                assert!(
+                    d <= 1e-5 * scale.max(1.0),
+                    "case {ci}→{co} k{k}: output/dx/dW/db [{i}] differs by {d} (scale {scale})"
+                );
             }
         }
     }
@@ -1182,7 +1741,9 @@ mod tests {
     fn conv_transpose2d_equals_burns_with_gradients_on_odd_shapes() {
         let device = Device::flex().autodiff();
         device.seed(4);
-        let params = |c: &ConvTranspose2d, grads: &Gradients| weight_and_bias_grads(c.weight.val(), c.bias.as_ref().map(|b| b.val()), grads);
+        let params = |c: &ConvTranspose2d, grads: &Gradients| {
+            weight_and_bias_grads(c.weight.val(), c.bias.as_ref().map(|b| b.val()), grads)
+        };
         // (channels in, out, kernel, stride, padding, output padding, input h × w): the decoder's
         // block, and strides, paddings and output paddings it does not use.
         let cases = [
@@ -1194,13 +1755,20 @@ mod tests {
             (3, 2, [3, 2], [2, 3], [1, 0], [1, 2], [3, 4]),
         ];
         for (ci, co, k, stride, padding, padding_out, [h, w]) in cases {
-            let conv = ConvTranspose2dConfig::new([ci, co], k).with_stride(stride).with_padding(padding).with_padding_out(padding_out).init(&device);
-            assert_same(conv, [2, ci, h, w], |m, x| conv_transpose2d(m, x), |m, x| m.forward(x), params);
+            let conv = ConvTranspose2dConfig::new([ci, co], k)
+                .with_stride(stride)
+                .with_padding(padding)
+                .with_padding_out(padding_out)
+                .init(&device);
+            assert_same(conv, [2, ci, h, w], conv_transpose2d, |m, x| m.forward(x), params);
         }
-        let conv = ConvTranspose2dConfig::new([3, 4], [3, 4]).with_stride([1, 2]).with_padding([1, 1]).init(&device);
-        assert_same(conv, [11, 3, 5, 4], |m, x| conv_transpose2d(m, x), |m, x| m.forward(x), params);
+        let conv = ConvTranspose2dConfig::new([3, 4], [3, 4])
+            .with_stride([1, 2])
+            .with_padding([1, 1])
+            .init(&device);
+        assert_same(conv, [11, 3, 5, 4], conv_transpose2d, |m, x| m.forward(x), params);
         let no_bias = ConvTranspose2dConfig::new([2, 3], [3, 3]).with_bias(false).init(&device);
-        assert_same(no_bias, [3, 2, 4, 5], |m, x| conv_transpose2d(m, x), |m, x| m.forward(x), params);
+        assert_same(no_bias, [3, 2, 4, 5], conv_transpose2d, |m, x| m.forward(x), params);
     }
 
     /// Forward and backward of the encoder's and decoder's convolutions at NC-VQVAE 128 × 500's
@@ -1223,19 +1791,54 @@ mod tests {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
-        let x_of = |dims: [usize; 4]| Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let x_of = |dims: [usize; 4]| {
+            Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device).require_grad()
+        };
         let strided = Conv2dConfig::new([64, 64], [3, 4]).with_stride([1, 2]).init(&device);
-        let res = Conv2dConfig::new([64, 64], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
-        let up = ConvTranspose2dConfig::new([64, 64], [3, 4]).with_stride([1, 2]).with_padding([1, 1]).init(&device);
+        let res = Conv2dConfig::new([64, 64], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        let up = ConvTranspose2dConfig::new([64, 64], [3, 4])
+            .with_stride([1, 2])
+            .with_padding([1, 1])
+            .init(&device);
         type Op<'a> = Box<dyn Fn(Tensor<4>) -> Tensor<4> + 'a>;
         let cases: Vec<(&str, [usize; 4], Op)> = vec![
-            ("encoder 3x4 /2, replicate, 125 -> 62 columns", [128, 5, 125, 64], Box::new(|x| conv2d_channels_last(&strided, x, [1, 1, 1, 1]))),
-            ("encoder 3x4 /2, replicate, 31 -> 15 columns", [128, 5, 31, 64], Box::new(|x| conv2d_channels_last(&strided, x, [1, 1, 1, 1]))),
-            ("residual 3x3, zeros, 15 columns", [128, 5, 15, 64], Box::new(|x| conv2d_channels_last(&res, x, [0; 4]))),
-            ("residual 3x3, zeros, 62 columns", [128, 5, 62, 64], Box::new(|x| conv2d_channels_last(&res, x, [0; 4]))),
-            ("residual 3x3, zeros, 8 columns", [128, 5, 8, 64], Box::new(|x| conv2d_channels_last(&res, x, [0; 4]))),
-            ("decoder 3x4 x2 transposed, 15 -> 30 columns", [128, 5, 15, 64], Box::new(|x| conv_transpose2d_channels_last(&up, x))),
-            ("decoder 3x4 x2 transposed, 62 -> 124 columns", [128, 5, 62, 64], Box::new(|x| conv_transpose2d_channels_last(&up, x))),
+            (
+                "encoder 3x4 /2, replicate, 125 -> 62 columns",
+                [128, 5, 125, 64],
+                Box::new(|x| conv2d_channels_last(&strided, x, [1, 1, 1, 1])),
+            ),
+            (
+                "encoder 3x4 /2, replicate, 31 -> 15 columns",
+                [128, 5, 31, 64],
+                Box::new(|x| conv2d_channels_last(&strided, x, [1, 1, 1, 1])),
+            ),
+            (
+                "residual 3x3, zeros, 15 columns",
+                [128, 5, 15, 64],
+                Box::new(|x| conv2d_channels_last(&res, x, [0; 4])),
+            ),
+            (
+                "residual 3x3, zeros, 62 columns",
+                [128, 5, 62, 64],
+                Box::new(|x| conv2d_channels_last(&res, x, [0; 4])),
+            ),
+            (
+                "residual 3x3, zeros, 8 columns",
+                [128, 5, 8, 64],
+                Box::new(|x| conv2d_channels_last(&res, x, [0; 4])),
+            ),
+            (
+                "decoder 3x4 x2 transposed, 15 -> 30 columns",
+                [128, 5, 15, 64],
+                Box::new(|x| conv_transpose2d_channels_last(&up, x)),
+            ),
+            (
+                "decoder 3x4 x2 transposed, 62 -> 124 columns",
+                [128, 5, 62, 64],
+                Box::new(|x| conv_transpose2d_channels_last(&up, x)),
+            ),
         ];
         for (what, dims, op) in &cases {
             let x = x_of(*dims);
@@ -1248,7 +1851,9 @@ mod tests {
             // bands against the whole matrix, both as im2col).
             let bands = std::env::var("CONV_THROUGHPUT").as_deref() == Ok("bands");
             crate::set_conv_winograd(!bands);
-            let switch = |on: bool| if bands { crate::set_conv_row_bands(on) } else { crate::set_conv_winograd(on) };
+            let switch = |on: bool| {
+                if bands { crate::set_conv_row_bands(on) } else { crate::set_conv_winograd(on) }
+            };
             let (mut banded, mut whole) = (Vec::new(), Vec::new());
             for _ in 0..9 {
                 switch(true);

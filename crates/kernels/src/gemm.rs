@@ -32,7 +32,13 @@ impl<'a> View<'a> {
 
     /// The transpose (no copy).
     pub(crate) fn t(self) -> Self {
-        View { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+        View {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
     }
 
     /// Rows `start..start + len`.
@@ -50,7 +56,10 @@ impl<'a> View<'a> {
     }
 
     fn in_bounds(&self) -> bool {
-        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride
+                < self.data.len()
     }
 }
 
@@ -85,7 +94,6 @@ pub(crate) fn matmul_uninit(dst: &mut [MaybeUninit<f32>], lhs: View, rhs: View) 
     crate::record_gemm(2 * (m * n * k) as u64, start.elapsed().as_nanos() as u64);
 }
 
-
 /// The `gemm` crate's kernel sets a product can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kernels {
@@ -107,7 +115,11 @@ fn kernels_for() -> Kernels {
         static CHOSEN: std::sync::OnceLock<Kernels> = std::sync::OnceLock::new();
         *CHOSEN.get_or_init(|| {
             let avx512 = std::arch::is_x86_feature_detected!("avx512f");
-            if avx512 && std::env::var("KERNELS_GEMM").as_deref() != Ok("fma") { Kernels::Avx512 } else { Kernels::Fma }
+            if avx512 && std::env::var("KERNELS_GEMM").as_deref() != Ok("fma") {
+                Kernels::Avx512
+            } else {
+                Kernels::Fma
+            }
         })
     }
     #[cfg(not(all(feature = "avx512", target_arch = "x86_64")))]
@@ -130,30 +142,98 @@ unsafe fn product(kernels: Kernels, dst: *mut f32, lhs: View, rhs: View) {
         #[cfg(all(feature = "avx512", target_arch = "x86_64"))]
         Kernels::Avx512 => {
             use gemm_f32::microkernel::avx512f::f32 as ukr;
-            let simd = gemm_common::simd::V4::try_new().expect("AVX-512 kernels chosen on a CPU without AVX-512");
+            let simd = gemm_common::simd::V4::try_new()
+                .expect("AVX-512 kernels chosen on a CPU without AVX-512");
             // SAFETY: as the caller guarantees; the kernel tables are the crate's own for V4.
             unsafe {
                 gemm_common::gemm::gemm_basic_generic::<_, f32, 16, 64, 6, 4, 4, 4>(
-                    simd, m, n, k, dst, dst_cs, dst_rs, read_dst, l, l_cs, l_rs, r, r_cs, r_rs, 0.0, 1.0, false, false, false,
-                    |a, b, c| a * b + c, &ukr::UKR, &ukr::H_UKR, false, gemm::Parallelism::None,
+                    simd,
+                    m,
+                    n,
+                    k,
+                    dst,
+                    dst_cs,
+                    dst_rs,
+                    read_dst,
+                    l,
+                    l_cs,
+                    l_rs,
+                    r,
+                    r_cs,
+                    r_rs,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    |a, b, c| a * b + c,
+                    &ukr::UKR,
+                    &ukr::H_UKR,
+                    false,
+                    gemm::Parallelism::None,
                 )
             }
         }
         #[cfg(all(feature = "avx512", target_arch = "x86_64"))]
         Kernels::Fma => {
             use gemm_f32::microkernel::fma::f32 as ukr;
-            let simd = gemm_common::simd::V3::try_new().expect("FMA kernels on a CPU without AVX2 and FMA");
+            let simd = gemm_common::simd::V3::try_new()
+                .expect("FMA kernels on a CPU without AVX2 and FMA");
             // SAFETY: as the caller guarantees; the kernel tables are the crate's own for V3.
             unsafe {
                 gemm_common::gemm::gemm_basic_generic::<_, f32, 8, 16, 6, 2, 2, 2>(
-                    simd, m, n, k, dst, dst_cs, dst_rs, read_dst, l, l_cs, l_rs, r, r_cs, r_rs, 0.0, 1.0, false, false, false,
-                    |a, b, c| a * b + c, &ukr::UKR, &ukr::H_UKR, false, gemm::Parallelism::None,
+                    simd,
+                    m,
+                    n,
+                    k,
+                    dst,
+                    dst_cs,
+                    dst_rs,
+                    read_dst,
+                    l,
+                    l_cs,
+                    l_rs,
+                    r,
+                    r_cs,
+                    r_rs,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    |a, b, c| a * b + c,
+                    &ukr::UKR,
+                    &ukr::H_UKR,
+                    false,
+                    gemm::Parallelism::None,
                 )
             }
         }
         // SAFETY: as the caller guarantees.
         #[cfg(not(all(feature = "avx512", target_arch = "x86_64")))]
-        _ => unsafe { gemm::gemm(m, n, k, dst, dst_cs, dst_rs, read_dst, l, l_cs, l_rs, r, r_cs, r_rs, 0.0, 1.0, false, false, false, gemm::Parallelism::None) },
+        _ => unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst,
+                dst_cs,
+                dst_rs,
+                read_dst,
+                l,
+                l_cs,
+                l_rs,
+                r,
+                r_cs,
+                r_rs,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        },
     }
 }
 
@@ -187,7 +267,10 @@ where
             matmul_uninit(dst, lhs(i), rhs(i));
         }
     } else if (4 * threads).div_ceil(batch) <= 1 || macs <= SERIAL_MACS {
-        spare.par_chunks_exact_mut(m * n).enumerate().for_each(|(i, dst)| matmul_uninit(dst, lhs(i), rhs(i)));
+        spare
+            .par_chunks_exact_mut(m * n)
+            .enumerate()
+            .for_each(|(i, dst)| matmul_uninit(dst, lhs(i), rhs(i)));
     } else if m >= n {
         let tiles = (4 * threads).div_ceil(batch);
         let rows = m.div_ceil(tiles).max(MIN_TILE.min(m));
@@ -234,7 +317,12 @@ mod tests {
         let mut out = vec![0f32; a.rows * b.cols];
         for i in 0..a.rows {
             for j in 0..b.cols {
-                let s: f64 = (0..a.cols).map(|l| a.data[i * a.row_stride + l * a.col_stride] as f64 * b.data[l * b.row_stride + j * b.col_stride] as f64).sum();
+                let s: f64 = (0..a.cols)
+                    .map(|l| {
+                        a.data[i * a.row_stride + l * a.col_stride] as f64
+                            * b.data[l * b.row_stride + j * b.col_stride] as f64
+                    })
+                    .sum();
                 out[i * b.cols + j] = s as f32;
             }
         }
@@ -256,17 +344,42 @@ mod tests {
     }
 
     fn every_split_equals_the_definition() {
-        for (batch, m, k, n) in [(1, 3, 4, 5), (6, 40, 30, 20), (1, 300, 70, 90), (1, 40, 300, 500), (2, 129, 33, 65), (3, 7, 200, 300), (1, 37, 1100, 53)] {
+        for (batch, m, k, n) in [
+            (1, 3, 4, 5),
+            (6, 40, 30, 20),
+            (1, 300, 70, 90),
+            (1, 40, 300, 500),
+            (2, 129, 33, 65),
+            (3, 7, 200, 300),
+            (1, 37, 1100, 53),
+        ] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a = values(batch * m * k, 1);
                 let b = values(batch * k * n, 2);
-                let view = |data: &'static [f32], rows: usize, cols: usize, t: bool| if t { View::row_major(data, cols, rows).t() } else { View::row_major(data, rows, cols) };
+                let view = |data: &'static [f32], rows: usize, cols: usize, t: bool| {
+                    if t {
+                        View::row_major(data, cols, rows).t()
+                    } else {
+                        View::row_major(data, rows, cols)
+                    }
+                };
                 let (a, b): (&'static [f32], &'static [f32]) = (a.leak(), b.leak());
-                let got = batched(batch, [m, k, n], |i| view(&a[i * m * k..][..m * k], m, k, ta), |i| view(&b[i * k * n..][..k * n], k, n, tb));
+                let got = batched(
+                    batch,
+                    [m, k, n],
+                    |i| view(&a[i * m * k..][..m * k], m, k, ta),
+                    |i| view(&b[i * k * n..][..k * n], k, n, tb),
+                );
                 for i in 0..batch {
-                    let want = naive(view(&a[i * m * k..][..m * k], m, k, ta), view(&b[i * k * n..][..k * n], k, n, tb));
+                    let want = naive(
+                        view(&a[i * m * k..][..m * k], m, k, ta),
+                        view(&b[i * k * n..][..k * n], k, n, tb),
+                    );
                     for (j, (x, y)) in got[i * m * n..][..m * n].iter().zip(&want).enumerate() {
-                        assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{batch}×{m}×{k}×{n} ({ta}, {tb}) item {i} entry {j}: {x} vs {y}");
+                        assert!(
+                            (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                            "{batch}×{m}×{k}×{n} ({ta}, {tb}) item {i} entry {j}: {x} vs {y}"
+                        );
                     }
                 }
             }
@@ -330,11 +443,33 @@ mod tests {
                 let mut c = vec![0f32; m * n];
                 // SAFETY: as in `matmul`, with the crate's own rayon parallelism.
                 unsafe {
-                    gemm::gemm(m, n, k, c.as_mut_ptr(), 1, n as isize, false, lhs.data.as_ptr(), lhs.col_stride as isize, lhs.row_stride as isize, rhs.data.as_ptr(), rhs.col_stride as isize, rhs.row_stride as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::Rayon(rayon::current_num_threads()));
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        c.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        lhs.data.as_ptr(),
+                        lhs.col_stride as isize,
+                        lhs.row_stride as isize,
+                        rhs.data.as_ptr(),
+                        rhs.col_stride as isize,
+                        rhs.row_stride as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::Rayon(rayon::current_num_threads()),
+                    );
                 }
                 std::hint::black_box(c);
             });
-            println!("{what}: tiled {ms:.2} ms {gflops:.0} GFLOP/s; gemm's own parallelism {ms_crate:.2} ms {gflops_crate:.0} GFLOP/s");
+            println!(
+                "{what}: tiled {ms:.2} ms {gflops:.0} GFLOP/s; gemm's own parallelism {ms_crate:.2} ms {gflops_crate:.0} GFLOP/s"
+            );
         }
     }
     /// One thread's GFLOP/s of each kernel set on the products of NC-VQVAE 128 × 500's step, in
@@ -377,7 +512,11 @@ mod tests {
                 }
             }
             let gflops = |s: f64| 2.0 * (m * k * n) as f64 / s / 1e9;
-            println!("{what} ({m}x{k}x{n}): FMA {:.0} GFLOP/s, AVX-512 {:.0} GFLOP/s", gflops(best[0]), gflops(best[1]));
+            println!(
+                "{what} ({m}x{k}x{n}): FMA {:.0} GFLOP/s, AVX-512 {:.0} GFLOP/s",
+                gflops(best[0]),
+                gflops(best[1])
+            );
         }
     }
 }

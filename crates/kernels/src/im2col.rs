@@ -48,11 +48,13 @@ impl Geometry {
         let [sh, sw] = self.stride;
         let [top, left, bottom, right] = self.padding;
         let (hp, wp) = (h + top + bottom, w + left + right);
-        assert!(hp >= kh && wp >= kw, "im2col: padded input {hp}×{wp} smaller than the kernel {kh}×{kw}");
+        assert!(
+            hp >= kh && wp >= kw,
+            "im2col: padded input {hp}×{wp} smaller than the kernel {kh}×{kw}"
+        );
         [(hp - kh) / sh + 1, (wp - kw) / sw + 1]
     }
 }
-
 
 /// Consecutive output rows of a convolution that read the same kernel rows in the same way: per
 /// tap group, one input row (`oh·sh + taps[e][0] − top`, clamped to the edge with replicate
@@ -100,7 +102,6 @@ impl Geometry {
         }
         bands
     }
-
 }
 
 impl Band {
@@ -120,8 +121,16 @@ fn im2col_slices(x: Tensor<4>, geometry: Geometry) -> Tensor<2> {
     let [sh, sw] = geometry.stride;
     let [top, left, bottom, right] = geometry.padding;
     let [ho, wo] = geometry.output(h, w);
-    let mode = if geometry.edge { burn::tensor::ops::PadMode::Edge } else { burn::tensor::ops::PadMode::Constant(0.0) };
-    let x = if top + left + bottom + right > 0 { x.pad([(0, 0), (0, 0), (top, bottom), (left, right)], mode) } else { x };
+    let mode = if geometry.edge {
+        burn::tensor::ops::PadMode::Edge
+    } else {
+        burn::tensor::ops::PadMode::Constant(0.0)
+    };
+    let x = if top + left + bottom + right > 0 {
+        x.pad([(0, 0), (0, 0), (top, bottom), (left, right)], mode)
+    } else {
+        x
+    };
     let taps = (0..kh)
         .flat_map(|i| (0..kw).map(move |j| (i, j)))
         .map(|(i, j)| x.clone().slice(s![.., .., i..i + (ho - 1) * sh + 1;sh as isize, j..j + (wo - 1) * sw + 1;sw as isize]))
@@ -140,7 +149,12 @@ pub(crate) mod flex {
     /// `src (n, rows, cols)` → `dst (n, cols, rows)`, plus `bias[c]` along the new rows `c` where
     /// given: the layout change between channels-first and channels-last, per sample, in blocks
     /// that stay in L1.
-    pub(crate) fn transpose_samples(src: &[f32], [n, rows, cols]: [usize; 3], bias: Option<&[f32]>, dst: &mut [f32]) {
+    pub(crate) fn transpose_samples(
+        src: &[f32],
+        [n, rows, cols]: [usize; 3],
+        bias: Option<&[f32]>,
+        dst: &mut [f32],
+    ) {
         assert_eq!((src.len(), dst.len()), (n * rows * cols, n * rows * cols), "transpose: sizes");
         for (s, d) in src.chunks_exact(rows * cols).zip(dst.chunks_exact_mut(rows * cols)) {
             let (r4, c4) = (rows / 4 * 4, cols / 4 * 4);
@@ -177,9 +191,24 @@ pub(crate) mod flex {
             // a slice of length 4 and every store writes the four values of one (bounds checked
             // by the slicing).
             unsafe {
-                let (a, b, e, f) = (_mm_loadu_ps(a.as_ptr()), _mm_loadu_ps(b.as_ptr()), _mm_loadu_ps(e.as_ptr()), _mm_loadu_ps(f.as_ptr()));
-                let (t0, t1, t2, t3) = (_mm_unpacklo_ps(a, b), _mm_unpackhi_ps(a, b), _mm_unpacklo_ps(e, f), _mm_unpackhi_ps(e, f));
-                let out = [_mm_movelh_ps(t0, t2), _mm_movehl_ps(t2, t0), _mm_movelh_ps(t1, t3), _mm_movehl_ps(t3, t1)];
+                let (a, b, e, f) = (
+                    _mm_loadu_ps(a.as_ptr()),
+                    _mm_loadu_ps(b.as_ptr()),
+                    _mm_loadu_ps(e.as_ptr()),
+                    _mm_loadu_ps(f.as_ptr()),
+                );
+                let (t0, t1, t2, t3) = (
+                    _mm_unpacklo_ps(a, b),
+                    _mm_unpackhi_ps(a, b),
+                    _mm_unpacklo_ps(e, f),
+                    _mm_unpackhi_ps(e, f),
+                );
+                let out = [
+                    _mm_movelh_ps(t0, t2),
+                    _mm_movehl_ps(t2, t0),
+                    _mm_movelh_ps(t1, t3),
+                    _mm_movehl_ps(t3, t1),
+                ];
                 for (j, v) in out.into_iter().enumerate() {
                     _mm_storeu_ps(d[(c + j) * rows + r..][..4].as_mut_ptr(), v);
                 }
@@ -223,23 +252,53 @@ pub(crate) mod flex {
         let [sh, _] = g.stride;
         let [ho, _] = g.output(h, w);
         let top = g.padding[0];
-        gather_rows(xt, [n, c, h, w], g, 0..ho, kh, |oh, i| source((oh * sh + i) as isize - top as isize, h, g.edge), cols);
+        gather_rows(
+            xt,
+            [n, c, h, w],
+            g,
+            0..ho,
+            kh,
+            |oh, i| source((oh * sh + i) as isize - top as isize, h, g.edge),
+            cols,
+        );
     }
 
     /// The rows of [`gather_into`]'s matrix for the output rows `band.rows` of every sample, with
     /// only the band's taps: row `(b, oh, ow)` holds, per tap group `e` of the band, the `kw·C`
     /// values of the one input row the group reads ([`Band`]). No zero rows of the padding.
-    pub(crate) fn gather_band_into(xt: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, band: &Band, cols: &mut [f32]) {
+    pub(crate) fn gather_band_into(
+        xt: &[f32],
+        [n, c, h, w]: [usize; 4],
+        g: Geometry,
+        band: &Band,
+        cols: &mut [f32],
+    ) {
         let [sh, _] = g.stride;
         let top = g.padding[0];
-        gather_rows(xt, [n, c, h, w], g, band.rows.clone(), band.taps.len(), |oh, e| source((oh * sh + band.taps[e][0]) as isize - top as isize, h, g.edge), cols);
+        gather_rows(
+            xt,
+            [n, c, h, w],
+            g,
+            band.rows.clone(),
+            band.taps.len(),
+            |oh, e| source((oh * sh + band.taps[e][0]) as isize - top as isize, h, g.edge),
+            cols,
+        );
     }
 
     /// The gather for the output rows `rows` of each sample and `segments` kernel-row segments
     /// per output position, segment `s` of output row `oh` reading input row `input_row(oh, s)`
     /// (`None`: zeros).
     #[allow(clippy::too_many_arguments)]
-    fn gather_rows(xt: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, rows: Range<usize>, segments: usize, input_row: impl Fn(usize, usize) -> Option<usize>, cols: &mut [f32]) {
+    fn gather_rows(
+        xt: &[f32],
+        [n, c, h, w]: [usize; 4],
+        g: Geometry,
+        rows: Range<usize>,
+        segments: usize,
+        input_row: impl Fn(usize, usize) -> Option<usize>,
+        cols: &mut [f32],
+    ) {
         let [_, kw] = g.kernel;
         let [_, sw] = g.stride;
         let left = g.padding[1];
@@ -251,7 +310,8 @@ pub(crate) mod flex {
             return;
         }
         for (position, row) in cols.chunks_exact_mut(k).enumerate() {
-            let (b, oh, ow) = (position / (band * wo), rows.start + position / wo % band, position % wo);
+            let (b, oh, ow) =
+                (position / (band * wo), rows.start + position / wo % band, position % wo);
             let (columns, iw0) = taps(ow, sw, left, kw, w);
             for (s, segment) in row.chunks_exact_mut(kw * c).enumerate() {
                 let Some(ih) = input_row(oh, s) else {
@@ -260,7 +320,8 @@ pub(crate) mod flex {
                 };
                 let line = &xt[(b * h + ih) * w * c..][..w * c];
                 if !columns.is_empty() {
-                    segment[columns.start * c..columns.end * c].copy_from_slice(&line[iw0 * c..][..columns.len() * c]);
+                    segment[columns.start * c..columns.end * c]
+                        .copy_from_slice(&line[iw0 * c..][..columns.len() * c]);
                 }
                 for j in (0..columns.start).chain(columns.end.max(columns.start)..kw) {
                     let tap = &mut segment[j * c..][..c];
@@ -276,25 +337,60 @@ pub(crate) mod flex {
     /// The adjoint of [`gather_into`]: adds `cols` into the channels-last `xt (n, H, W, C)` on the
     /// calling thread, one contiguous run per output position and kernel row (and one of `C`
     /// values per tap in a replicate padding, added onto the edge it read).
-    pub(crate) fn scatter_into(cols: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, xt: &mut [f32]) {
+    pub(crate) fn scatter_into(
+        cols: &[f32],
+        [n, c, h, w]: [usize; 4],
+        g: Geometry,
+        xt: &mut [f32],
+    ) {
         let [kh, _] = g.kernel;
         let [sh, _] = g.stride;
         let [ho, _] = g.output(h, w);
         let top = g.padding[0];
-        scatter_rows(cols, [n, c, h, w], g, 0..ho, kh, |oh, i| source((oh * sh + i) as isize - top as isize, h, g.edge), xt);
+        scatter_rows(
+            cols,
+            [n, c, h, w],
+            g,
+            0..ho,
+            kh,
+            |oh, i| source((oh * sh + i) as isize - top as isize, h, g.edge),
+            xt,
+        );
     }
 
     /// The adjoint of [`gather_band_into`]: adds the band's rows `cols` into `xt`, each tap
     /// group's segment onto the one input row the group reads.
-    pub(crate) fn scatter_band_into(cols: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, band: &Band, xt: &mut [f32]) {
+    pub(crate) fn scatter_band_into(
+        cols: &[f32],
+        [n, c, h, w]: [usize; 4],
+        g: Geometry,
+        band: &Band,
+        xt: &mut [f32],
+    ) {
         let [sh, _] = g.stride;
         let top = g.padding[0];
-        scatter_rows(cols, [n, c, h, w], g, band.rows.clone(), band.taps.len(), |oh, e| source((oh * sh + band.taps[e][0]) as isize - top as isize, h, g.edge), xt);
+        scatter_rows(
+            cols,
+            [n, c, h, w],
+            g,
+            band.rows.clone(),
+            band.taps.len(),
+            |oh, e| source((oh * sh + band.taps[e][0]) as isize - top as isize, h, g.edge),
+            xt,
+        );
     }
 
     /// The adjoint of [`gather_rows`].
     #[allow(clippy::too_many_arguments)]
-    fn scatter_rows(cols: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, rows: Range<usize>, segments: usize, input_row: impl Fn(usize, usize) -> Option<usize>, xt: &mut [f32]) {
+    fn scatter_rows(
+        cols: &[f32],
+        [n, c, h, w]: [usize; 4],
+        g: Geometry,
+        rows: Range<usize>,
+        segments: usize,
+        input_row: impl Fn(usize, usize) -> Option<usize>,
+        xt: &mut [f32],
+    ) {
         let [_, kw] = g.kernel;
         let [_, sw] = g.stride;
         let left = g.padding[1];
@@ -307,13 +403,17 @@ pub(crate) mod flex {
         }
         let add = |dst: &mut [f32], src: &[f32]| dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
         for (position, row) in cols.chunks_exact(k).enumerate() {
-            let (b, oh, ow) = (position / (band * wo), rows.start + position / wo % band, position % wo);
+            let (b, oh, ow) =
+                (position / (band * wo), rows.start + position / wo % band, position % wo);
             let (columns, iw0) = taps(ow, sw, left, kw, w);
             for (s, segment) in row.chunks_exact(kw * c).enumerate() {
                 let Some(ih) = input_row(oh, s) else { continue };
                 let line = &mut xt[(b * h + ih) * w * c..][..w * c];
                 if !columns.is_empty() {
-                    add(&mut line[iw0 * c..][..columns.len() * c], &segment[columns.start * c..columns.end * c]);
+                    add(
+                        &mut line[iw0 * c..][..columns.len() * c],
+                        &segment[columns.start * c..columns.end * c],
+                    );
                 }
                 if g.edge {
                     for j in (0..columns.start).chain(columns.end.max(columns.start)..kw) {
@@ -329,7 +429,9 @@ pub(crate) mod flex {
 
 #[cfg(all(test, feature = "flex"))]
 mod tests {
-    use super::flex::{gather_band_into, gather_into, scatter_band_into, scatter_into, transpose_samples};
+    use super::flex::{
+        gather_band_into, gather_into, scatter_band_into, scatter_into, transpose_samples,
+    };
     use super::*;
     use burn::tensor::{Device, Distribution};
 
@@ -368,7 +470,10 @@ mod tests {
         for b in 0..n {
             for r in 0..rows {
                 for c in 0..cols {
-                    assert_eq!(dst[(b * cols + c) * rows + r], src[(b * rows + r) * cols + c] + bias[c]);
+                    assert_eq!(
+                        dst[(b * cols + c) * rows + r],
+                        src[(b * rows + r) * cols + c] + bias[c]
+                    );
                 }
             }
         }
@@ -379,11 +484,28 @@ mod tests {
         // 3-row kernel, padding 1, on 5 rows: the first and last output rows lose a tap (zero
         // padding) or read the edge row twice (replicate: that tap group is 2 kernel rows).
         let zero = Geometry { kernel: [3, 3], stride: [1, 1], padding: [1, 1, 1, 1], edge: false };
-        let band = |rows: std::ops::Range<usize>, taps: &[&[usize]]| Band { rows, taps: taps.iter().map(|t| t.to_vec()).collect() };
-        assert_eq!(zero.bands(5, 9), vec![band(0..1, &[&[1], &[2]]), band(1..4, &[&[0], &[1], &[2]]), band(4..5, &[&[0], &[1]])]);
+        let band = |rows: std::ops::Range<usize>, taps: &[&[usize]]| Band {
+            rows,
+            taps: taps.iter().map(|t| t.to_vec()).collect(),
+        };
+        assert_eq!(
+            zero.bands(5, 9),
+            vec![
+                band(0..1, &[&[1], &[2]]),
+                band(1..4, &[&[0], &[1], &[2]]),
+                band(4..5, &[&[0], &[1]])
+            ]
+        );
         assert!(!Band::whole(&zero.bands(5, 9), 3));
         let edge = Geometry { kernel: [3, 4], stride: [1, 2], padding: [1, 1, 1, 1], edge: true };
-        assert_eq!(edge.bands(5, 13), vec![band(0..1, &[&[0, 1], &[2]]), band(1..4, &[&[0], &[1], &[2]]), band(4..5, &[&[0], &[1, 2]])]);
+        assert_eq!(
+            edge.bands(5, 13),
+            vec![
+                band(0..1, &[&[0, 1], &[2]]),
+                band(1..4, &[&[0], &[1], &[2]]),
+                band(4..5, &[&[0], &[1, 2]])
+            ]
+        );
         // Unpadded rows: one band, every tap.
         let valid = Geometry { kernel: [3, 4], stride: [1, 2], padding: [0; 4], edge: false };
         assert_eq!(valid.bands(5, 13), vec![band(0..3, &[&[0], &[1], &[2]])]);
@@ -402,26 +524,46 @@ mod tests {
         device.seed(9);
         for g in GEOMETRIES {
             let dims @ [b, c, h, w] = [2, 3, 5, 9];
-            let xt = channels_last(&values(Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device)), dims);
+            let xt = channels_last(
+                &values(Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device)),
+                dims,
+            );
             let [ho, wo] = g.output(h, w);
             let [kh, kw] = g.kernel;
             let (k, seg) = (kh * kw * c, kw * c);
             let mut full = vec![f32::NAN; b * ho * wo * k];
             gather_into(&xt, dims, g, &mut full);
             let bands = g.bands(h, w);
-            assert_eq!(bands.iter().map(|band| band.rows.len()).sum::<usize>(), ho, "{g:?}: the bands cover the rows");
+            assert_eq!(
+                bands.iter().map(|band| band.rows.len()).sum::<usize>(),
+                ho,
+                "{g:?}: the bands cover the rows"
+            );
             for band in &bands {
                 let kb = band.taps.len() * seg;
                 let mut cols = vec![f32::NAN; b * band.rows.len() * wo * kb];
                 gather_band_into(&xt, dims, g, band, &mut cols);
-                for (position, row) in cols.chunks(kb.max(1)).enumerate().take(b * band.rows.len() * wo) {
-                    let (bi, oh, ow) = (position / (band.rows.len() * wo), band.rows.start + position / wo % band.rows.len(), position % wo);
+                for (position, row) in
+                    cols.chunks(kb.max(1)).enumerate().take(b * band.rows.len() * wo)
+                {
+                    let (bi, oh, ow) = (
+                        position / (band.rows.len() * wo),
+                        band.rows.start + position / wo % band.rows.len(),
+                        position % wo,
+                    );
                     let whole = &full[((bi * ho + oh) * wo + ow) * k..][..k];
                     for i in 0..kh {
                         let in_group = band.taps.iter().position(|group| group.contains(&i));
                         match in_group {
-                            Some(e) => assert_eq!(&row[e * seg..][..seg], &whole[i * seg..][..seg], "{g:?} row {oh} tap {i}"),
-                            None => assert!(whole[i * seg..][..seg].iter().all(|&v| v == 0.0), "{g:?} row {oh}: tap {i} in no group reads padding"),
+                            Some(e) => assert_eq!(
+                                &row[e * seg..][..seg],
+                                &whole[i * seg..][..seg],
+                                "{g:?} row {oh} tap {i}"
+                            ),
+                            None => assert!(
+                                whole[i * seg..][..seg].iter().all(|&v| v == 0.0),
+                                "{g:?} row {oh}: tap {i} in no group reads padding"
+                            ),
                         }
                     }
                 }
@@ -430,7 +572,11 @@ mod tests {
                 scatter_band_into(&r, dims, g, band, &mut back);
                 let lhs: f64 = cols.iter().zip(&r).map(|(a, b)| *a as f64 * *b as f64).sum();
                 let rhs: f64 = xt.iter().zip(&back).map(|(a, b)| *a as f64 * *b as f64).sum();
-                assert!((lhs - rhs).abs() <= 1e-3 * (1.0 + lhs.abs()), "{g:?} band {:?}: {lhs} vs {rhs}", band.rows);
+                assert!(
+                    (lhs - rhs).abs() <= 1e-3 * (1.0 + lhs.abs()),
+                    "{g:?} band {:?}: {lhs} vs {rhs}",
+                    band.rows
+                );
             }
         }
     }
@@ -456,10 +602,18 @@ mod tests {
                     let ih = (oh * g.stride[0] + i) as isize - g.padding[0] as isize;
                     let iw = (ow * g.stride[1] + j) as isize - g.padding[1] as isize;
                     let inside = (0..h as isize).contains(&ih) && (0..w as isize).contains(&iw);
-                    let (ih, iw) = (ih.clamp(0, h as isize - 1) as usize, iw.clamp(0, w as isize - 1) as usize);
-                    let want = if inside || g.edge { xs[((bi * c + ci) * h + ih) * w + iw] } else { 0.0 };
+                    let (ih, iw) = (
+                        ih.clamp(0, h as isize - 1) as usize,
+                        iw.clamp(0, w as isize - 1) as usize,
+                    );
+                    let want =
+                        if inside || g.edge { xs[((bi * c + ci) * h + ih) * w + iw] } else { 0.0 };
                     assert_eq!(v, want, "{g:?} position {position} entry {entry}");
-                    assert_eq!(v, sliced[((ci * kh + i) * kw + j) * b * ho * wo + position], "{g:?} against the slices");
+                    assert_eq!(
+                        v,
+                        sliced[((ci * kh + i) * kw + j) * b * ho * wo + position],
+                        "{g:?} against the slices"
+                    );
                 }
             }
         }
@@ -485,7 +639,10 @@ mod tests {
             scatter_into(&r, dims, g, &mut adjoint_t);
             let lhs: f32 = cols.iter().zip(&r).map(|(a, b)| a * b).sum();
             let rhs: f32 = xt.iter().zip(&adjoint_t).map(|(a, b)| a * b).sum();
-            assert!((lhs - rhs).abs() <= 1e-3 * lhs.abs().max(1.0), "{g:?}: <gather x, r> = {lhs}, <x, scatter r> = {rhs}");
+            assert!(
+                (lhs - rhs).abs() <= 1e-3 * lhs.abs().max(1.0),
+                "{g:?}: <gather x, r> = {lhs}, <x, scatter r> = {rhs}"
+            );
             // Back to channels-first: (n, H·W, C) → (n, C, H·W).
             let mut adjoint = vec![0f32; xs.len()];
             transpose_samples(&adjoint_t, [b, h * w, c], None, &mut adjoint);
@@ -497,7 +654,10 @@ mod tests {
                 }
             }
             let x = x.detach().require_grad();
-            let r = Tensor::<2>::from_data(burn::tensor::TensorData::new(r_sliced, [k, b * ho * wo]), &device);
+            let r = Tensor::<2>::from_data(
+                burn::tensor::TensorData::new(r_sliced, [k, b * ho * wo]),
+                &device,
+            );
             let grads = (im2col_slices(x.clone(), g) * r).sum().backward();
             for (a, b) in adjoint.iter().zip(values(x.grad(&grads).unwrap())) {
                 assert!((a - b).abs() <= 1e-4, "{g:?}: {a} vs {b}");

@@ -18,7 +18,10 @@ mod winograd;
 
 pub use activation::{gelu, leaky_relu};
 pub use attention::{attention, attention_packed};
-pub use conv::{conv_transpose2d, conv_transpose2d_channels_last, conv1d_channels_last, conv2d, conv2d_channels_last};
+pub use conv::{
+    conv_transpose2d, conv_transpose2d_channels_last, conv1d_channels_last, conv2d,
+    conv2d_channels_last,
+};
 pub use matmul::{linear, matmul, rows_times};
 pub use norm::{batch_norm, batch_norm_channels_last};
 pub use rms_norm::rms_norm;
@@ -125,7 +128,8 @@ pub fn spinning<R>(device: &burn::tensor::Device, f: impl FnOnce() -> R) -> R {
 #[cfg(feature = "flex")]
 fn spin_until(stop: &std::sync::atomic::AtomicBool) {
     use std::time::{Duration, Instant};
-    let (mut idle, mut idle_since, mut last, mut last_idle) = (Duration::ZERO, None::<Instant>, Instant::now(), false);
+    let (mut idle, mut idle_since, mut last, mut last_idle) =
+        (Duration::ZERO, None::<Instant>, Instant::now(), false);
     while !stop.load(Ordering::Acquire) {
         let now = Instant::now();
         // The previous round, if it found no work, was idle spinning; a round that took long was
@@ -164,7 +168,8 @@ pub fn set_pool_spin(on: bool) {
 /// Whether [`spinning`] spins ([`set_pool_spin`], `KERNELS_SPIN`).
 pub fn pool_spin() -> bool {
     static ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    SPIN.load(Ordering::Relaxed) && *ENV.get_or_init(|| std::env::var("KERNELS_SPIN").as_deref() != Ok("0"))
+    SPIN.load(Ordering::Relaxed)
+        && *ENV.get_or_init(|| std::env::var("KERNELS_SPIN").as_deref() != Ok("0"))
 }
 
 /// The time [`spinning`]'s workers have spent spinning without work since the process started
@@ -249,7 +254,13 @@ mod tests {
     use burn::tensor::{Device, Distribution, Gradients, Tensor};
 
     fn bits<const D: usize>(t: Option<Tensor<D>>) -> Vec<u32> {
-        t.expect("a gradient").into_data().try_into_vec::<f32>().unwrap().into_iter().map(f32::to_bits).collect()
+        t.expect("a gradient")
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f32::to_bits)
+            .collect()
     }
 
     /// `spinning` returns what its closure returns with the parallel work inside it done, on
@@ -291,22 +302,49 @@ mod tests {
         device.seed(3);
         let image = Tensor::<4>::random([64, 16, 5, 33], Distribution::Normal(0.0, 1.0), &device);
         let rows = Tensor::<2>::random([8192, 64], Distribution::Normal(0.5, 2.0), &device);
-        let conv = Conv2dConfig::new([16, 32], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
+        let conv = Conv2dConfig::new([16, 32], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
         let layer = LinearConfig::new(64, 48).init(&device);
         let norm = BatchNormConfig::new(64).init(&device);
         // Channels-last with padded rows: the row bands' path.
         let banded = Conv2dConfig::new([16, 32], [3, 4]).with_stride([1, 2]).init(&device);
         // Channels-last 3 × 3 with zero padding: the Winograd path.
-        let winograd = Conv2dConfig::new([16, 16], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
+        let winograd = Conv2dConfig::new([16, 16], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
         let run = || {
             pool.install(|| {
                 let y = crate::conv2d(&conv, image.clone().detach().require_grad());
-                let u = crate::conv2d_channels_last(&banded, image.clone().detach().require_grad().permute([0, 2, 3, 1]), [1, 1, 1, 1]);
-                let v = crate::conv2d_channels_last(&winograd, image.clone().detach().require_grad().permute([0, 2, 3, 1]), [0; 4]);
-                let z = crate::linear(&layer, crate::batch_norm(&norm, rows.clone().detach().require_grad()));
-                let grads: Gradients = ((y.clone() * y).sum() + (z.clone() * z).sum() + (u.clone() * u).sum() + (v.clone() * v).sum()).backward();
+                let u = crate::conv2d_channels_last(
+                    &banded,
+                    image.clone().detach().require_grad().permute([0, 2, 3, 1]),
+                    [1, 1, 1, 1],
+                );
+                let v = crate::conv2d_channels_last(
+                    &winograd,
+                    image.clone().detach().require_grad().permute([0, 2, 3, 1]),
+                    [0; 4],
+                );
+                let z = crate::linear(
+                    &layer,
+                    crate::batch_norm(&norm, rows.clone().detach().require_grad()),
+                );
+                let grads: Gradients = ((y.clone() * y).sum()
+                    + (z.clone() * z).sum()
+                    + (u.clone() * u).sum()
+                    + (v.clone() * v).sum())
+                .backward();
                 let grad = |p: &Param<Tensor<1>>| bits(p.grad(&grads));
-                [bits(conv.weight.grad(&grads)), grad(conv.bias.as_ref().unwrap()), grad(layer.bias.as_ref().unwrap()), grad(&norm.gamma), grad(&norm.beta), bits(banded.weight.grad(&grads)), bits(winograd.weight.grad(&grads))]
+                [
+                    bits(conv.weight.grad(&grads)),
+                    grad(conv.bias.as_ref().unwrap()),
+                    grad(layer.bias.as_ref().unwrap()),
+                    grad(&norm.gamma),
+                    grad(&norm.beta),
+                    bits(banded.weight.grad(&grads)),
+                    bits(winograd.weight.grad(&grads)),
+                ]
             })
         };
         let first = run();

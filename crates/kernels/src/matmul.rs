@@ -20,7 +20,12 @@ use crate::flex_f32;
 /// backends).
 pub fn matmul<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D> {
     let (l, r) = (lhs.dims(), rhs.dims());
-    if D >= 2 && l[..D - 2] == r[..D - 2] && l[D - 1] == r[D - 2] && flex_f32(&lhs) && flex_f32(&rhs) {
+    if D >= 2
+        && l[..D - 2] == r[..D - 2]
+        && l[D - 1] == r[D - 2]
+        && flex_f32(&lhs)
+        && flex_f32(&rhs)
+    {
         #[cfg(feature = "flex")]
         return flex::matmul(lhs, rhs);
     }
@@ -92,15 +97,26 @@ mod flex {
         /// `(…, m, k) · (…, k, n)` with equal batch dimensions.
         fn matmul_tiled(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
         /// `x (rows, d_in) · weight (d_in, d_out) + bias (d_out)`.
-        fn linear_tiled(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
+        fn linear_tiled(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: FloatTensor<Self>,
+        ) -> FloatTensor<Self>;
     }
 
     pub(super) fn matmul<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D> {
-        Tensor::from_dispatch(<Dispatch as GemmBackend>::matmul_tiled(lhs.into_dispatch(), rhs.into_dispatch()))
+        Tensor::from_dispatch(<Dispatch as GemmBackend>::matmul_tiled(
+            lhs.into_dispatch(),
+            rhs.into_dispatch(),
+        ))
     }
 
     pub(super) fn linear(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
-        Tensor::from_dispatch(<Dispatch as GemmBackend>::linear_tiled(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch()))
+        Tensor::from_dispatch(<Dispatch as GemmBackend>::linear_tiled(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+        ))
     }
 
     /// A tensor `(…, rows, cols)` as a batch of strided matrices over its buffer, read in place.
@@ -125,18 +141,39 @@ mod flex {
                 let values = c.as_slice::<f32>().expect("contiguous").to_vec();
                 let (rows, cols) = (shape[d - 2], shape[d - 1]);
                 let batch = shape.num_elements() / (rows * cols).max(1);
-                return Operand { data: Cow::Owned(values), offsets: (0..batch).map(|i| i * rows * cols).collect(), rows, cols, row_stride: cols, col_stride: 1 };
+                return Operand {
+                    data: Cow::Owned(values),
+                    offsets: (0..batch).map(|i| i * rows * cols).collect(),
+                    rows,
+                    cols,
+                    row_stride: cols,
+                    col_stride: 1,
+                };
             }
             let mut offsets = vec![layout.start_offset()];
             for axis in 0..d - 2 {
                 let (n, stride) = (shape[axis], strides[axis] as usize);
-                offsets = offsets.iter().flat_map(|&o| (0..n).map(move |i| o + i * stride)).collect();
+                offsets =
+                    offsets.iter().flat_map(|&o| (0..n).map(move |i| o + i * stride)).collect();
             }
-            Operand { data: Cow::Borrowed(t.storage::<f32>()), offsets, rows: shape[d - 2], cols: shape[d - 1], row_stride: strides[d - 2] as usize, col_stride: strides[d - 1] as usize }
+            Operand {
+                data: Cow::Borrowed(t.storage::<f32>()),
+                offsets,
+                rows: shape[d - 2],
+                cols: shape[d - 1],
+                row_stride: strides[d - 2] as usize,
+                col_stride: strides[d - 1] as usize,
+            }
         }
 
         fn view(&self, i: usize) -> View<'_> {
-            View { data: &self.data[self.offsets[i]..], rows: self.rows, cols: self.cols, row_stride: self.row_stride, col_stride: self.col_stride }
+            View {
+                data: &self.data[self.offsets[i]..],
+                rows: self.rows,
+                cols: self.cols,
+                row_stride: self.row_stride,
+                col_stride: self.col_stride,
+            }
         }
 
         fn batch(&self) -> usize {
@@ -147,11 +184,20 @@ mod flex {
     /// The values of `lhs · rhs` and the output shape `(…, m, n)`.
     fn product_values(lhs: &FlexTensor, rhs: &FlexTensor) -> (Vec<f32>, Shape) {
         let (a, b) = (Operand::new(lhs), Operand::new(rhs));
-        assert_eq!((a.batch(), a.cols), (b.batch(), b.rows), "matmul: shapes {:?} · {:?}", lhs.shape(), rhs.shape());
+        assert_eq!(
+            (a.batch(), a.cols),
+            (b.batch(), b.rows),
+            "matmul: shapes {:?} · {:?}",
+            lhs.shape(),
+            rhs.shape()
+        );
         let mut dims = lhs.shape().to_vec();
         let d = dims.len();
         dims[d - 1] = b.cols;
-        (batched(a.batch(), [a.rows, a.cols, b.cols], |i| a.view(i), |i| b.view(i)), Shape::from(dims))
+        (
+            batched(a.batch(), [a.rows, a.cols, b.cols], |i| a.view(i), |i| b.view(i)),
+            Shape::from(dims),
+        )
     }
 
     fn product(lhs: &FlexTensor, rhs: &FlexTensor) -> FlexTensor {
@@ -160,11 +206,20 @@ mod flex {
     }
 
     /// `(dA, dB)` for `C = A · B` and the output gradient `dC`, each only where asked for.
-    fn product_grads(lhs: &FlexTensor, rhs: &FlexTensor, grad: &FlexTensor, want: [bool; 2]) -> [Option<FlexTensor>; 2] {
+    fn product_grads(
+        lhs: &FlexTensor,
+        rhs: &FlexTensor,
+        grad: &FlexTensor,
+        want: [bool; 2],
+    ) -> [Option<FlexTensor>; 2] {
         let (a, b, g) = (Operand::new(lhs), Operand::new(rhs), Operand::new(grad));
         let (m, k, n) = (a.rows, a.cols, b.cols);
-        let da = want[0].then(|| tensor(batched(a.batch(), [m, n, k], |i| g.view(i), |i| b.view(i).t()), lhs.shape()));
-        let db = want[1].then(|| tensor(batched(a.batch(), [k, m, n], |i| a.view(i).t(), |i| g.view(i)), rhs.shape()));
+        let da = want[0].then(|| {
+            tensor(batched(a.batch(), [m, n, k], |i| g.view(i), |i| b.view(i).t()), lhs.shape())
+        });
+        let db = want[1].then(|| {
+            tensor(batched(a.batch(), [k, m, n], |i| a.view(i).t(), |i| g.view(i)), rhs.shape())
+        });
         [da, db]
     }
 
@@ -175,7 +230,9 @@ mod flex {
         let bias = Operand::new(&row);
         let b = bias.view(0);
         let bias: Vec<f32> = (0..b.cols).map(|j| b.data[j * b.col_stride]).collect();
-        values.par_chunks_mut(bias.len().max(1)).for_each(|row| row.iter_mut().zip(&bias).for_each(|(v, b)| *v += b));
+        values
+            .par_chunks_mut(bias.len().max(1))
+            .for_each(|row| row.iter_mut().zip(&bias).for_each(|(v, b)| *v += b));
         tensor(values, shape)
     }
 
@@ -208,7 +265,11 @@ mod flex {
             product(&lhs, &rhs)
         }
 
-        fn linear_tiled(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        fn linear_tiled(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: FloatTensor<Self>,
+        ) -> FloatTensor<Self> {
             affine(&x, &weight, &bias)
         }
     }
@@ -219,7 +280,12 @@ mod flex {
     impl Backward<Flex, 2> for MatmulBackward {
         type State = (FlexTensor, FlexTensor);
 
-        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        fn backward(
+            self,
+            ops: Ops<Self::State, 2>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
             let [node_a, node_b] = ops.parents;
             let grad = grads.consume::<Flex>(&ops.node);
             let (lhs, rhs) = ops.state;
@@ -238,7 +304,12 @@ mod flex {
     impl Backward<Flex, 3> for LinearBackward {
         type State = (FlexTensor, FlexTensor);
 
-        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        fn backward(
+            self,
+            ops: Ops<Self::State, 3>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
             let [node_x, node_w, node_b] = ops.parents;
             let grad = grads.consume::<Flex>(&ops.node);
             let (x, weight) = ops.state;
@@ -265,7 +336,11 @@ mod flex {
             }
         }
 
-        fn linear_tiled(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        fn linear_tiled(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: FloatTensor<Self>,
+        ) -> FloatTensor<Self> {
             let (x, node_x) = x.into_parts();
             let (weight, node_w) = weight.into_parts();
             let (bias, node_b) = bias.into_parts();
@@ -299,7 +374,13 @@ mod tests {
 
     fn weights<const D: usize>(dims: [usize; D], device: &Device) -> Tensor<D> {
         let n = dims.iter().product::<usize>();
-        Tensor::from_data(TensorData::new((0..n).map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5).collect::<Vec<_>>(), dims), device)
+        Tensor::from_data(
+            TensorData::new(
+                (0..n).map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5).collect::<Vec<_>>(),
+                dims,
+            ),
+            device,
+        )
     }
 
     #[test]
@@ -308,7 +389,12 @@ mod tests {
         device.seed(11);
         // (lhs, rhs, transpose the rhs' last two dims before the product, as attention does); an
         // lhs of 300 rows is used transposed (a strided view of 8 × 300).
-        let cases: [([usize; 3], [usize; 3], bool); 4] = [([1, 37, 19], [1, 19, 23], false), ([3, 40, 70], [3, 70, 50], false), ([4, 75, 16], [4, 75, 16], true), ([1, 300, 8], [1, 300, 260], false)];
+        let cases: [([usize; 3], [usize; 3], bool); 4] = [
+            ([1, 37, 19], [1, 19, 23], false),
+            ([3, 40, 70], [3, 70, 50], false),
+            ([4, 75, 16], [4, 75, 16], true),
+            ([1, 300, 8], [1, 300, 260], false),
+        ];
         for (l, r, transposed) in cases {
             let a = Tensor::<3>::random(l, Distribution::Normal(0.0, 1.0), &device);
             let b = Tensor::<3>::random(r, Distribution::Normal(0.0, 1.0), &device);
@@ -318,7 +404,11 @@ mod tests {
                 let lhs = if l[1] == 300 { a.clone().swap_dims(1, 2) } else { a.clone() };
                 let y = if ours { matmul(lhs, rhs) } else { lhs.matmul(rhs) };
                 let grads = (y.clone() * weights(y.dims(), &device)).sum().backward();
-                (values(y.inner()), values(a.grad(&grads).unwrap()), values(b.grad(&grads).unwrap()))
+                (
+                    values(y.inner()),
+                    values(a.grad(&grads).unwrap()),
+                    values(b.grad(&grads).unwrap()),
+                )
             };
             let (ours, burns) = (run(true), run(false));
             assert_close(ours.0, burns.0, &format!("{l:?}·{r:?} output"));
@@ -326,10 +416,16 @@ mod tests {
             assert_close(ours.2, burns.2, &format!("{l:?}·{r:?} rhs gradient"));
         }
         // Two-dimensional, with a transposed lhs (the Barlow Twins cross-correlation).
-        let z1 = Tensor::<2>::random([33, 70], Distribution::Normal(0.0, 1.0), &device).require_grad();
-        let z2 = Tensor::<2>::random([33, 90], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let z1 =
+            Tensor::<2>::random([33, 70], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let z2 =
+            Tensor::<2>::random([33, 90], Distribution::Normal(0.0, 1.0), &device).require_grad();
         let run = |ours: bool| {
-            let y = if ours { matmul(z1.clone().transpose(), z2.clone()) } else { z1.clone().transpose().matmul(z2.clone()) };
+            let y = if ours {
+                matmul(z1.clone().transpose(), z2.clone())
+            } else {
+                z1.clone().transpose().matmul(z2.clone())
+            };
             let grads = (y.clone() * weights(y.dims(), &device)).sum().backward();
             (values(y.inner()), values(z1.grad(&grads).unwrap()), values(z2.grad(&grads).unwrap()))
         };
@@ -351,7 +447,11 @@ mod tests {
                 let x = x.clone().detach().require_grad();
                 let y = if ours { linear(&layer, x.clone()) } else { layer.forward(x.clone()) };
                 let grads = (y.clone() * weights(y.dims(), &device)).sum().backward();
-                let mut out = vec![values(y.inner()), values(x.grad(&grads).unwrap()), values(layer.weight.val().grad(&grads).unwrap())];
+                let mut out = vec![
+                    values(y.inner()),
+                    values(x.grad(&grads).unwrap()),
+                    values(layer.weight.val().grad(&grads).unwrap()),
+                ];
                 out.extend(layer.bias.as_ref().map(|b| values(b.val().grad(&grads).unwrap())));
                 out
             };
@@ -365,7 +465,11 @@ mod tests {
         let plain = Device::flex();
         let layer = LinearConfig::new(4, 3).init(&plain);
         let x = Tensor::<2>::random([6, 4], Distribution::Normal(0.0, 1.0), &plain);
-        assert_close(values(linear(&layer, x.clone())), values(layer.forward(x)), "untracked linear");
+        assert_close(
+            values(linear(&layer, x.clone())),
+            values(layer.forward(x)),
+            "untracked linear",
+        );
         let _ = layer.num_params();
     }
 }

@@ -23,15 +23,30 @@ use burn::tensor::Tensor;
 /// the flex kernels in training mode.
 pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "flex")]
-    if (D == 2 || D == 4) && x.device().is_autodiff() && norm.training.is_enabled() && crate::flex_f32(&x) {
+    if (D == 2 || D == 4)
+        && x.device().is_autodiff()
+        && norm.training.is_enabled()
+        && crate::flex_f32(&x)
+    {
         let dims = x.dims();
-        let [b, c, h, w] = if D == 2 { [dims[0], dims[1], 1, 1] } else { [dims[0], dims[1], dims[2], dims[3]] };
-        let (output, mean, variance) = flex::batch_norm_train(x.reshape([b, c, h, w]), norm.gamma.val(), norm.beta.val(), norm.epsilon);
+        let [b, c, h, w] =
+            if D == 2 { [dims[0], dims[1], 1, 1] } else { [dims[0], dims[1], dims[2], dims[3]] };
+        let (output, mean, variance) = flex::batch_norm_train(
+            x.reshape([b, c, h, w]),
+            norm.gamma.val(),
+            norm.beta.val(),
+            norm.epsilon,
+        );
         let device = output.device();
         let momentum = norm.momentum;
         let update = |state: &burn::module::RunningState<Tensor<1>>, batch: Tensor<1>| {
             let running = state.value_sync().to_device(&device);
-            state.update(running.mul_scalar(1.0 - momentum).add(batch.detach().mul_scalar(momentum)).detach());
+            state.update(
+                running
+                    .mul_scalar(1.0 - momentum)
+                    .add(batch.detach().mul_scalar(momentum))
+                    .detach(),
+            );
         };
         update(&norm.running_mean, mean);
         update(&norm.running_var, variance);
@@ -68,11 +83,26 @@ mod flex {
     #[backend_extension(Flex, Autodiff)]
     pub(crate) trait BatchNormBackend: Backend {
         /// `(output, batch mean, biased batch variance)` of `x` `(B, C, …)`.
-        fn batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+        fn batch_norm_train(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            epsilon: f64,
+        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
     }
 
-    pub(super) fn batch_norm_train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
-        let (y, m, v) = <Dispatch as BatchNormBackend>::batch_norm_train(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), epsilon);
+    pub(super) fn batch_norm_train(
+        x: Tensor<4>,
+        gamma: Tensor<1>,
+        beta: Tensor<1>,
+        epsilon: f64,
+    ) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+        let (y, m, v) = <Dispatch as BatchNormBackend>::batch_norm_train(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            epsilon,
+        );
         (Tensor::from_dispatch(y), Tensor::from_dispatch(m), Tensor::from_dispatch(v))
     }
 
@@ -101,7 +131,12 @@ mod flex {
     /// `f32`: ~1e-6 relative, where a per-value `f64` sum did not vectorise: 4.5 % of an NC-VQVAE
     /// step's samples were these sums); the blocks' sums are added in block order, so the result
     /// does not depend on scheduling.
-    fn column_sums<const K: usize>(a: &[f32], b: &[f32], c: usize, add_row: impl Fn(&mut [f32], &[f32], &[f32]) + Sync) -> [Vec<f64>; K] {
+    fn column_sums<const K: usize>(
+        a: &[f32],
+        b: &[f32],
+        c: usize,
+        add_row: impl Fn(&mut [f32], &[f32], &[f32]) + Sync,
+    ) -> [Vec<f64>; K] {
         let rows = rows_per_task(c) * c;
         let parts: Vec<Vec<f64>> = a
             .par_chunks(rows)
@@ -134,10 +169,15 @@ mod flex {
     fn statistics(x: &[f32], (b, c, s): (usize, usize, usize)) -> (Vec<f32>, Vec<f32>) {
         let n = (b * s) as f64;
         if s == 1 {
-            let [sum] = column_sums(x, x, c, |acc, row, _| acc.iter_mut().zip(row).for_each(|(t, &v)| *t += v));
+            let [sum] = column_sums(x, x, c, |acc, row, _| {
+                acc.iter_mut().zip(row).for_each(|(t, &v)| *t += v)
+            });
             let mean: Vec<f32> = sum.into_iter().map(|t| (t / n) as f32).collect();
             let [var] = column_sums(x, x, c, |acc, row, _| {
-                acc.iter_mut().zip(row).zip(&mean).for_each(|((t, &v), &m)| *t += (v - m) * (v - m));
+                acc.iter_mut()
+                    .zip(row)
+                    .zip(&mean)
+                    .for_each(|((t, &v), &m)| *t += (v - m) * (v - m));
             });
             return (mean, var.iter().map(|&v| (v / n) as f32).collect());
         }
@@ -145,8 +185,12 @@ mod flex {
             .into_par_iter()
             .map(|ci| {
                 let planes = || (0..b).map(move |bi| &x[(bi * c + ci) * s..][..s]);
-                let mean = planes().map(|p| p.iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>() / n;
-                let var = planes().map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>()).sum::<f64>() / n;
+                let mean =
+                    planes().map(|p| p.iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>() / n;
+                let var = planes()
+                    .map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>())
+                    .sum::<f64>()
+                    / n;
                 (mean as f32, var as f32)
             })
             .unzip()
@@ -156,10 +200,18 @@ mod flex {
         variance.iter().map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32).collect()
     }
 
-    fn normalize(x: &[f32], (_, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> {
+    fn normalize(
+        x: &[f32],
+        (_, c, s): (usize, usize, usize),
+        mean: &[f32],
+        inv_std: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+    ) -> Vec<f32> {
         if s == 1 {
             let scale: Vec<f32> = (0..c).map(|ci| gamma[ci] * inv_std[ci]).collect();
-            let shift: Vec<f32> = (0..c).map(|ci| beta[ci] - mean[ci] * inv_std[ci] * gamma[ci]).collect();
+            let shift: Vec<f32> =
+                (0..c).map(|ci| beta[ci] - mean[ci] * inv_std[ci] * gamma[ci]).collect();
             let rows = rows_per_task(c) * c;
             // SAFETY: every value of each piece (whole rows) is written.
             return unsafe {
@@ -179,7 +231,8 @@ mod flex {
         unsafe {
             crate::buffers::filled(x.len(), s, |at, y| {
                 let ci = (at / s) % c;
-                let (scale, shift) = (gamma[ci] * inv_std[ci], beta[ci] - mean[ci] * inv_std[ci] * gamma[ci]);
+                let (scale, shift) =
+                    (gamma[ci] * inv_std[ci], beta[ci] - mean[ci] * inv_std[ci] * gamma[ci]);
                 for (y, &x) in y.iter_mut().zip(&x[at..at + s]) {
                     y.write(x * scale + shift);
                 }
@@ -189,12 +242,21 @@ mod flex {
 
     /// `(dx, dγ, dβ)` from the output gradient.
     #[allow(clippy::too_many_arguments)]
-    fn backward(dy: &[f32], x: &[f32], (b, c, s): (usize, usize, usize), mean: &[f32], inv_std: &[f32], gamma: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    fn backward(
+        dy: &[f32],
+        x: &[f32],
+        (b, c, s): (usize, usize, usize),
+        mean: &[f32],
+        inv_std: &[f32],
+        gamma: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let n = (b * s) as f64;
         if s == 1 {
             let [sum_dy, sum_dy_xhat] = column_sums(dy, x, c, |acc, dy, x| {
                 let (sum_dy, sum_dy_xhat) = acc.split_at_mut(c);
-                for ((((a, b), &g), &v), (&m, &i)) in sum_dy.iter_mut().zip(sum_dy_xhat).zip(dy).zip(x).zip(mean.iter().zip(inv_std)) {
+                for ((((a, b), &g), &v), (&m, &i)) in
+                    sum_dy.iter_mut().zip(sum_dy_xhat).zip(dy).zip(x).zip(mean.iter().zip(inv_std))
+                {
                     *a += g;
                     *b += g * ((v - m) * i);
                 }
@@ -202,7 +264,8 @@ mod flex {
             // dx = γ/σ · (dy − Σdy/N − x̂·Σ(dy·x̂)/N) = a·dy + b·x + d per channel.
             let (mut a, mut bx, mut d) = (vec![0f32; c], vec![0f32; c], vec![0f32; c]);
             for ci in 0..c {
-                let (mean_dy, mean_dy_xhat) = ((sum_dy[ci] / n) as f32, (sum_dy_xhat[ci] / n) as f32);
+                let (mean_dy, mean_dy_xhat) =
+                    ((sum_dy[ci] / n) as f32, (sum_dy_xhat[ci] / n) as f32);
                 let scale = gamma[ci] * inv_std[ci];
                 a[ci] = scale;
                 bx[ci] = -scale * inv_std[ci] * mean_dy_xhat;
@@ -214,15 +277,23 @@ mod flex {
                 crate::buffers::filled(x.len(), rows, |at, dx| {
                     let (dy, x) = (&dy[at..at + dx.len()], &x[at..at + dx.len()]);
                     wide(|| {
-                        for ((dx, dy), x) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
-                            for (((((dx, &g), &v), &a), &b), &d) in dx.iter_mut().zip(dy).zip(x).zip(&a).zip(&bx).zip(&d) {
+                        for ((dx, dy), x) in
+                            dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c))
+                        {
+                            for (((((dx, &g), &v), &a), &b), &d) in
+                                dx.iter_mut().zip(dy).zip(x).zip(&a).zip(&bx).zip(&d)
+                            {
                                 dx.write(a * g + b * v + d);
                             }
                         }
                     })
                 })
             };
-            return (dx, sum_dy_xhat.iter().map(|&v| v as f32).collect(), sum_dy.iter().map(|&v| v as f32).collect());
+            return (
+                dx,
+                sum_dy_xhat.iter().map(|&v| v as f32).collect(),
+                sum_dy.iter().map(|&v| v as f32).collect(),
+            );
         }
         let (sum_dy, sum_dy_xhat): (Vec<f64>, Vec<f64>) = (0..c)
             .into_par_iter()
@@ -242,7 +313,8 @@ mod flex {
         let dx = unsafe {
             crate::buffers::filled(x.len(), s, |at, dx| {
                 let ci = (at / s) % c;
-                let (mean_dy, mean_dy_xhat) = ((sum_dy[ci] / n) as f32, (sum_dy_xhat[ci] / n) as f32);
+                let (mean_dy, mean_dy_xhat) =
+                    ((sum_dy[ci] / n) as f32, (sum_dy_xhat[ci] / n) as f32);
                 let scale = gamma[ci] * inv_std[ci];
                 for ((dx, &g), &v) in dx.iter_mut().zip(&dy[at..at + s]).zip(&x[at..at + s]) {
                     let xhat = (v - mean[ci]) * inv_std[ci];
@@ -250,11 +322,20 @@ mod flex {
                 }
             })
         };
-        (dx, sum_dy_xhat.iter().map(|&v| v as f32).collect(), sum_dy.iter().map(|&v| v as f32).collect())
+        (
+            dx,
+            sum_dy_xhat.iter().map(|&v| v as f32).collect(),
+            sum_dy.iter().map(|&v| v as f32).collect(),
+        )
     }
 
     /// Forward on flex tensors: output, mean, variance, and the inverse deviations for backward.
-    fn forward(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: f64) -> (FlexTensor, Vec<f32>, Vec<f32>, Vec<f32>) {
+    fn forward(
+        x: &FlexTensor,
+        gamma: &FlexTensor,
+        beta: &FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, Vec<f32>, Vec<f32>, Vec<f32>) {
         let dims = layout(x);
         let xs = values(x);
         let (mean, variance) = statistics(&xs, dims);
@@ -264,7 +345,12 @@ mod flex {
     }
 
     impl BatchNormBackend for Flex {
-        fn batch_norm_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
+        fn batch_norm_train(
+            x: FlexTensor,
+            gamma: FlexTensor,
+            beta: FlexTensor,
+            epsilon: f64,
+        ) -> (FlexTensor, FlexTensor, FlexTensor) {
             let (y, mean, variance, _) = forward(&x, &gamma, &beta, epsilon);
             let c = mean.len();
             (y, tensor(mean, [c]), tensor(variance, [c]))
@@ -286,12 +372,24 @@ mod flex {
     impl Backward<Flex, 3> for BatchNormBackward {
         type State = Saved;
 
-        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        fn backward(
+            self,
+            ops: Ops<Self::State, 3>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
             let [node_x, node_gamma, node_beta] = ops.parents;
             let grad = grads.consume::<Flex>(&ops.node);
             let saved = ops.state;
             let dims @ (_, c, _) = layout(&saved.x);
-            let (dx, dgamma, dbeta) = backward(&values(&grad), &values(&saved.x), dims, &saved.mean, &saved.inv_std, &saved.gamma);
+            let (dx, dgamma, dbeta) = backward(
+                &values(&grad),
+                &values(&saved.x),
+                dims,
+                &saved.mean,
+                &saved.inv_std,
+                &saved.gamma,
+            );
             if let Some(node) = node_x {
                 grads.register::<Flex>(node.id, tensor(dx, saved.x.shape()));
             }
@@ -305,7 +403,12 @@ mod flex {
     }
 
     impl<C: CheckpointStrategy> BatchNormBackend for Autodiff<Flex, C> {
-        fn batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        fn batch_norm_train(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            epsilon: f64,
+        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
             let (x, node_x) = x.into_parts();
             let (gamma, node_gamma) = gamma.into_parts();
             let (beta, node_beta) = beta.into_parts();
@@ -313,8 +416,13 @@ mod flex {
             let c = mean.len();
             let stats = |v: &[f32]| FloatTensor::<Self>::new(tensor(v.to_vec(), [c]));
             let (mean_out, variance_out) = (stats(&mean), stats(&variance));
-            let output = match BatchNormBackward.prepare::<C>([node_x, node_gamma, node_beta]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish(Saved { gamma: values(&gamma).into_owned(), x, mean, inv_std: inv }, y),
+            let output = match BatchNormBackward
+                .prepare::<C>([node_x, node_gamma, node_beta])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => prep
+                    .finish(Saved { gamma: values(&gamma).into_owned(), x, mean, inv_std: inv }, y),
                 OpsKind::UnTracked(prep) => prep.finish(y),
             };
             (output, mean_out, variance_out)
@@ -357,7 +465,9 @@ mod tests {
                 ..BatchNormConfig::new(c).init(&device)
             };
             let x = Tensor::<4>::random(dims, Distribution::Normal(1.5, 2.0), &device);
-            let weights: Vec<f32> = (0..dims.iter().product::<usize>()).map(|i| ((i * 31) % 17) as f32 / 17.0 - 0.4).collect();
+            let weights: Vec<f32> = (0..dims.iter().product::<usize>())
+                .map(|i| ((i * 31) % 17) as f32 / 17.0 - 0.4)
+                .collect();
             let weights = Tensor::<4>::from_data(TensorData::new(weights, dims), &device);
             let run = |ours: bool| {
                 let norm = fresh();
@@ -367,14 +477,22 @@ mod tests {
                 compared(&norm, y, x, &grads)
             };
             let (ours, burns) = (run(true), run(false));
-            for (i, what) in ["output", "dx", "dgamma", "dbeta", "running mean", "running var"].iter().enumerate() {
+            for (i, what) in ["output", "dx", "dgamma", "dbeta", "running mean", "running var"]
+                .iter()
+                .enumerate()
+            {
                 assert_close(&ours[i], &burns[i], 1e-5, &format!("{what} at {dims:?}"));
             }
         }
     }
 
     /// What the tests compare: output, `dx`, `dγ`, `dβ`, running mean and running variance.
-    fn compared<const D: usize>(norm: &BatchNorm, y: Tensor<D>, x: Tensor<D>, grads: &burn::tensor::Gradients) -> Vec<Vec<f32>> {
+    fn compared<const D: usize>(
+        norm: &BatchNorm,
+        y: Tensor<D>,
+        x: Tensor<D>,
+        grads: &burn::tensor::Gradients,
+    ) -> Vec<Vec<f32>> {
         vec![
             values(y.inner()),
             values(x.grad(grads).unwrap()),
@@ -403,7 +521,12 @@ mod tests {
             };
             let (ours, burns) = (run(true), run(false));
             for (i, (a, b)) in ours.iter().zip(&burns).enumerate() {
-                assert_close(a, b, 1e-5, &format!("{n}×{c}: output/dx/dgamma/dbeta/running mean/running var [{i}]"));
+                assert_close(
+                    a,
+                    b,
+                    1e-5,
+                    &format!("{n}×{c}: output/dx/dgamma/dbeta/running mean/running var [{i}]"),
+                );
             }
         }
     }

@@ -19,7 +19,12 @@ use burn::tensor::Tensor;
 use crate::flex_f32;
 
 /// `x / max(‖x‖₂, epsilon) · scale · gain` over the last axis of `x` (`gain` has that width).
-pub fn rms_norm<const D: usize>(x: Tensor<D>, gain: Tensor<1>, scale: f64, epsilon: f64) -> Tensor<D> {
+pub fn rms_norm<const D: usize>(
+    x: Tensor<D>,
+    gain: Tensor<1>,
+    scale: f64,
+    epsilon: f64,
+) -> Tensor<D> {
     if flex_f32(&x) {
         #[cfg(feature = "flex")]
         return flex::rms_norm(x, gain, scale, epsilon);
@@ -58,11 +63,26 @@ mod flex {
     #[backend_extension(Flex, Autodiff)]
     pub(crate) trait RmsNormBackend: Backend {
         /// RMSNorm over the last axis.
-        fn rms_norm_fused(x: FloatTensor<Self>, gain: FloatTensor<Self>, scale: f64, epsilon: f64) -> FloatTensor<Self>;
+        fn rms_norm_fused(
+            x: FloatTensor<Self>,
+            gain: FloatTensor<Self>,
+            scale: f64,
+            epsilon: f64,
+        ) -> FloatTensor<Self>;
     }
 
-    pub(super) fn rms_norm<const D: usize>(x: Tensor<D>, gain: Tensor<1>, scale: f64, epsilon: f64) -> Tensor<D> {
-        Tensor::from_dispatch(<Dispatch as RmsNormBackend>::rms_norm_fused(x.into_dispatch(), gain.into_dispatch(), scale, epsilon))
+    pub(super) fn rms_norm<const D: usize>(
+        x: Tensor<D>,
+        gain: Tensor<1>,
+        scale: f64,
+        epsilon: f64,
+    ) -> Tensor<D> {
+        Tensor::from_dispatch(<Dispatch as RmsNormBackend>::rms_norm_fused(
+            x.into_dispatch(),
+            gain.into_dispatch(),
+            scale,
+            epsilon,
+        ))
     }
 
     /// The width of the last axis.
@@ -73,7 +93,12 @@ mod flex {
 
     /// Output and the per-row factors `c = scale / max(‖x‖, ε)` and `1/r²` (0 where the norm is
     /// clamped).
-    fn forward(x: &FlexTensor, gain: &FlexTensor, scale: f64, epsilon: f64) -> (FlexTensor, Vec<f32>, Vec<f32>) {
+    fn forward(
+        x: &FlexTensor,
+        gain: &FlexTensor,
+        scale: f64,
+        epsilon: f64,
+    ) -> (FlexTensor, Vec<f32>, Vec<f32>) {
         let d = width(x);
         let (xs, g) = (values(x), values(gain));
         let rows = xs.len() / d.max(1);
@@ -98,7 +123,13 @@ mod flex {
     }
 
     /// `(dx, dg)` from the output gradient.
-    fn backward(dy: &[f32], x: &[f32], g: &[f32], c: &[f32], inv_r2: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    fn backward(
+        dy: &[f32],
+        x: &[f32],
+        g: &[f32],
+        c: &[f32],
+        inv_r2: &[f32],
+    ) -> (Vec<f32>, Vec<f32>) {
         let d = g.len();
         let mut dx = crate::buffers::zeroed(x.len());
         let partial: Vec<Vec<f64>> = dx
@@ -107,10 +138,19 @@ mod flex {
             .zip(c.par_chunks(ROWS).zip(inv_r2.par_chunks(ROWS)))
             .map(|((dx, (dy, x)), (c, inv_r2))| {
                 let mut dg = vec![0f64; d];
-                for ((((dx, dy), x), &c), &inv_r2) in dx.chunks_mut(d).zip(dy.chunks(d)).zip(x.chunks(d)).zip(c).zip(inv_r2) {
-                    let dot: f64 = dy.iter().zip(g).zip(x).map(|((&dy, &g), &x)| (dy * g) as f64 * x as f64).sum();
+                for ((((dx, dy), x), &c), &inv_r2) in
+                    dx.chunks_mut(d).zip(dy.chunks(d)).zip(x.chunks(d)).zip(c).zip(inv_r2)
+                {
+                    let dot: f64 = dy
+                        .iter()
+                        .zip(g)
+                        .zip(x)
+                        .map(|((&dy, &g), &x)| (dy * g) as f64 * x as f64)
+                        .sum();
                     let k = (dot * inv_r2 as f64) as f32;
-                    for ((((dx, &dy), &x), &g), dg) in dx.iter_mut().zip(dy).zip(x).zip(g).zip(dg.iter_mut()) {
+                    for ((((dx, &dy), &x), &g), dg) in
+                        dx.iter_mut().zip(dy).zip(x).zip(g).zip(dg.iter_mut())
+                    {
                         *dx = c * (g * dy - x * k);
                         *dg += (c * dy * x) as f64;
                     }
@@ -146,7 +186,12 @@ mod flex {
     impl Backward<Flex, 2> for RmsNormBackward {
         type State = Saved;
 
-        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        fn backward(
+            self,
+            ops: Ops<Self::State, 2>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
             let [node_x, node_gain] = ops.parents;
             let grad = grads.consume::<Flex>(&ops.node);
             let s = ops.state;
@@ -162,12 +207,19 @@ mod flex {
     }
 
     impl<C: CheckpointStrategy> RmsNormBackend for Autodiff<Flex, C> {
-        fn rms_norm_fused(x: FloatTensor<Self>, gain: FloatTensor<Self>, scale: f64, epsilon: f64) -> FloatTensor<Self> {
+        fn rms_norm_fused(
+            x: FloatTensor<Self>,
+            gain: FloatTensor<Self>,
+            scale: f64,
+            epsilon: f64,
+        ) -> FloatTensor<Self> {
             let (x, node_x) = x.into_parts();
             let (gain, node_gain) = gain.into_parts();
             let (y, c, inv_r2) = forward(&x, &gain, scale, epsilon);
             match RmsNormBackward.prepare::<C>([node_x, node_gain]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish(Saved { gain: values(&gain).into_owned(), x, c, inv_r2 }, y),
+                OpsKind::Tracked(prep) => {
+                    prep.finish(Saved { gain: values(&gain).into_owned(), x, c, inv_r2 }, y)
+                }
                 OpsKind::UnTracked(prep) => prep.finish(y),
             }
         }
@@ -199,11 +251,18 @@ mod tests {
         let mut x = host(Tensor::<3>::random([b, s, d], Distribution::Normal(0.0, 2.0), &device));
         x[5 * d..6 * d].fill(0.0);
         let gain: Vec<f32> = (0..d).map(|i| 0.5 + (i % 7) as f32 * 0.25).collect();
-        let upstream = Tensor::<3>::random([b, s, d], Distribution::Normal(0.0, 1.0), &device).detach();
+        let upstream =
+            Tensor::<3>::random([b, s, d], Distribution::Normal(0.0, 1.0), &device).detach();
         let run = |ours: bool| {
-            let xt = Tensor::<3>::from_data(TensorData::new(x.clone(), [b, s, d]), &device).require_grad();
-            let gt = Tensor::<1>::from_data(TensorData::new(gain.clone(), [d]), &device).require_grad();
-            let y = if ours { rms_norm(xt.clone(), gt.clone(), (d as f64).sqrt(), 1e-12) } else { reference(xt.clone(), gt.clone(), (d as f64).sqrt(), 1e-12) };
+            let xt = Tensor::<3>::from_data(TensorData::new(x.clone(), [b, s, d]), &device)
+                .require_grad();
+            let gt =
+                Tensor::<1>::from_data(TensorData::new(gain.clone(), [d]), &device).require_grad();
+            let y = if ours {
+                rms_norm(xt.clone(), gt.clone(), (d as f64).sqrt(), 1e-12)
+            } else {
+                reference(xt.clone(), gt.clone(), (d as f64).sqrt(), 1e-12)
+            };
             let grads = y.clone().mul(upstream.clone()).sum().backward();
             let dx = xt.grad(&grads).unwrap();
             let dg = gt.grad(&grads).unwrap();
@@ -214,10 +273,18 @@ mod tests {
         assert_close(&y, &y_ref, 1e-5, "y");
         assert!(y[5 * d..6 * d].iter().all(|&v| v == 0.0), "a zero row stays zero");
         // The formula's gradient through sqrt at 0 is not finite; compare the other rows there.
-        let (keep, keep_ref): (Vec<f32>, Vec<f32>) =
-            dx.iter().zip(&dx_ref).enumerate().filter(|(i, _)| !(5 * d..6 * d).contains(i)).map(|(_, (a, b))| (*a, *b)).unzip();
+        let (keep, keep_ref): (Vec<f32>, Vec<f32>) = dx
+            .iter()
+            .zip(&dx_ref)
+            .enumerate()
+            .filter(|(i, _)| !(5 * d..6 * d).contains(i))
+            .map(|(_, (a, b))| (*a, *b))
+            .unzip();
         assert_close(&keep, &keep_ref, 1e-4, "dx");
-        assert!(dx[5 * d..6 * d].iter().all(|v| v.is_finite()), "the clamped row has a finite gradient");
+        assert!(
+            dx[5 * d..6 * d].iter().all(|v| v.is_finite()),
+            "the clamped row has a finite gradient"
+        );
         assert_close(&dg, &dg_ref, 1e-4, "dgain");
     }
 
@@ -227,6 +294,11 @@ mod tests {
         let device = Device::flex();
         let x = Tensor::<2>::random([10, 256], Distribution::Normal(0.0, 1.0), &device);
         let g = Tensor::<1>::random([256], Distribution::Normal(1.0, 0.1), &device);
-        assert_close(&host(rms_norm(x.clone(), g.clone(), 16.0, 1e-12)), &host(reference(x, g, 16.0, 1e-12)), 1e-5, "y");
+        assert_close(
+            &host(rms_norm(x.clone(), g.clone(), 16.0, 1e-12)),
+            &host(reference(x, g, 16.0, 1e-12)),
+            1e-5,
+            "y",
+        );
     }
 }

@@ -18,7 +18,10 @@ pub(crate) fn exp(x: f32) -> f32 {
     const LO: f32 = -87.3;
     // ln 2 in two parts: `n · LN2_HI` is exact for the `|n| ≤ 128` used here (LN2_HI has 16
     // significant bits), so `r` keeps its precision.
+    // Written out to every digit of their binary values, which is what the split needs.
+    #[allow(clippy::excessive_precision, reason = "the exact binary values of the two parts")]
     const LN2_HI: f32 = 0.693_145_751_953_125;
+    #[allow(clippy::excessive_precision, reason = "the exact binary values of the two parts")]
     const LN2_LO: f32 = 1.428_606_765_330_187e-6;
     // Adding 1.5·2²³ rounds to an integer held in the low mantissa bits (round to nearest).
     const SHIFT: f32 = 12_582_912.0;
@@ -27,7 +30,12 @@ pub(crate) fn exp(x: f32) -> f32 {
     let shifted = clamped * std::f32::consts::LOG2_E + SHIFT;
     let n = shifted - SHIFT;
     let r = clamped - n * LN2_HI - n * LN2_LO;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
     // `n + 127` as a biased exponent: the integer in the low bits of `shifted`.
     let biased = (shifted.to_bits() as i32).wrapping_sub(SHIFT.to_bits() as i32).wrapping_add(127);
     let value = p * f32::from_bits((biased << 23) as u32);
@@ -80,7 +88,9 @@ mod tests {
             x += 0.000_731;
         }
         assert!(worst.0 < 3e-7, "relative error {:e} at x = {}", worst.0, worst.1);
-        for x in [0.0f32, -0.0, 1.0, -1.0, f32::MIN_POSITIVE, 1e-30, -1e-30, 0.346_573_6, -0.346_573_6] {
+        for x in
+            [0.0f32, -0.0, 1.0, -1.0, f32::MIN_POSITIVE, 1e-30, -1e-30, 0.346_573_6, -0.346_573_6]
+        {
             let want = (x as f64).exp();
             assert!(((exp(x) as f64 - want) / want).abs() < 3e-7, "{x}");
         }

@@ -114,8 +114,14 @@ impl Table for F32Table {
     const STRIDE: usize = 2;
     const POINTS: usize = 4;
     const TAPS: usize = 2;
-    const G: [[f32; 3]; 6] = [[-1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, -0.5, 0.0], [0.0, 1.0, 0.0], [0.0; 3], [0.0; 3]];
-    const AT: [[f32; 6]; 4] = [[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], [0.0, 1.0, -1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 1.0, 0.0, 0.0], [0.0; 6]];
+    const G: [[f32; 3]; 6] =
+        [[-1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, -0.5, 0.0], [0.0, 1.0, 0.0], [0.0; 3], [0.0; 3]];
+    const AT: [[f32; 6]; 4] = [
+        [1.0, 1.0, 1.0, 0.0, 0.0, 0.0],
+        [0.0, 1.0, -1.0, 0.0, 0.0, 0.0],
+        [0.0, 1.0, 1.0, 1.0, 0.0, 0.0],
+        [0.0; 6],
+    ];
     const BT: [[f32; 6]; 6] = [
         [-1.0, 0.0, 1.0, 0.0, 0.0, 0.0],
         [0.0, 1.0, 1.0, 0.0, 0.0, 0.0],
@@ -127,20 +133,11 @@ impl Table for F32Table {
 }
 
 /// F(4, 3) at the points 0, ±1, ±2, ∞, for 3-column kernels at stride 1.
-pub(crate) const F43: Scheme = Scheme {
-    tile: 4,
-    taps: 3,
-    stride: 1,
-    kind: Kind::F43,
-};
+pub(crate) const F43: Scheme = Scheme { tile: 4, taps: 3, stride: 1, kind: Kind::F43 };
 
 /// F(3, 2) at the points 0, ±1, ∞ on each of 2 phases, for 4-column kernels at stride 2.
-pub(crate) const F32_STRIDE2: Scheme = Scheme {
-    tile: 3,
-    taps: 2,
-    stride: 2,
-    kind: Kind::F32Stride2,
-};
+pub(crate) const F32_STRIDE2: Scheme =
+    Scheme { tile: 3, taps: 2, stride: 2, kind: Kind::F32Stride2 };
 
 impl Scheme {
     /// Transform points, and input columns per tile and phase: `tile + taps − 1`.
@@ -190,12 +187,29 @@ fn source(raw: isize, len: usize, [before, after]: [usize; 2], edge: bool) -> Op
 
 /// The input row tap group `group` of a band reads for output row `oh`.
 fn source_row(g: &Geometry, oh: usize, group: &[usize], h: usize) -> Option<usize> {
-    source((oh * g.stride[0] + group[0]) as isize - g.padding[0] as isize, h, [g.padding[0], g.padding[2]], g.edge)
+    source(
+        (oh * g.stride[0] + group[0]) as isize - g.padding[0] as isize,
+        h,
+        [g.padding[0], g.padding[2]],
+        g.edge,
+    )
 }
 
 /// The input column phase `phase` of a tile starting at output column `first` reads at point `t`.
-fn source_col(g: &Geometry, stride: usize, first: usize, phase: usize, t: usize, w: usize) -> Option<usize> {
-    source((stride * (first + t) + phase) as isize - g.padding[1] as isize, w, [g.padding[1], g.padding[3]], g.edge)
+fn source_col(
+    g: &Geometry,
+    stride: usize,
+    first: usize,
+    phase: usize,
+    t: usize,
+    w: usize,
+) -> Option<usize> {
+    source(
+        (stride * (first + t) + phase) as isize - g.padding[1] as isize,
+        w,
+        [g.padding[1], g.padding[3]],
+        g.edge,
+    )
 }
 
 /// `$body::<T>(args)` compiled with AVX2 where the CPU has it (8-value lanes for the transforms'
@@ -236,22 +250,32 @@ macro_rules! by_table {
 /// coefficients drop out (the weight transform, once per pass, and its adjoint, once per chunk
 /// and band, too, with the table's `G`).
 #[inline(always)]
-fn transform(c: usize, srcs: &[&[f32]], n: usize, outs: usize, coef: impl Fn(usize, usize) -> f32, mut store: impl FnMut(usize, usize, &[f32])) {
+fn transform(
+    c: usize,
+    srcs: &[&[f32]],
+    n: usize,
+    outs: usize,
+    coef: impl Fn(usize, usize) -> f32,
+    mut store: impl FnMut(usize, usize, &[f32]),
+) {
     const LANES: usize = 8;
-    assert!(n <= 8 && srcs.len() >= n && srcs[..n].iter().all(|s| s.len() >= c), "winograd: at most 8 sources of {c} values");
+    assert!(
+        n <= 8 && srcs.len() >= n && srcs[..n].iter().all(|s| s.len() >= c),
+        "winograd: at most 8 sources of {c} values"
+    );
     let mut v = [[0f32; LANES]; 8];
     let mut i = 0;
     while i + LANES <= c {
-        for t in 0..n {
-            v[t].copy_from_slice(&srcs[t][i..i + LANES]);
+        for (vt, src) in v.iter_mut().zip(&srcs[..n]) {
+            vt.copy_from_slice(&src[i..i + LANES]);
         }
         for k in 0..outs {
             let mut acc = [0f32; LANES];
-            for t in 0..n {
+            for (t, vt) in v[..n].iter().enumerate() {
                 let cf = coef(k, t);
                 if cf != 0.0 {
-                    for l in 0..LANES {
-                        acc[l] += cf * v[t][l];
+                    for (a, x) in acc.iter_mut().zip(vt) {
+                        *a += cf * x;
                     }
                 }
             }
@@ -263,8 +287,8 @@ fn transform(c: usize, srcs: &[&[f32]], n: usize, outs: usize, coef: impl Fn(usi
     while i < c {
         for k in 0..outs {
             let mut acc = 0f32;
-            for t in 0..n {
-                acc += coef(k, t) * srcs[t][i];
+            for (t, src) in srcs[..n].iter().enumerate() {
+                acc += coef(k, t) * src[i];
             }
             store(k, i, &[acc]);
         }
@@ -283,7 +307,14 @@ fn split_points(data: &mut [f32], points: usize, size: usize) -> Vec<&mut [f32]>
 
 /// `V = Bᵀ d` of the channels-last chunk `x (n, H, W, C)` for `band`: `points` matrices
 /// `(rows, width)`.
-pub(crate) fn input(s: &Scheme, x: &[f32], dims: [usize; 4], g: Geometry, band: &Band, v: &mut [f32]) {
+pub(crate) fn input(
+    s: &Scheme,
+    x: &[f32],
+    dims: [usize; 4],
+    g: Geometry,
+    band: &Band,
+    v: &mut [f32],
+) {
     by_table!(s, input_t(x, dims, g, band, v))
 }
 
@@ -292,7 +323,13 @@ fn input_t<T: Table>(x: &[f32], dims: [usize; 4], g: Geometry, band: &Band, v: &
 }
 
 #[inline(always)]
-fn input_body<T: Table>(x: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, band: &Band, v: &mut [f32]) {
+fn input_body<T: Table>(
+    x: &[f32],
+    [n, c, h, w]: [usize; 4],
+    g: Geometry,
+    band: &Band,
+    v: &mut [f32],
+) {
     let [_, wo] = g.output(h, w);
     let (np, tiles, groups) = (T::POINTS, wo.div_ceil(T::TILE), band.taps.len());
     let (kb, m) = (T::STRIDE * groups * c, n * band.rows.len() * tiles);
@@ -311,13 +348,21 @@ fn input_body<T: Table>(x: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, band: 
                     let src = source_row(&g, oh, group, h);
                     for phase in 0..T::STRIDE {
                         for (t, d) in d.iter_mut().enumerate().take(np) {
-                            *d = match (src, source_col(&g, T::STRIDE, tau * T::TILE, phase, t, w)) {
+                            *d = match (src, source_col(&g, T::STRIDE, tau * T::TILE, phase, t, w))
+                            {
                                 (Some(r), Some(col)) => &x[((b * h + r) * w + col) * c..][..c],
                                 _ => &zeros[..],
                             };
                         }
                         let at = row * kb + (phase * groups + e) * c;
-                        transform(c, &d, np, np, |xi, t| T::BT[xi][t], |xi, i, vals| v[xi][at + i..][..vals.len()].copy_from_slice(vals));
+                        transform(
+                            c,
+                            &d,
+                            np,
+                            np,
+                            |xi, t| T::BT[xi][t],
+                            |xi, i, vals| v[xi][at + i..][..vals.len()].copy_from_slice(vals),
+                        );
                     }
                 }
                 row += 1;
@@ -328,11 +373,24 @@ fn input_body<T: Table>(x: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, band: 
 
 /// The adjoint of [`input`]: `R` (`points` matrices `(rows, width)`) added onto the input gradient
 /// `dx (n, H, W, C)` as `Bᵀ[ξ, t] · R_ξ` on each tile's input columns.
-pub(crate) fn input_adjoint(s: &Scheme, r: &[f32], dims: [usize; 4], g: Geometry, band: &Band, dx: &mut [f32]) {
+pub(crate) fn input_adjoint(
+    s: &Scheme,
+    r: &[f32],
+    dims: [usize; 4],
+    g: Geometry,
+    band: &Band,
+    dx: &mut [f32],
+) {
     by_table!(s, input_adjoint_t(r, dims, g, band, dx))
 }
 
-fn input_adjoint_t<T: Table>(r: &[f32], dims: [usize; 4], g: Geometry, band: &Band, dx: &mut [f32]) {
+fn input_adjoint_t<T: Table>(
+    r: &[f32],
+    dims: [usize; 4],
+    g: Geometry,
+    band: &Band,
+    dx: &mut [f32],
+) {
     with_avx2!(input_adjoint_body::<T>(r: &[f32], dims: [usize; 4], g: Geometry, band: &Band, dx: &mut [f32]))
 }
 
@@ -340,7 +398,13 @@ fn input_adjoint_t<T: Table>(r: &[f32], dims: [usize; 4], g: Geometry, band: &Ba
 // takes the loop body as a closure, the closure was not inlined into the AVX2 copies and both
 // transforms ran 5–10 % slower per convolution (`conv_throughput`).
 #[inline(always)]
-fn input_adjoint_body<T: Table>(r: &[f32], [n, c, h, w]: [usize; 4], g: Geometry, band: &Band, dx: &mut [f32]) {
+fn input_adjoint_body<T: Table>(
+    r: &[f32],
+    [n, c, h, w]: [usize; 4],
+    g: Geometry,
+    band: &Band,
+    dx: &mut [f32],
+) {
     let [_, wo] = g.output(h, w);
     let (np, tiles, groups) = (T::POINTS, wo.div_ceil(T::TILE), band.taps.len());
     let (kb, m) = (T::STRIDE * groups * c, n * band.rows.len() * tiles);
@@ -363,12 +427,20 @@ fn input_adjoint_body<T: Table>(r: &[f32], [n, c, h, w]: [usize; 4], g: Geometry
                             p[xi] = &r[xi * m * kb + at..][..c];
                             cols[xi] = source_col(&g, T::STRIDE, tau * T::TILE, phase, xi, w);
                         }
-                        transform(c, &p, np, np, |t, xi| T::BT[xi][t], |t, i, vals| {
-                            if let Some(col) = cols[t] {
-                                let dst = &mut dx[((b * h + src) * w + col) * c + i..][..vals.len()];
-                                dst.iter_mut().zip(vals).for_each(|(d, v)| *d += v);
-                            }
-                        });
+                        transform(
+                            c,
+                            &p,
+                            np,
+                            np,
+                            |t, xi| T::BT[xi][t],
+                            |t, i, vals| {
+                                if let Some(col) = cols[t] {
+                                    let dst =
+                                        &mut dx[((b * h + src) * w + col) * c + i..][..vals.len()];
+                                    dst.iter_mut().zip(vals).for_each(|(d, v)| *d += v);
+                                }
+                            },
+                        );
                     }
                 }
                 row += 1;
@@ -379,16 +451,45 @@ fn input_adjoint_body<T: Table>(r: &[f32], [n, c, h, w]: [usize; 4], g: Geometry
 
 /// `y = Aᵀ M (+ bias)` written into the band's rows of the channels-last chunk output `y (n, Ho,
 /// Wo, O)` (`M`: `points` matrices `(rows, O)`), the last tile's columns past `Wo` dropped.
-pub(crate) fn output(s: &Scheme, mm: &[f32], n: usize, band: &Band, wo: usize, o: usize, bias: Option<&[f32]>, y: &mut [MaybeUninit<f32>]) {
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the operands and geometry of one kernel call, as its siblings take them"
+)]
+pub(crate) fn output(
+    s: &Scheme,
+    mm: &[f32],
+    n: usize,
+    band: &Band,
+    wo: usize,
+    o: usize,
+    bias: Option<&[f32]>,
+    y: &mut [MaybeUninit<f32>],
+) {
     by_table!(s, output_t(mm, n, band, wo, o, bias, y))
 }
 
-fn output_t<T: Table>(mm: &[f32], n: usize, band: &Band, wo: usize, o: usize, bias: Option<&[f32]>, y: &mut [MaybeUninit<f32>]) {
+fn output_t<T: Table>(
+    mm: &[f32],
+    n: usize,
+    band: &Band,
+    wo: usize,
+    o: usize,
+    bias: Option<&[f32]>,
+    y: &mut [MaybeUninit<f32>],
+) {
     with_avx2!(output_body::<T>(mm: &[f32], n: usize, band: &Band, wo: usize, o: usize, bias: Option<&[f32]>, y: &mut [MaybeUninit<f32>]))
 }
 
 #[inline(always)]
-fn output_body<T: Table>(mm: &[f32], n: usize, band: &Band, wo: usize, o: usize, bias: Option<&[f32]>, y: &mut [MaybeUninit<f32>]) {
+fn output_body<T: Table>(
+    mm: &[f32],
+    n: usize,
+    band: &Band,
+    wo: usize,
+    o: usize,
+    bias: Option<&[f32]>,
+    y: &mut [MaybeUninit<f32>],
+) {
     let (np, tiles) = (T::POINTS, wo.div_ceil(T::TILE));
     let m = n * band.rows.len() * tiles;
     assert_eq!(mm.len(), np * m * o, "winograd output: size");
@@ -408,14 +509,24 @@ fn output_body<T: Table>(mm: &[f32], n: usize, band: &Band, wo: usize, o: usize,
                     *term = &mm[(xi * m + row) * o..][..o];
                 }
                 terms[np] = bias;
-                let (base, count) = (b * sample + (oh * wo + tau * T::TILE) * o, T::TILE.min(wo - tau * T::TILE));
-                transform(o, &terms, np + 1, T::TILE, |k, t| if t < np { T::AT[k][t] } else { 1.0 }, |k, i, vals| {
-                    if k < count {
-                        y[base + k * o + i..][..vals.len()].iter_mut().zip(vals).for_each(|(d, &v)| {
-                            d.write(v);
-                        });
-                    }
-                });
+                let (base, count) =
+                    (b * sample + (oh * wo + tau * T::TILE) * o, T::TILE.min(wo - tau * T::TILE));
+                transform(
+                    o,
+                    &terms,
+                    np + 1,
+                    T::TILE,
+                    |k, t| if t < np { T::AT[k][t] } else { 1.0 },
+                    |k, i, vals| {
+                        if k < count {
+                            y[base + k * o + i..][..vals.len()].iter_mut().zip(vals).for_each(
+                                |(d, &v)| {
+                                    d.write(v);
+                                },
+                            );
+                        }
+                    },
+                );
                 row += 1;
             }
         }
@@ -424,16 +535,38 @@ fn output_body<T: Table>(mm: &[f32], n: usize, band: &Band, wo: usize, o: usize,
 
 /// The adjoint of [`output`]'s product: `E = A e` of the channels-last chunk output gradient `e
 /// (n, Ho, Wo, O)` for the band's rows (`points` matrices `(rows, O)`), zeros past column `Wo`.
-pub(crate) fn output_adjoint(s: &Scheme, e: &[f32], n: usize, band: &Band, wo: usize, o: usize, out: &mut [f32]) {
+pub(crate) fn output_adjoint(
+    s: &Scheme,
+    e: &[f32],
+    n: usize,
+    band: &Band,
+    wo: usize,
+    o: usize,
+    out: &mut [f32],
+) {
     by_table!(s, output_adjoint_t(e, n, band, wo, o, out))
 }
 
-fn output_adjoint_t<T: Table>(e: &[f32], n: usize, band: &Band, wo: usize, o: usize, out: &mut [f32]) {
+fn output_adjoint_t<T: Table>(
+    e: &[f32],
+    n: usize,
+    band: &Band,
+    wo: usize,
+    o: usize,
+    out: &mut [f32],
+) {
     with_avx2!(output_adjoint_body::<T>(e: &[f32], n: usize, band: &Band, wo: usize, o: usize, out: &mut [f32]))
 }
 
 #[inline(always)]
-fn output_adjoint_body<T: Table>(e: &[f32], n: usize, band: &Band, wo: usize, o: usize, out: &mut [f32]) {
+fn output_adjoint_body<T: Table>(
+    e: &[f32],
+    n: usize,
+    band: &Band,
+    wo: usize,
+    o: usize,
+    out: &mut [f32],
+) {
     let (np, tiles) = (T::POINTS, wo.div_ceil(T::TILE));
     let m = n * band.rows.len() * tiles;
     let sample = e.len() / n.max(1);
@@ -446,9 +579,20 @@ fn output_adjoint_body<T: Table>(e: &[f32], n: usize, band: &Band, wo: usize, o:
             for tau in 0..tiles {
                 for (k, gk) in gs.iter_mut().enumerate().take(T::TILE) {
                     let col = tau * T::TILE + k;
-                    *gk = if col < wo { &e[b * sample + (oh * wo + col) * o..][..o] } else { &zeros[..] };
+                    *gk = if col < wo {
+                        &e[b * sample + (oh * wo + col) * o..][..o]
+                    } else {
+                        &zeros[..]
+                    };
                 }
-                transform(o, &gs, T::TILE, np, |xi, k| T::AT[k][xi], |xi, i, vals| out[xi][row * o + i..][..vals.len()].copy_from_slice(vals));
+                transform(
+                    o,
+                    &gs,
+                    T::TILE,
+                    np,
+                    |xi, k| T::AT[k][xi],
+                    |xi, i, vals| out[xi][row * o + i..][..vals.len()].copy_from_slice(vals),
+                );
                 row += 1;
             }
         }
@@ -458,7 +602,13 @@ fn output_adjoint_body<T: Table>(e: &[f32], n: usize, band: &Band, wo: usize, o:
 /// A band's weight transform from the permuted weight `wp (O, kh·kw·C)` (order `(i, j, c)`): `U =
 /// G g` as `points` matrices `(O, width)`, or with `transposed` as their transposes `(width, O)`
 /// (a tap group's kernel rows summed).
-pub(crate) fn weights(s: &Scheme, wp: &[f32], dims: [usize; 3], band: &Band, transposed: bool) -> Vec<f32> {
+pub(crate) fn weights(
+    s: &Scheme,
+    wp: &[f32],
+    dims: [usize; 3],
+    band: &Band,
+    transposed: bool,
+) -> Vec<f32> {
     use rayon::prelude::*;
     let (np, [o, _, c]) = (s.points(), dims);
     let kb = s.width(band, c);
@@ -470,43 +620,79 @@ pub(crate) fn weights(s: &Scheme, wp: &[f32], dims: [usize; 3], band: &Band, tra
     // own), once per pass: on one thread, 89–99 % of its profile samples had the other core idle
     // (the stage-1 profiles of 2026-12-07, docs/benchmarks.md).
     let per = o.div_ceil(2 * rayon::current_num_threads().max(1)).max(1);
-    let mut runs: Vec<Vec<&mut [f32]>> = (0..o.div_ceil(per)).map(|_| Vec::with_capacity(np)).collect();
+    let mut runs: Vec<Vec<&mut [f32]>> =
+        (0..o.div_ceil(per)).map(|_| Vec::with_capacity(np)).collect();
     for point in u.chunks_exact_mut(o * kb) {
         for (run, rows) in runs.iter_mut().zip(point.chunks_mut(per * kb)) {
             run.push(rows);
         }
     }
-    runs.into_par_iter().enumerate().for_each(|(r, mut rows)| by_table!(s, weights_t(wp, dims, band, r * per, &mut rows)));
+    runs.into_par_iter()
+        .enumerate()
+        .for_each(|(r, mut rows)| by_table!(s, weights_t(wp, dims, band, r * per, &mut rows)));
     if !transposed {
         return u;
     }
     let mut ut = crate::buffers::zeroed(u.len());
-    ut.par_chunks_exact_mut(o * kb).zip(u.par_chunks_exact(o * kb)).for_each(|(t, m)| crate::im2col::flex::transpose_samples(m, [1, o, kb], None, t));
+    ut.par_chunks_exact_mut(o * kb)
+        .zip(u.par_chunks_exact(o * kb))
+        .for_each(|(t, m)| crate::im2col::flex::transpose_samples(m, [1, o, kb], None, t));
     ut
 }
 
-fn weights_t<T: Table>(wp: &[f32], dims: [usize; 3], band: &Band, first: usize, rows: &mut [&mut [f32]]) {
+fn weights_t<T: Table>(
+    wp: &[f32],
+    dims: [usize; 3],
+    band: &Band,
+    first: usize,
+    rows: &mut [&mut [f32]],
+) {
     with_avx2!(weights_body::<T>(wp: &[f32], dims: [usize; 3], band: &Band, first: usize, rows: &mut [&mut [f32]]))
 }
 
 /// The rows of output channels `first..` of every point's `U` (`rows[ξ]`, the same count each).
 #[inline(always)]
-fn weights_body<T: Table>(wp: &[f32], [o, kh, c]: [usize; 3], band: &Band, first: usize, rows: &mut [&mut [f32]]) {
+fn weights_body<T: Table>(
+    wp: &[f32],
+    [o, kh, c]: [usize; 3],
+    band: &Band,
+    first: usize,
+    rows: &mut [&mut [f32]],
+) {
     let (np, kw, groups) = (T::POINTS, T::STRIDE * T::TAPS, band.taps.len());
     let (k, kb) = (kh * kw * c, T::STRIDE * groups * c);
     assert_eq!(wp.len(), o * k, "winograd weights: size");
     assert_eq!(rows.len(), np, "winograd weights: one piece per point");
     let count = rows[0].len() / kb;
-    assert!(first + count <= o && rows.iter().all(|r| r.len() == count * kb), "winograd weights: rows");
+    assert!(
+        first + count <= o && rows.iter().all(|r| r.len() == count * kb),
+        "winograd weights: rows"
+    );
     for (r, oi) in (first..first + count).enumerate() {
         for (e, group) in band.taps.iter().enumerate() {
             for phase in 0..T::STRIDE {
                 let col = (phase * groups + e) * c;
                 for &i in group {
-                    let taps: [&[f32]; 3] = std::array::from_fn(|q| if q < T::TAPS { &wp[oi * k + (i * kw + phase + T::STRIDE * q) * c..][..c] } else { &[] });
-                    transform(c, &taps, T::TAPS, np, |xi, q| T::G[xi][q], |xi, j, vals| {
-                        rows[xi][r * kb + col + j..][..vals.len()].iter_mut().zip(vals).for_each(|(d, v)| *d += v);
+                    let taps: [&[f32]; 3] = std::array::from_fn(|q| {
+                        if q < T::TAPS {
+                            &wp[oi * k + (i * kw + phase + T::STRIDE * q) * c..][..c]
+                        } else {
+                            &[]
+                        }
                     });
+                    transform(
+                        c,
+                        &taps,
+                        T::TAPS,
+                        np,
+                        |xi, q| T::G[xi][q],
+                        |xi, j, vals| {
+                            rows[xi][r * kb + col + j..][..vals.len()]
+                                .iter_mut()
+                                .zip(vals)
+                                .for_each(|(d, v)| *d += v);
+                        },
+                    );
                 }
             }
         }
@@ -516,7 +702,13 @@ fn weights_body<T: Table>(wp: &[f32], [o, kh, c]: [usize; 3], band: &Band, first
 /// The adjoint of [`weights`]' `U`: `P` (`points` matrices `(O, width)`, the products `E_ξᵀ ·
 /// V_ξ`) added into the permuted weight gradient `dw (O, kh·kw·C)` as `G[ξ, u] · P_ξ` on every
 /// kernel row of each tap group.
-pub(crate) fn add_weight_grad(s: &Scheme, dw: &mut [f32], p: &[f32], dims: [usize; 3], band: &Band) {
+pub(crate) fn add_weight_grad(
+    s: &Scheme,
+    dw: &mut [f32],
+    p: &[f32],
+    dims: [usize; 3],
+    band: &Band,
+) {
     by_table!(s, add_weight_grad_t(dw, p, dims, band))
 }
 
@@ -534,12 +726,22 @@ fn add_weight_grad_body<T: Table>(dw: &mut [f32], p: &[f32], [o, kh, c]: [usize;
         for (e, group) in band.taps.iter().enumerate() {
             for phase in 0..T::STRIDE {
                 let col = (phase * groups + e) * c;
-                let src: [&[f32]; 6] = std::array::from_fn(|xi| if xi < np { &p[(xi * o + oi) * kb + col..][..c] } else { &[] });
+                let src: [&[f32]; 6] = std::array::from_fn(|xi| {
+                    if xi < np { &p[(xi * o + oi) * kb + col..][..c] } else { &[] }
+                });
                 for &i in group {
-                    transform(c, &src, np, T::TAPS, |q, xi| T::G[xi][q], |q, j, vals| {
-                        let dst = &mut dw[oi * k + (i * kw + phase + T::STRIDE * q) * c + j..][..vals.len()];
-                        dst.iter_mut().zip(vals).for_each(|(d, v)| *d += v);
-                    });
+                    transform(
+                        c,
+                        &src,
+                        np,
+                        T::TAPS,
+                        |q, xi| T::G[xi][q],
+                        |q, j, vals| {
+                            let dst = &mut dw[oi * k + (i * kw + phase + T::STRIDE * q) * c + j..]
+                                [..vals.len()];
+                            dst.iter_mut().zip(vals).for_each(|(d, v)| *d += v);
+                        },
+                    );
                 }
             }
         }
@@ -566,11 +768,22 @@ mod tests {
                         let mut s = 0f64;
                         for i in 0..kh {
                             for j in 0..kw {
-                                let r = source((oh * g.stride[0] + i) as isize - g.padding[0] as isize, h, [g.padding[0], g.padding[2]], g.edge);
-                                let col = source((ow * g.stride[1] + j) as isize - g.padding[1] as isize, w, [g.padding[1], g.padding[3]], g.edge);
+                                let r = source(
+                                    (oh * g.stride[0] + i) as isize - g.padding[0] as isize,
+                                    h,
+                                    [g.padding[0], g.padding[2]],
+                                    g.edge,
+                                );
+                                let col = source(
+                                    (ow * g.stride[1] + j) as isize - g.padding[1] as isize,
+                                    w,
+                                    [g.padding[1], g.padding[3]],
+                                    g.edge,
+                                );
                                 if let (Some(r), Some(col)) = (r, col) {
                                     for ci in 0..c {
-                                        s += x[((b * h + r) * w + col) * c + ci] as f64 * wp[oi * kh * kw * c + (i * kw + j) * c + ci] as f64;
+                                        s += x[((b * h + r) * w + col) * c + ci] as f64
+                                            * wp[oi * kh * kw * c + (i * kw + j) * c + ci] as f64;
                                     }
                                 }
                             }
@@ -584,7 +797,17 @@ mod tests {
     }
 
     /// The band-wise forward through the transforms and a naive product per point.
-    fn forward(s: &Scheme, x: &[f32], dims: [usize; 4], g: Geometry, bands: &[Band], wp: &[f32], o: usize, bias: &[f32]) -> Vec<f32> {
+    #[allow(clippy::too_many_arguments, reason = "the same operands as the kernel it checks")]
+    fn forward(
+        s: &Scheme,
+        x: &[f32],
+        dims: [usize; 4],
+        g: Geometry,
+        bands: &[Band],
+        wp: &[f32],
+        o: usize,
+        bias: &[f32],
+    ) -> Vec<f32> {
         let [n, c, h, w] = dims;
         let [ho, wo] = g.output(h, w);
         let mut y = vec![MaybeUninit::new(f32::NAN); n * ho * wo * o];
@@ -598,7 +821,9 @@ mod tests {
             for xi in 0..np {
                 for r in 0..m {
                     for oi in 0..o {
-                        mm[(xi * m + r) * o + oi] = (0..kb).map(|q| v[(xi * m + r) * kb + q] * ut[(xi * kb + q) * o + oi]).sum();
+                        mm[(xi * m + r) * o + oi] = (0..kb)
+                            .map(|q| v[(xi * m + r) * kb + q] * ut[(xi * kb + q) * o + oi])
+                            .sum();
                     }
                 }
             }
@@ -612,7 +837,11 @@ mod tests {
     #[test]
     fn schemes_and_their_tables_agree() {
         fn check<T: Table>(s: &Scheme) {
-            assert_eq!((s.tile, s.taps, s.stride, s.points()), (T::TILE, T::TAPS, T::STRIDE, T::POINTS), "{s:?}");
+            assert_eq!(
+                (s.tile, s.taps, s.stride, s.points()),
+                (T::TILE, T::TAPS, T::STRIDE, T::POINTS),
+                "{s:?}"
+            );
         }
         check::<F43Table>(&F43);
         check::<F32Table>(&F32_STRIDE2);
@@ -636,21 +865,36 @@ mod tests {
         // model's) and fewer; the row bands and the whole matrix as one band.
         for g in geometries() {
             let s = scheme(&g).expect("a scheme");
-            for (n, c, h, w, o) in [(2, 3, 5, 8, 4), (1, 5, 5, 15, 3), (3, 2, 3, 3, 2), (1, 4, 5, 2, 2), (2, 3, 4, 13, 5)] {
-                if g.padding[1] + g.padding[3] + w < g.kernel[1] || g.padding[0] + g.padding[2] + h < g.kernel[0] {
+            for (n, c, h, w, o) in [
+                (2, 3, 5, 8, 4),
+                (1, 5, 5, 15, 3),
+                (3, 2, 3, 3, 2),
+                (1, 4, 5, 2, 2),
+                (2, 3, 4, 13, 5),
+            ] {
+                if g.padding[1] + g.padding[3] + w < g.kernel[1]
+                    || g.padding[0] + g.padding[2] + h < g.kernel[0]
+                {
                     continue;
                 }
                 let x = values(n * h * w * c, 1);
                 let wp = values(o * g.kernel[0] * g.kernel[1] * c, 2);
                 let bias = values(o, 3);
                 let want = direct(&x, [n, c, h, w], &wp, o, g);
-                let whole = [Band { rows: 0..g.output(h, w)[0], taps: (0..g.kernel[0]).map(|i| vec![i]).collect() }];
+                let whole = [Band {
+                    rows: 0..g.output(h, w)[0],
+                    taps: (0..g.kernel[0]).map(|i| vec![i]).collect(),
+                }];
                 let bands = [g.bands(h, w), whole.to_vec()];
                 for bands in &bands {
                     let got = forward(s, &x, [n, c, h, w], g, bands, &wp, o, &bias);
                     for (idx, (a, b)) in got.iter().zip(&want).enumerate() {
                         let b = b + bias[idx % o] as f64;
-                        assert!((*a as f64 - b).abs() < 1e-5, "{g:?} {n}×{c}×{h}×{w}→{o}, {} bands: value {idx}: {a} vs {b}", bands.len());
+                        assert!(
+                            (*a as f64 - b).abs() < 1e-5,
+                            "{g:?} {n}×{c}×{h}×{w}→{o}, {} bands: value {idx}: {a} vs {b}",
+                            bands.len()
+                        );
                     }
                 }
             }
@@ -662,7 +906,8 @@ mod tests {
     /// its forward one (so the gradients are those of the forward).
     #[test]
     fn the_backward_transforms_are_the_adjoints_of_the_forward_ones() {
-        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum::<f64>();
+        let dot =
+            |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum::<f64>();
         let (n, c, h, w, o) = (2, 3, 5, 10, 4);
         for g in geometries() {
             let s = scheme(&g).expect("a scheme");
@@ -677,7 +922,10 @@ mod tests {
                 let mut dx = vec![0f32; x.len()];
                 input_adjoint(s, &r, [n, c, h, w], g, &band, &mut dx);
                 let (lhs, rhs) = (dot(&v, &r), dot(&x, &dx));
-                assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{g:?} input: {lhs} vs {rhs}");
+                assert!(
+                    (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
+                    "{g:?} input: {lhs} vs {rhs}"
+                );
 
                 let mm = values(np * m * o, 6);
                 let e = values(n * ho * wo * o, 7);
@@ -685,19 +933,32 @@ mod tests {
                 output(s, &mm, n, &band, wo, o, None, &mut y);
                 let y: Vec<f32> = y.into_iter().map(|v| unsafe { v.assume_init() }).collect();
                 // Only the band's rows were written: the inner product over them.
-                let in_band: Vec<f32> = e.iter().enumerate().map(|(i, v)| if band.rows.contains(&((i / (wo * o)) % ho)) { *v } else { 0.0 }).collect();
+                let in_band: Vec<f32> = e
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| if band.rows.contains(&((i / (wo * o)) % ho)) { *v } else { 0.0 })
+                    .collect();
                 let mut ea = vec![0f32; np * m * o];
                 output_adjoint(s, &e, n, &band, wo, o, &mut ea);
                 let (lhs, rhs) = (dot(&y, &in_band), dot(&mm, &ea));
-                assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{g:?} output: {lhs} vs {rhs}");
+                assert!(
+                    (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
+                    "{g:?} output: {lhs} vs {rhs}"
+                );
 
                 let wp = values(o * g.kernel[0] * g.kernel[1] * c, 8);
                 let p = values(np * o * kb, 9);
-                let (u, ut) = (weights(s, &wp, [o, g.kernel[0], c], &band, false), weights(s, &wp, [o, g.kernel[0], c], &band, true));
+                let (u, ut) = (
+                    weights(s, &wp, [o, g.kernel[0], c], &band, false),
+                    weights(s, &wp, [o, g.kernel[0], c], &band, true),
+                );
                 let mut dw = vec![0f32; wp.len()];
                 add_weight_grad(s, &mut dw, &p, [o, g.kernel[0], c], &band);
                 let (lhs, rhs) = (dot(&u, &p), dot(&wp, &dw));
-                assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{g:?} weights: {lhs} vs {rhs}");
+                assert!(
+                    (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
+                    "{g:?} weights: {lhs} vs {rhs}"
+                );
                 for xi in 0..np {
                     for oi in 0..o {
                         for q in 0..kb {

@@ -5,8 +5,13 @@ mod prior;
 mod sampling;
 mod transformer;
 
-pub use masking::{MaskMode, categorical, draw_codes, draw_mask, drop_classes, gamma, still_masked, tokens_fixed_per_step};
-pub use prior::{CodebookEmbedding, Embedder, MaskGit, MaskGitConfig, TokenEmbedding, Variant, int_tensor};
+pub use masking::{
+    MaskMode, categorical, draw_codes, draw_mask, drop_classes, gamma, still_masked,
+    tokens_fixed_per_step,
+};
+pub use prior::{
+    CodebookEmbedding, Embedder, MaskGit, MaskGitConfig, TokenEmbedding, Variant, int_tensor,
+};
 pub use sampling::{SamplerConfig, sample};
 pub use transformer::{Attention, Block, FeedForward, RmsNorm, Trunk, TrunkConfig};
 

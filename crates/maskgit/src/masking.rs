@@ -24,7 +24,12 @@ pub enum MaskMode {
 /// are chosen. Returns `b·n` flags, `true` = the position shows the mask token. In standard mode at
 /// least one position per sequence is masked (at `t` near 1 the formula gives `m = 0`, a step with
 /// nothing to learn from).
-pub fn draw_mask<R: rand::Rng + ?Sized>(b: usize, n: usize, mode: MaskMode, rng: &mut R) -> Vec<bool> {
+pub fn draw_mask<R: rand::Rng + ?Sized>(
+    b: usize,
+    n: usize,
+    mode: MaskMode,
+    rng: &mut R,
+) -> Vec<bool> {
     let t: f64 = rng.random();
     let mut m = (gamma(t) * n as f64).floor() as usize;
     if mode == MaskMode::Standard {
@@ -48,11 +53,21 @@ pub fn draw_mask<R: rand::Rng + ?Sized>(b: usize, n: usize, mode: MaskMode, rng:
 /// Draws one code per row of `neg_dist` (`rows × k`, the values `−‖z − e_j‖²`): from
 /// `softmax(neg_dist)` when `stochastic` (the reference's training tokens, quirk Q8), else the
 /// argmax (nearest codeword).
-pub fn draw_codes<R: rand::Rng + ?Sized>(neg_dist: &[f32], k: usize, stochastic: bool, rng: &mut R) -> Vec<i64> {
+pub fn draw_codes<R: rand::Rng + ?Sized>(
+    neg_dist: &[f32],
+    k: usize,
+    stochastic: bool,
+    rng: &mut R,
+) -> Vec<i64> {
     neg_dist
         .chunks_exact(k)
         .map(|row| {
-            let best = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(j, _)| j).unwrap_or(0);
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(j, _)| j)
+                .unwrap_or(0);
             if !stochastic {
                 return best as i64;
             }
@@ -87,7 +102,12 @@ pub(crate) fn pick(logits: &[f32], max: f32, u: f64, weights: &mut Vec<f64>) -> 
 }
 
 /// Class dropout: each label is replaced by the null class `null` with probability `p`.
-pub fn drop_classes<R: rand::Rng + ?Sized>(classes: &[usize], null: usize, p: f64, rng: &mut R) -> Vec<usize> {
+pub fn drop_classes<R: rand::Rng + ?Sized>(
+    classes: &[usize],
+    null: usize,
+    p: f64,
+    rng: &mut R,
+) -> Vec<usize> {
     classes.iter().map(|&c| if p > 0.0 && rng.random::<f64>() < p { null } else { c }).collect()
 }
 
@@ -122,7 +142,11 @@ mod tests {
         // Spec §9.5: for N = 75 the tokens fixed per step are 1, 3, 5, 6, 7, 9, 10, 11, 12, 11.
         assert_eq!(tokens_fixed_per_step(75, 10), vec![1, 3, 5, 6, 7, 9, 10, 11, 12, 11]);
         for n in [40, 45, 60, 75] {
-            assert_eq!(tokens_fixed_per_step(n, 10).iter().sum::<usize>(), n, "every position gets fixed, N = {n}");
+            assert_eq!(
+                tokens_fixed_per_step(n, 10).iter().sum::<usize>(),
+                n,
+                "every position gets fixed, N = {n}"
+            );
             assert_eq!(still_masked(n, 9, 10), 0);
         }
     }
@@ -139,7 +163,11 @@ mod tests {
             for s in 0..b {
                 let row_std = &standard[s * n..(s + 1) * n];
                 let row_inv = &inverted[s * n..(s + 1) * n];
-                assert_eq!(row_std.iter().filter(|&&x| x).count(), m.max(1), "standard hides m (≥ 1)");
+                assert_eq!(
+                    row_std.iter().filter(|&&x| x).count(),
+                    m.max(1),
+                    "standard hides m (≥ 1)"
+                );
                 assert_eq!(row_inv.iter().filter(|&&x| x).count(), n - m, "inverted hides N − m");
                 if m >= 1 {
                     assert!(row_std.iter().zip(row_inv).all(|(a, b)| a != b), "complements");
@@ -156,8 +184,12 @@ mod tests {
         let mut std_frac = 0.0;
         let mut inv_frac = 0.0;
         for _ in 0..draws {
-            std_frac += draw_mask(b, n, MaskMode::Standard, &mut rng).iter().filter(|&&x| x).count() as f64 / n as f64;
-            inv_frac += draw_mask(b, n, MaskMode::Inverted, &mut rng).iter().filter(|&&x| x).count() as f64 / n as f64;
+            std_frac += draw_mask(b, n, MaskMode::Standard, &mut rng).iter().filter(|&&x| x).count()
+                as f64
+                / n as f64;
+            inv_frac += draw_mask(b, n, MaskMode::Inverted, &mut rng).iter().filter(|&&x| x).count()
+                as f64
+                / n as f64;
         }
         let (std_frac, inv_frac) = (std_frac / draws as f64, inv_frac / draws as f64);
         assert!((std_frac - 0.637).abs() < 0.03, "standard mean ratio {std_frac}");

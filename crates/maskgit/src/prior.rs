@@ -5,8 +5,8 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::log_softmax;
-use kernels::gelu;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use kernels::gelu;
 
 use crate::{Error, Trunk, TrunkConfig};
 
@@ -82,10 +82,15 @@ impl MaskGitConfig {
         let [k, e] = codebook.dims();
         let (n_tokens, n_classes) = (self.trunk.n_tokens, self.trunk.n_classes);
         if k != self.codebook_size || e != self.trunk.embed_dim {
-            return Err(Error::Codebook { expected: [self.codebook_size, self.trunk.embed_dim], got: [k, e] });
+            return Err(Error::Codebook {
+                expected: [self.codebook_size, self.trunk.embed_dim],
+                got: [k, e],
+            });
         }
         if n_tokens == 0 || n_classes == 0 {
-            return Err(Error::Config(format!("n_tokens ({n_tokens}) and n_classes ({n_classes}) must be positive")));
+            return Err(Error::Config(format!(
+                "n_tokens ({n_tokens}) and n_classes ({n_classes}) must be positive"
+            )));
         }
         // Move the codebook onto `device` through host memory (it may live on another device).
         let codebook: Tensor<2> = Tensor::from_data(codebook.into_data(), device);
@@ -99,7 +104,11 @@ impl MaskGitConfig {
             }
             Variant::Embedding => Embedder::Embedding(CodebookEmbedding {
                 codebook: Param::from_tensor(codebook),
-                mask: Param::from_tensor(Tensor::random([e], Distribution::Normal(0.0, 1.0), device)),
+                mask: Param::from_tensor(Tensor::random(
+                    [e],
+                    Distribution::Normal(0.0, 1.0),
+                    device,
+                )),
                 out: LinearConfig::new(e, k).init(device),
             }),
         };
@@ -171,7 +180,13 @@ impl MaskGit {
 
     /// Mean cross-entropy of `targets` `(B, N)` under the logits for `ids`, over the positions
     /// where `weights` `(B, N)` is 1 (0 elsewhere). A batch with no counted position gives 0.
-    pub fn loss(&self, ids: Tensor<2, Int>, classes: Tensor<1, Int>, targets: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<1> {
+    pub fn loss(
+        &self,
+        ids: Tensor<2, Int>,
+        classes: Tensor<1, Int>,
+        targets: Tensor<2, Int>,
+        weights: Tensor<2>,
+    ) -> Tensor<1> {
         let [b, n] = targets.dims();
         let logp = log_softmax(self.logits(ids, classes), 2);
         let picked = logp.gather(2, targets.reshape([b, n, 1])).reshape([b, n]);
@@ -197,12 +212,19 @@ mod tests {
     fn parameter_counts_match_the_reference_for_forda() {
         // Spec §9.3 / §9.4: FordA (N = 75, 2 classes): variant A 1,119,211; variant B 1,118,816.
         let device = Device::flex().autodiff();
-        let a = MaskGitConfig::new(TrunkConfig::new(75, 2), Variant::Token).init(codebook(&device), &device).unwrap();
+        let a = MaskGitConfig::new(TrunkConfig::new(75, 2), Variant::Token)
+            .init(codebook(&device), &device)
+            .unwrap();
         assert_eq!(vqvae::trainable_params(&a), 1_119_211);
-        let b = MaskGitConfig::new(TrunkConfig::new(75, 2), Variant::Embedding).init(codebook(&device), &device).unwrap();
+        let b = MaskGitConfig::new(TrunkConfig::new(75, 2), Variant::Embedding)
+            .init(codebook(&device), &device)
+            .unwrap();
         assert_eq!(vqvae::trainable_params(&b), 1_118_816);
         // Trunk: 1,052,672 (blocks) + 256 + 2·16,384 + 256·(N+1), docs/reference.md §9.2.
-        assert_eq!(vqvae::trainable_params(&a.trunk), 1_052_672 + 256 + 2 * 16_384 + 256 * 76 + 76 * 64 + 128 + 3 * 64);
+        assert_eq!(
+            vqvae::trainable_params(&a.trunk),
+            1_052_672 + 256 + 2 * 16_384 + 256 * 76 + 76 * 64 + 128 + 3 * 64
+        );
     }
 
     #[test]
@@ -210,7 +232,9 @@ mod tests {
         let device = Device::flex();
         device.seed(5);
         for variant in [Variant::Token, Variant::Embedding] {
-            let prior = MaskGitConfig::new(TrunkConfig::new(40, 5), variant).init(codebook(&device), &device).unwrap();
+            let prior = MaskGitConfig::new(TrunkConfig::new(40, 5), variant)
+                .init(codebook(&device), &device)
+                .unwrap();
             let ids = int_tensor((0..3 * 40).map(|i| (i % 33) as i64).collect(), [3, 40], &device);
             let c0 = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 0, 0], [3]), &device);
             let c1 = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 1, 1], [3]), &device);
@@ -223,13 +247,16 @@ mod tests {
 
     #[test]
     fn every_thesis_token_count_works_for_both_variants() {
-        // W' over the 13 thesis datasets is 8, 9, 12, 14 or 15 (reference-shapes.md): N = 5·W'.
+        // W' over the 13 thesis datasets is 8, 9, 12, 14 or 15 (docs/reference.md §4.4): N = 5·W'.
         let device = Device::flex();
         for n in [40, 45, 60, 70, 75] {
             for variant in [Variant::Token, Variant::Embedding] {
-                let prior = MaskGitConfig::new(TrunkConfig::new(n, 2).with_depth(1), variant).init(codebook(&device), &device).unwrap();
+                let prior = MaskGitConfig::new(TrunkConfig::new(n, 2).with_depth(1), variant)
+                    .init(codebook(&device), &device)
+                    .unwrap();
                 let ids = int_tensor(vec![32; 2 * n], [2, n], &device);
-                let classes = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
+                let classes =
+                    Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
                 assert_eq!(prior.logits(ids, classes).dims(), [2, n, 32], "N = {n}, {variant:?}");
             }
         }
@@ -238,7 +265,9 @@ mod tests {
     #[test]
     fn wrong_codebook_shape_is_an_error() {
         let device = Device::flex();
-        let err = MaskGitConfig::new(TrunkConfig::new(40, 2), Variant::Token).init(Tensor::zeros([16, 64], &device), &device).unwrap_err();
+        let err = MaskGitConfig::new(TrunkConfig::new(40, 2), Variant::Token)
+            .init(Tensor::zeros([16, 64], &device), &device)
+            .unwrap_err();
         assert!(err.to_string().contains("codebook"), "{err}");
     }
 
@@ -246,12 +275,18 @@ mod tests {
     fn loss_counts_exactly_the_weighted_positions() {
         let device = Device::flex();
         device.seed(2);
-        let prior = MaskGitConfig::new(TrunkConfig::new(8, 2), Variant::Embedding).init(codebook(&device), &device).unwrap();
+        let prior = MaskGitConfig::new(TrunkConfig::new(8, 2), Variant::Embedding)
+            .init(codebook(&device), &device)
+            .unwrap();
         let ids = int_tensor(vec![32, 1, 2, 32, 4, 5, 32, 7], [1, 8], &device);
         let targets = int_tensor(vec![0, 1, 2, 3, 4, 5, 6, 7], [1, 8], &device);
         let classes = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64], [1]), &device);
-        let weights: Tensor<2> = Tensor::from_data(TensorData::new(vec![1.0f32, 0., 0., 1., 0., 0., 1., 0.], [1, 8]), &device);
-        let got = prior.loss(ids.clone(), classes.clone(), targets.clone(), weights).into_scalar::<f32>();
+        let weights: Tensor<2> = Tensor::from_data(
+            TensorData::new(vec![1.0f32, 0., 0., 1., 0., 0., 1., 0.], [1, 8]),
+            &device,
+        );
+        let got =
+            prior.loss(ids.clone(), classes.clone(), targets.clone(), weights).into_scalar::<f32>();
         // By hand: −mean of log p(target) at positions 0, 3, 6.
         let logp = log_softmax(prior.logits(ids, classes), 2).try_into_vec_as::<f32>().unwrap();
         let want = -[0usize, 3, 6].iter().map(|&p| logp[p * 32 + p]).sum::<f32>() / 3.0;
@@ -264,11 +299,14 @@ mod tests {
         // the mask vector instead.
         let device = Device::flex().autodiff();
         device.seed(4);
-        let prior = MaskGitConfig::new(TrunkConfig::new(4, 2), Variant::Embedding).init(codebook(&device), &device).unwrap();
+        let prior = MaskGitConfig::new(TrunkConfig::new(4, 2), Variant::Embedding)
+            .init(codebook(&device), &device)
+            .unwrap();
         let ids = int_tensor(vec![3, 32, 32, 32], [1, 4], &device);
         let targets = int_tensor(vec![3, 1, 2, 0], [1, 4], &device);
         let classes = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64], [1]), &device);
-        let weights: Tensor<2> = Tensor::from_data(TensorData::new(vec![0.0f32, 1., 1., 1.], [1, 4]), &device);
+        let weights: Tensor<2> =
+            Tensor::from_data(TensorData::new(vec![0.0f32, 1., 1., 1.], [1, 4]), &device);
         let grads = prior.loss(ids, classes, targets, weights).backward();
         let Embedder::Embedding(c) = &prior.embedder else { unreachable!() };
         let g = c.codebook.val().grad(&grads).unwrap().try_into_vec_as::<f32>().unwrap();

@@ -57,7 +57,9 @@ pub fn sample<R: rand::Rng + ?Sized>(
     let guided = classes.is_some() && config.guidance != 1.0;
     let mut s = vec![mask; b * n];
     // The decoding steps with the pool's idle workers spinning between ops (kernels::spinning).
-    kernels::spinning(device, || decode(prior, &mut s, [b, n, k], &class_ids, guided, config, device, rng))?;
+    kernels::spinning(device, || {
+        decode(prior, &mut s, [b, n, k], &class_ids, guided, config, device, rng)
+    })?;
     debug_assert!(s.iter().all(|&c| c >= 0 && (c as usize) < k));
     Ok(s)
 }
@@ -65,18 +67,29 @@ pub fn sample<R: rand::Rng + ?Sized>(
 /// [`sample`]'s decoding steps on the grids `s` (all masked at first).
 /// `guided`: with classifier-free guidance (conditional, guidance ≠ 1).
 #[allow(clippy::too_many_arguments)]
-fn decode<R: rand::Rng + ?Sized>(prior: &MaskGit, s: &mut [i64], [b, n, k]: [usize; 3], class_ids: &[i64], guided: bool, config: &SamplerConfig, device: &Device, rng: &mut R) -> Result<(), Error> {
+fn decode<R: rand::Rng + ?Sized>(
+    prior: &MaskGit,
+    s: &mut [i64],
+    [b, n, k]: [usize; 3],
+    class_ids: &[i64],
+    guided: bool,
+    config: &SamplerConfig,
+    device: &Device,
+    rng: &mut R,
+) -> Result<(), Error> {
     let mask = prior.mask_id() as i64;
     let null = prior.n_classes();
-    let class_tensor = |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [b]), device);
+    let class_tensor =
+        |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [b]), device);
     for t in 0..config.steps {
         let ids = int_tensor(s.to_vec(), [b, n], device);
-        let mut logits = prior.logits(ids.clone(), class_tensor(&class_ids));
+        let mut logits = prior.logits(ids.clone(), class_tensor(class_ids));
         if guided {
             let uncond = prior.logits(ids, class_tensor(&vec![null as i64; b]));
             logits = uncond.clone().add(logits.sub(uncond).mul_scalar(config.guidance));
         }
-        let logits = logits.try_into_vec_as::<f32>().map_err(|e| Error::Device(format!("{e:?}")))?;
+        let logits =
+            logits.try_into_vec_as::<f32>().map_err(|e| Error::Device(format!("{e:?}")))?;
         let r = (t + 1) as f64 / config.steps as f64;
         let keep_masked = still_masked(n, t, config.steps);
         let temperature = config.choice_temperature * (1.0 - r);
@@ -97,7 +110,9 @@ fn decode<R: rand::Rng + ?Sized>(prior: &MaskGit, s: &mut [i64], [b, n, k]: [usi
         s.par_chunks_mut(n)
             .zip(logits.par_chunks(n * k))
             .zip(starts)
-            .map(|((row, logits), start)| decode_row(row, logits, &draws[start..], mask, keep_masked, temperature))
+            .map(|((row, logits), start)| {
+                decode_row(row, logits, &draws[start..], mask, keep_masked, temperature)
+            })
             .collect::<Result<Vec<()>, Error>>()?;
     }
     Ok(())
@@ -107,7 +122,14 @@ fn decode<R: rand::Rng + ?Sized>(prior: &MaskGit, s: &mut [i64], [b, n, k]: [usi
 /// `logits` (`(N, K)`), and the `keep_masked` least confident of the new codes are masked again
 /// (confidence: the code's log-probability plus `temperature` times Gumbel noise; fixed tokens
 /// have +∞). `draws`: two uniforms per masked position, in order.
-fn decode_row(row: &mut [i64], logits: &[f32], draws: &[f64], mask: i64, keep_masked: usize, temperature: f64) -> Result<(), Error> {
+fn decode_row(
+    row: &mut [i64],
+    logits: &[f32],
+    draws: &[f64],
+    mask: i64,
+    keep_masked: usize,
+    temperature: f64,
+) -> Result<(), Error> {
     let n = row.len();
     let k = logits.len() / n;
     let mut confidence = vec![f64::INFINITY; n];
@@ -150,7 +172,9 @@ mod tests {
     fn prior(variant: Variant, device: &Device) -> MaskGit {
         device.seed(9);
         let codebook = Tensor::<2>::random([32, 64], Distribution::Normal(0.0, 1.0), device);
-        MaskGitConfig::new(TrunkConfig::new(40, 3).with_depth(1), variant).init(codebook, device).unwrap()
+        MaskGitConfig::new(TrunkConfig::new(40, 3).with_depth(1), variant)
+            .init(codebook, device)
+            .unwrap()
     }
 
     /// The samples are decoded in parallel from draws made in order: one thread or four, the
@@ -162,13 +186,26 @@ mod tests {
         let config = SamplerConfig::new();
         let on = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| sample(&p, 9, Some(&[0, 1, 2, 0, 1, 2, 0, 1, 2]), &config, &device, &mut StdRng::seed_from_u64(5)).unwrap())
+            pool.install(|| {
+                sample(
+                    &p,
+                    9,
+                    Some(&[0, 1, 2, 0, 1, 2, 0, 1, 2]),
+                    &config,
+                    &device,
+                    &mut StdRng::seed_from_u64(5),
+                )
+                .unwrap()
+            })
         };
         let one = on(1);
         assert_eq!(one.len(), 9 * 40);
         // Samples 0, 3 and 6 share a class, so the same logits: only their own draws tell them apart.
         let row = |i: usize| &one[i * 40..(i + 1) * 40];
-        assert!(row(0) != row(3) && row(3) != row(6) && row(0) != row(6), "each sample its own draws");
+        assert!(
+            row(0) != row(3) && row(3) != row(6) && row(0) != row(6),
+            "each sample its own draws"
+        );
         assert_eq!(on(4), one);
         assert_eq!(on(3), one);
     }
@@ -179,14 +216,31 @@ mod tests {
         for variant in [Variant::Token, Variant::Embedding] {
             let p = prior(variant, &device);
             let config = SamplerConfig::new();
-            let a = sample(&p, 4, Some(&[0, 1, 2, 0]), &config, &device, &mut StdRng::seed_from_u64(1)).unwrap();
+            let a =
+                sample(&p, 4, Some(&[0, 1, 2, 0]), &config, &device, &mut StdRng::seed_from_u64(1))
+                    .unwrap();
             assert_eq!(a.len(), 4 * 40);
-            assert!(a.iter().all(|&c| (0..32).contains(&c)), "{variant:?}: only real codes, no mask id");
-            let b = sample(&p, 4, Some(&[0, 1, 2, 0]), &config, &device, &mut StdRng::seed_from_u64(1)).unwrap();
+            assert!(
+                a.iter().all(|&c| (0..32).contains(&c)),
+                "{variant:?}: only real codes, no mask id"
+            );
+            let b =
+                sample(&p, 4, Some(&[0, 1, 2, 0]), &config, &device, &mut StdRng::seed_from_u64(1))
+                    .unwrap();
             assert_eq!(a, b, "same seed, same tokens");
-            let c = sample(&p, 4, Some(&[0, 1, 2, 0]), &config, &device, &mut StdRng::seed_from_u64(2)).unwrap();
+            let c =
+                sample(&p, 4, Some(&[0, 1, 2, 0]), &config, &device, &mut StdRng::seed_from_u64(2))
+                    .unwrap();
             assert_ne!(a, c, "another seed, other tokens");
-            let u = sample(&p, 4, None, &config.clone().with_guidance(3.0), &device, &mut StdRng::seed_from_u64(1)).unwrap();
+            let u = sample(
+                &p,
+                4,
+                None,
+                &config.clone().with_guidance(3.0),
+                &device,
+                &mut StdRng::seed_from_u64(1),
+            )
+            .unwrap();
             assert!(u.iter().all(|&c| (0..32).contains(&c)));
         }
     }
@@ -195,7 +249,15 @@ mod tests {
     fn a_class_the_prior_does_not_know_is_an_error() {
         let device = Device::flex();
         let p = prior(Variant::Token, &device);
-        let err = sample(&p, 1, Some(&[3]), &SamplerConfig::new(), &device, &mut StdRng::seed_from_u64(1)).unwrap_err();
+        let err = sample(
+            &p,
+            1,
+            Some(&[3]),
+            &SamplerConfig::new(),
+            &device,
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("class 3"), "{err}");
     }
 }

@@ -43,7 +43,14 @@ impl Attention {
     fn new(width: usize, heads: usize, head_dim: usize, device: &Device) -> Self {
         let inner = heads * head_dim;
         let lin = |a, b| LinearConfig::new(a, b).with_bias(false).init(device);
-        Self { q: lin(width, inner), k: lin(width, inner), v: lin(width, inner), out: lin(inner, width), heads, head_dim }
+        Self {
+            q: lin(width, inner),
+            k: lin(width, inner),
+            v: lin(width, inner),
+            out: lin(inner, width),
+            heads,
+            head_dim,
+        }
     }
 
     /// `(B, S, width) → (B, S, width)`. The three projections run as one product with their
@@ -52,8 +59,12 @@ impl Attention {
     /// instead of three, and no sum of three input gradients. The parameters stay three `Linear`
     /// layers, as the reference's (and older checkpoints) have them.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        debug_assert!(self.q.bias.is_none() && self.k.bias.is_none() && self.v.bias.is_none(), "the projections have no bias");
-        let weights = Tensor::cat(vec![self.q.weight.val(), self.k.weight.val(), self.v.weight.val()], 1);
+        debug_assert!(
+            self.q.bias.is_none() && self.k.bias.is_none() && self.v.bias.is_none(),
+            "the projections have no bias"
+        );
+        let weights =
+            Tensor::cat(vec![self.q.weight.val(), self.k.weight.val(), self.v.weight.val()], 1);
         let qkv = rows_times(x, weights);
         linear(&self.out, attention_packed(qkv, self.heads))
     }
@@ -68,7 +79,10 @@ pub struct FeedForward {
 
 impl FeedForward {
     fn new(width: usize, hidden: usize, device: &Device) -> Self {
-        Self { up: LinearConfig::new(width, hidden).init(device), down: LinearConfig::new(hidden, width).init(device) }
+        Self {
+            up: LinearConfig::new(width, hidden).init(device),
+            down: LinearConfig::new(hidden, width).init(device),
+        }
     }
 
     /// `(B, S, width) → (B, S, width)`.
@@ -153,7 +167,9 @@ impl TrunkConfig {
                 })
                 .collect(),
             final_norm: RmsNorm::new(self.width, device),
-            project_out: LinearConfig::new(self.width, self.embed_dim).with_bias(false).init(device),
+            project_out: LinearConfig::new(self.width, self.embed_dim)
+                .with_bias(false)
+                .init(device),
         }
     }
 }

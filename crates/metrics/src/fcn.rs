@@ -50,7 +50,10 @@ impl FcnBlock {
     /// `kernels` crate's GEMM convolution and BatchNorm read and write it directly; Burn's
     /// `Conv1d` computes its input gradient through a direct-loop transposed convolution).
     fn forward_channels_last(&self, x: Tensor<3>) -> Tensor<3> {
-        relu(batch_norm_channels_last(&self.norm, conv1d_channels_last(&self.conv, x, [self.pad_left, self.pad_right])))
+        relu(batch_norm_channels_last(
+            &self.norm,
+            conv1d_channels_last(&self.conv, x, [self.pad_left, self.pad_right]),
+        ))
     }
 }
 
@@ -107,7 +110,11 @@ mod tests {
     fn parameter_count_and_shapes_for_any_length() {
         let device = Device::flex().autodiff();
         for k in [2, 5, 60] {
-            assert_eq!(vqvae::trainable_params(&FcnConfig::new(k).init(&device)), 264_704 + 129 * k, "K = {k}");
+            assert_eq!(
+                vqvae::trainable_params(&FcnConfig::new(k).init(&device)),
+                264_704 + 129 * k,
+                "K = {k}"
+            );
         }
         let model = FcnConfig::new(3).init(&device).valid();
         for length in [7, 65, 140, 501] {
@@ -121,7 +128,11 @@ mod tests {
     fn same_padding_keeps_the_length_and_puts_the_extra_zero_right() {
         let device = Device::flex();
         let block = FcnBlock::new(1, 1, 8, &device);
-        assert_eq!((block.pad_left, block.pad_right), (3, 4), "k = 8: left 3, right 4 (docs/reference.md §10.2)");
+        assert_eq!(
+            (block.pad_left, block.pad_right),
+            (3, 4),
+            "k = 8: left 3, right 4 (docs/reference.md §10.2)"
+        );
         let x = Tensor::<3>::ones([1, 1, 10], &device);
         assert_eq!(block.forward(x).dims(), [1, 1, 10]);
         let b5 = FcnBlock::new(1, 1, 5, &device);
@@ -138,7 +149,11 @@ mod tests {
         let mut optim = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(1e-5).init();
         // Class 0: slow sine, class 1: fast sine.
         let (b, l) = (16, 32);
-        let x: Vec<f32> = (0..b).flat_map(|i| (0..l).map(move |t| ((t as f32) * if i % 2 == 0 { 0.2 } else { 1.3 }).sin())).collect();
+        let x: Vec<f32> = (0..b)
+            .flat_map(|i| {
+                (0..l).map(move |t| ((t as f32) * if i % 2 == 0 { 0.2 } else { 1.3 }).sin())
+            })
+            .collect();
         let y: Vec<i64> = (0..b).map(|i| (i % 2) as i64).collect();
         let x = Tensor::<3>::from_data(TensorData::new(x, [b, 1, l]), &device);
         let y = Tensor::<1, Int>::from_data(TensorData::new(y, [b]), &device);

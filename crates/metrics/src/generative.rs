@@ -20,7 +20,10 @@ pub enum ScoreError {
 
 fn rows(values: &[f32], dim: usize, what: &str) -> Result<DMatrix<f64>, ScoreError> {
     if dim == 0 || values.is_empty() || !values.len().is_multiple_of(dim) {
-        return Err(ScoreError::Shape(format!("{what}: {} values do not form rows of {dim}", values.len())));
+        return Err(ScoreError::Shape(format!(
+            "{what}: {} values do not form rows of {dim}",
+            values.len()
+        )));
     }
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(ScoreError::NonFinite(i));
@@ -62,11 +65,17 @@ pub fn fid(real: &[f32], generated: &[f32], dim: usize) -> Result<f64, ScoreErro
 }
 
 /// The Fréchet distance of two Gaussians given by mean and covariance.
-pub fn frechet_distance(mu_r: &DVector<f64>, cov_r: &DMatrix<f64>, mu_g: &DVector<f64>, cov_g: &DMatrix<f64>) -> f64 {
+pub fn frechet_distance(
+    mu_r: &DVector<f64>,
+    cov_r: &DMatrix<f64>,
+    mu_g: &DVector<f64>,
+    cov_g: &DMatrix<f64>,
+) -> f64 {
     let root_r = sqrt_psd(cov_r);
     let middle = &root_r * cov_g * &root_r;
     let middle = (&middle + middle.transpose()) * 0.5;
-    let cross: f64 = SymmetricEigen::new(middle).eigenvalues.iter().map(|l| l.max(0.0).sqrt()).sum();
+    let cross: f64 =
+        SymmetricEigen::new(middle).eigenvalues.iter().map(|l| l.max(0.0).sqrt()).sum();
     (mu_r - mu_g).norm_squared() + cov_r.trace() + cov_g.trace() - 2.0 * cross
 }
 
@@ -74,7 +83,12 @@ pub fn frechet_distance(mu_r: &DVector<f64>, cov_r: &DMatrix<f64>, mu_g: &DVecto
 /// rows shuffled with `seed`, cut into `splits` parts of `⌊n/splits⌋` rows (remainder dropped),
 /// `IS_j = exp(mean_i Σ_c P_ic (ln(P_ic + 1e-16) − ln(p̄_c + 1e-16)))`. Returns the mean and the
 /// population standard deviation over the parts.
-pub fn inception_score(probs: &[f32], k: usize, splits: usize, seed: u64) -> Result<(f64, f64), ScoreError> {
+pub fn inception_score(
+    probs: &[f32],
+    k: usize,
+    splits: usize,
+    seed: u64,
+) -> Result<(f64, f64), ScoreError> {
     let p = rows(probs, k, "class probabilities")?;
     let n = p.nrows();
     if splits == 0 || n < splits {
@@ -95,7 +109,13 @@ pub fn inception_score(probs: &[f32], k: usize, splits: usize, seed: u64) -> Res
             }
             let kl: f64 = idx
                 .iter()
-                .map(|&i| (0..k).map(|c| p[(i, c)] * ((p[(i, c)] + 1e-16).ln() - (marginal[c] + 1e-16).ln())).sum::<f64>())
+                .map(|&i| {
+                    (0..k)
+                        .map(|c| {
+                            p[(i, c)] * ((p[(i, c)] + 1e-16).ln() - (marginal[c] + 1e-16).ln())
+                        })
+                        .sum::<f64>()
+                })
                 .sum::<f64>()
                 / idx.len() as f64;
             kl.exp()
@@ -125,6 +145,11 @@ pub struct RunningAccuracy {
 }
 
 impl RunningAccuracy {
+    /// An average that already holds `value` (a run resumed from a checkpoint).
+    pub fn starting_at(value: f64) -> Self {
+        Self { value }
+    }
+
     /// Folds in one batch's accuracy.
     pub fn update(&mut self, batch_accuracy: f64) {
         self.value = 0.01 * batch_accuracy + 0.99 * self.value;
@@ -146,8 +171,13 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(seed);
         (0..n)
             .flat_map(|_| {
-                let z: Vec<f64> = (0..mean.len()).map(|_| StandardNormal.sample(&mut rng)).collect();
-                mean.iter().zip(scale).zip(z).map(|((m, s), z)| (m + s * z) as f32).collect::<Vec<_>>()
+                let z: Vec<f64> =
+                    (0..mean.len()).map(|_| StandardNormal.sample(&mut rng)).collect();
+                mean.iter()
+                    .zip(scale)
+                    .zip(z)
+                    .map(|((m, s), z)| (m + s * z) as f32)
+                    .collect::<Vec<_>>()
             })
             .collect()
     }
@@ -182,8 +212,15 @@ mod tests {
         let exact: f64 = mu1.iter().zip(&mu2).map(|(a, b)| (a - b) * (a - b)).sum::<f64>()
             + s1.iter().zip(&s2).map(|(a, b)| (a - b) * (a - b)).sum::<f64>();
         // Population parameters directly:
-        let cov = |s: &[f64; 3]| DMatrix::from_diagonal(&DVector::from_iterator(3, s.iter().map(|v| v * v)));
-        let d = frechet_distance(&DVector::from_row_slice(&mu1), &cov(&s1), &DVector::from_row_slice(&mu2), &cov(&s2));
+        let cov = |s: &[f64; 3]| {
+            DMatrix::from_diagonal(&DVector::from_iterator(3, s.iter().map(|v| v * v)))
+        };
+        let d = frechet_distance(
+            &DVector::from_row_slice(&mu1),
+            &cov(&s1),
+            &DVector::from_row_slice(&mu2),
+            &cov(&s2),
+        );
         assert!((d - exact).abs() < 1e-10, "{d} vs {exact}");
         // From 20,000 samples each: close to the closed form (sampling error only).
         let a = gaussian_rows(20_000, &mu1, &s1, 5);
@@ -214,7 +251,9 @@ mod tests {
         let (m, s) = inception_score(&uniform, k, 10, 1).unwrap();
         assert!((m - 1.0).abs() < 1e-12 && s < 1e-12, "{m} ± {s}");
         // Confident predictions spread evenly over the classes: IS = K.
-        let one_hot: Vec<f32> = (0..400).flat_map(|i| (0..k).map(move |c| if c == i % k { 1.0 } else { 0.0 })).collect();
+        let one_hot: Vec<f32> = (0..400)
+            .flat_map(|i| (0..k).map(move |c| if c == i % k { 1.0 } else { 0.0 }))
+            .collect();
         let (m, _) = inception_score(&one_hot, k, 1, 1).unwrap();
         assert!((m - k as f64).abs() < 1e-9, "{m}");
         // Confident but all the same class: IS = 1.
@@ -241,6 +280,9 @@ mod tests {
     fn bad_shapes_and_values_are_errors() {
         assert!(fid(&[1.0, 2.0, 3.0], &[1.0, 2.0], 2).is_err());
         assert!(fid(&[1.0, 2.0], &[1.0, 2.0, 3.0, 4.0], 2).is_err(), "one row has no covariance");
-        assert!(matches!(fid(&[1.0, f32::NAN, 3.0, 4.0], &[1.0, 2.0, 3.0, 4.0], 2), Err(ScoreError::NonFinite(1))));
+        assert!(matches!(
+            fid(&[1.0, f32::NAN, 3.0, 4.0], &[1.0, 2.0, 3.0, 4.0], 2),
+            Err(ScoreError::NonFinite(1))
+        ));
     }
 }

@@ -1,9 +1,9 @@
 //! Representation probes (docs/reference.md §10.1): KNN and linear SVM on min–max-scaled features.
 
-use rayon::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rayon::prelude::*;
 
 /// Why a probe could not run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,7 +47,13 @@ pub fn min_max_scale(train: &[f32], test: &[f32], dim: usize) -> (Vec<f64>, Vec<
     (scale(train), scale(test))
 }
 
-fn check(train: &[f64], train_y: &[usize], test: &[f64], test_y: &[usize], dim: usize) -> Result<(), ProbeError> {
+fn check(
+    train: &[f64],
+    train_y: &[usize],
+    test: &[f64],
+    test_y: &[usize],
+    dim: usize,
+) -> Result<(), ProbeError> {
     if dim == 0 || train_y.is_empty() || test_y.is_empty() {
         return Err(ProbeError::Shape("empty features or split".into()));
     }
@@ -70,7 +76,14 @@ fn accuracy(predicted: impl Iterator<Item = i64>, truth: &[usize]) -> f64 {
 
 /// Test accuracy of a k-nearest-neighbour classifier (uniform weights, Euclidean distance, exact
 /// brute-force search; a tie in the vote goes to the smallest class index, as scikit-learn's).
-pub fn knn_accuracy(train: &[f64], train_y: &[usize], test: &[f64], test_y: &[usize], dim: usize, k: usize) -> Result<f64, ProbeError> {
+pub fn knn_accuracy(
+    train: &[f64],
+    train_y: &[usize],
+    test: &[f64],
+    test_y: &[usize],
+    dim: usize,
+    k: usize,
+) -> Result<f64, ProbeError> {
     check(train, train_y, test, test_y, dim)?;
     let k = k.clamp(1, train_y.len());
     let classes = train_y.iter().copied().max().unwrap_or(0) + 1;
@@ -152,19 +165,27 @@ fn binary_svm(rows: &[&[f64]], positive: &[bool], seed: u64) -> (Vec<f64>, f64) 
 /// fewer training rows than features. scikit-learn's `SVC(kernel="linear")` (libsvm) does not
 /// regularise the bias while this solver does (as LIBLINEAR with a bias feature), so accuracies
 /// can differ slightly from the reference's.
-pub fn svm_accuracy(train: &[f64], train_y: &[usize], test: &[f64], test_y: &[usize], dim: usize) -> Result<f64, ProbeError> {
+pub fn svm_accuracy(
+    train: &[f64],
+    train_y: &[usize],
+    test: &[f64],
+    test_y: &[usize],
+    dim: usize,
+) -> Result<f64, ProbeError> {
     check(train, train_y, test, test_y, dim)?;
     let mut classes = train_y.to_vec();
     classes.sort_unstable();
     classes.dedup();
     let train_rows: Vec<&[f64]> = train.chunks(dim).collect();
     let test_rows: Vec<&[f64]> = test.chunks(dim).collect();
-    let pairs: Vec<(usize, usize)> = (0..classes.len()).flat_map(|a| (a + 1..classes.len()).map(move |b| (a, b))).collect();
+    let pairs: Vec<(usize, usize)> =
+        (0..classes.len()).flat_map(|a| (a + 1..classes.len()).map(move |b| (a, b))).collect();
     let models: Vec<(Vec<f64>, f64)> = pairs
         .par_iter()
         .map(|&(ai, bi)| {
             let (a, b) = (classes[ai], classes[bi]);
-            let pair: Vec<usize> = (0..train_y.len()).filter(|&i| train_y[i] == a || train_y[i] == b).collect();
+            let pair: Vec<usize> =
+                (0..train_y.len()).filter(|&i| train_y[i] == a || train_y[i] == b).collect();
             let rows: Vec<&[f64]> = pair.iter().map(|&i| train_rows[i]).collect();
             let positive: Vec<bool> = pair.iter().map(|&i| train_y[i] == a).collect();
             binary_svm(&rows, &positive, (ai * classes.len() + bi) as u64)
@@ -186,7 +207,13 @@ pub fn svm_accuracy(train: &[f64], train_y: &[usize], test: &[f64], test_y: &[us
 
 /// Both probes of docs/reference.md §10.1 on raw features (`dim` columns): min–max scaling fitted on train, then
 /// KNN with k = 5 and a linear SVM.
-pub fn probe_accuracy(train: &[f32], train_y: &[usize], test: &[f32], test_y: &[usize], dim: usize) -> Result<ProbeAccuracy, ProbeError> {
+pub fn probe_accuracy(
+    train: &[f32],
+    train_y: &[usize],
+    test: &[f32],
+    test_y: &[usize],
+    dim: usize,
+) -> Result<ProbeAccuracy, ProbeError> {
     let (train, test) = min_max_scale(train, test, dim);
     Ok(ProbeAccuracy {
         knn: knn_accuracy(&train, train_y, &test, test_y, dim, 5)?,
@@ -259,15 +286,18 @@ mod tests {
     fn svm_handles_fewer_samples_than_features() {
         let dim = 64;
         let mut noise = lcg(7);
-        let mut make = |n: usize| {
-            let (mut x, mut y) = (Vec::new(), Vec::new());
-            for i in 0..n {
-                let c = i % 2;
-                x.extend((0..dim).map(|j| if j < 3 { (c as f64 * 2.0 - 1.0) + 0.3 * noise() } else { noise() }));
-                y.push(c);
-            }
-            (x, y)
-        };
+        let mut make =
+            |n: usize| {
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                for i in 0..n {
+                    let c = i % 2;
+                    x.extend((0..dim).map(|j| {
+                        if j < 3 { (c as f64 * 2.0 - 1.0) + 0.3 * noise() } else { noise() }
+                    }));
+                    y.push(c);
+                }
+                (x, y)
+            };
         let (tr, tr_y) = make(20);
         let (te, te_y) = make(200);
         let acc = svm_accuracy(&tr, &tr_y, &te, &te_y, dim).unwrap();
@@ -290,7 +320,9 @@ mod timing {
             let (mut x, mut y) = (Vec::new(), Vec::new());
             for i in 0..n {
                 let c = i % classes;
-                x.extend((0..dim).map(|j| if j < 4 { (c * (j + 1) % classes) as f32 * 0.4 + noise() } else { noise() }));
+                x.extend((0..dim).map(|j| {
+                    if j < 4 { (c * (j + 1) % classes) as f32 * 0.4 + noise() } else { noise() }
+                }));
                 y.push(c);
             }
             (x, y)
@@ -300,10 +332,16 @@ mod timing {
         let (tr, te) = min_max_scale(&tr, &te, dim);
         let t = std::time::Instant::now();
         let knn = knn_accuracy(&tr, &tr_y, &te, &te_y, dim, 5).unwrap();
-        eprintln!("{n_train} x {dim}, {classes} classes: knn {knn:.3} in {:.1}s", t.elapsed().as_secs_f64());
+        eprintln!(
+            "{n_train} x {dim}, {classes} classes: knn {knn:.3} in {:.1}s",
+            t.elapsed().as_secs_f64()
+        );
         let t = std::time::Instant::now();
         let svm = svm_accuracy(&tr, &tr_y, &te, &te_y, dim).unwrap();
-        eprintln!("{n_train} x {dim}, {classes} classes: svm {svm:.3} in {:.1}s", t.elapsed().as_secs_f64());
+        eprintln!(
+            "{n_train} x {dim}, {classes} classes: svm {svm:.3} in {:.1}s",
+            t.elapsed().as_secs_f64()
+        );
     }
 
     /// Probe times at FordA's size (3,601 train / 1,320 test × 64, two overlapping classes) and

@@ -44,7 +44,6 @@ mod tests {
     use super::*;
     use crate::test_util::matrix as t;
 
-
     #[test]
     fn equals_the_materialised_cross_correlation_in_value_and_gradients() {
         use burn::tensor::{Device, Distribution};
@@ -57,18 +56,30 @@ mod tests {
             let noise = Tensor::<2>::random([b, d], Distribution::Normal(0.0, 0.5), &device);
             let p2 = p1.clone().mul_scalar(0.8).add(noise);
             let run = |fast: bool| {
-                let (a, c) = (p1.clone().detach().require_grad(), p2.clone().detach().require_grad());
-                let loss = if fast { barlow_twins_loss(a.clone(), c.clone(), 0.005) } else { barlow_twins_loss_direct(a.clone(), c.clone(), 0.005) };
+                let (a, c) =
+                    (p1.clone().detach().require_grad(), p2.clone().detach().require_grad());
+                let loss = if fast {
+                    barlow_twins_loss(a.clone(), c.clone(), 0.005)
+                } else {
+                    barlow_twins_loss_direct(a.clone(), c.clone(), 0.005)
+                };
                 let grads = loss.backward();
                 let values = |t: Tensor<2>| t.into_data().try_into_vec::<f32>().unwrap();
-                (loss.into_scalar::<f32>(), values(a.grad(&grads).unwrap()), values(c.grad(&grads).unwrap()))
+                (
+                    loss.into_scalar::<f32>(),
+                    values(a.grad(&grads).unwrap()),
+                    values(c.grad(&grads).unwrap()),
+                )
             };
             let ((l1, a1, c1), (l2, a2, c2)) = (run(true), run(false));
             assert!((l1 - l2).abs() <= 1e-5 * l2.abs().max(1.0), "{b}×{d}: loss {l1} vs {l2}");
             for (g1, g2) in [(a1, a2), (c1, c2)] {
                 let scale = g2.iter().fold(0f32, |m, v| m.max(v.abs()));
                 for (x, y) in g1.iter().zip(&g2) {
-                    assert!((x - y).abs() <= 1e-4 * scale.max(1e-6), "{b}×{d}: gradient {x} vs {y} (scale {scale})");
+                    assert!(
+                        (x - y).abs() <= 1e-4 * scale.max(1e-6),
+                        "{b}×{d}: gradient {x} vs {y} (scale {scale})"
+                    );
                 }
             }
         }
@@ -93,7 +104,10 @@ mod tests {
         let p2 = t(&[&[3.0, 1.0], &[2.0, 2.0], &[1.0, 3.0]]);
         let s3 = 3f64.sqrt();
         let lambda = 0.005;
-        let want = ((1.0 + 2.0 / 3.0f64).powi(2) + (1.0 - 1.0 / s3).powi(2) + lambda * (4.0 / 9.0 + 1.0 / 3.0)) / 2.0;
+        let want = ((1.0 + 2.0 / 3.0f64).powi(2)
+            + (1.0 - 1.0 / s3).powi(2)
+            + lambda * (4.0 / 9.0 + 1.0 / 3.0))
+            / 2.0;
         let got = barlow_twins_loss(p1, p2, lambda).into_scalar::<f32>() as f64;
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
     }

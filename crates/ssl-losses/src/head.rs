@@ -4,7 +4,9 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use crate::{IterNorm, IterNormConfig, Projector, ProjectorConfig, barlow_twins_loss, vibcreg_loss};
+use crate::{
+    IterNorm, IterNormConfig, Projector, ProjectorConfig, barlow_twins_loss, vibcreg_loss,
+};
 
 /// Which non-contrastive method.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -68,7 +70,9 @@ pub enum ConfigError {
         field: &'static str,
     },
     /// VIbCReg's IterNorm splits the projector width into equal groups.
-    #[error("projector width {width} is not a multiple of the {groups} IterNorm groups VIbCReg whitens in (choose a multiple of {groups}, e.g. {suggestion})")]
+    #[error(
+        "projector width {width} is not a multiple of the {groups} IterNorm groups VIbCReg whitens in (choose a multiple of {groups}, e.g. {suggestion})"
+    )]
     IterNormGroups {
         /// The projector width.
         width: usize,
@@ -82,7 +86,9 @@ pub enum ConfigError {
 impl SslHeadConfig {
     /// Checks the settings that [`SslHeadConfig::init`] would otherwise reject with a panic.
     pub fn check(&self) -> Result<(), ConfigError> {
-        for (field, value) in [("input_dim", self.input_dim), ("projector width (hidden_dim)", self.hidden_dim)] {
+        for (field, value) in
+            [("input_dim", self.input_dim), ("projector width (hidden_dim)", self.hidden_dim)]
+        {
             if value == 0 {
                 return Err(ConfigError::Zero { field });
             }
@@ -93,7 +99,11 @@ impl SslHeadConfig {
                 return Err(ConfigError::Zero { field: "iter_norm_groups" });
             }
             if !self.hidden_dim.is_multiple_of(groups) {
-                return Err(ConfigError::IterNormGroups { width: self.hidden_dim, groups, suggestion: self.hidden_dim.div_ceil(groups) * groups });
+                return Err(ConfigError::IterNormGroups {
+                    width: self.hidden_dim,
+                    groups,
+                    suggestion: self.hidden_dim.div_ceil(groups) * groups,
+                });
             }
         }
         Ok(())
@@ -104,16 +114,25 @@ impl SslHeadConfig {
     /// # Panics
     /// On a setting [`SslHeadConfig::check`] rejects.
     pub fn init(&self, device: &Device) -> SslHead {
-        let projector = ProjectorConfig::new().with_input_dim(self.input_dim).with_hidden_dim(self.hidden_dim).init(device);
+        let projector = ProjectorConfig::new()
+            .with_input_dim(self.input_dim)
+            .with_hidden_dim(self.hidden_dim)
+            .init(device);
         let is_vibcreg = self.method == SslMethod::Vibcreg;
-        let iter_norm =
-            is_vibcreg.then(|| IterNormConfig::new(self.hidden_dim).with_num_groups(self.iter_norm_groups).init(device));
+        let iter_norm = is_vibcreg.then(|| {
+            IterNormConfig::new(self.hidden_dim).with_num_groups(self.iter_norm_groups).init(device)
+        });
         SslHead {
             projector,
             iter_norm,
             is_vibcreg,
             barlow_lambda: self.barlow_lambda,
-            vibcreg: [self.vibcreg_sim_weight, self.vibcreg_var_weight, self.vibcreg_cov_weight, self.vibcreg_weight],
+            vibcreg: [
+                self.vibcreg_sim_weight,
+                self.vibcreg_var_weight,
+                self.vibcreg_cov_weight,
+                self.vibcreg_weight,
+            ],
         }
     }
 }
@@ -159,13 +178,26 @@ mod tests {
     #[test]
     fn check_rejects_what_init_would_panic_on() {
         let vib = |width| SslHeadConfig::new(SslMethod::Vibcreg).with_hidden_dim(width).check();
-        assert_eq!(vib(100), Err(ConfigError::IterNormGroups { width: 100, groups: 64, suggestion: 128 }));
+        assert_eq!(
+            vib(100),
+            Err(ConfigError::IterNormGroups { width: 100, groups: 64, suggestion: 128 })
+        );
         assert_eq!(vib(4096), Ok(()));
         assert_eq!(vib(0), Err(ConfigError::Zero { field: "projector width (hidden_dim)" }));
-        assert_eq!(SslHeadConfig::new(SslMethod::BarlowTwins).with_hidden_dim(100).check(), Ok(()), "Barlow Twins has no groups");
-        assert_eq!(SslHeadConfig::new(SslMethod::Vibcreg).with_iter_norm_groups(0).check(), Err(ConfigError::Zero { field: "iter_norm_groups" }));
+        assert_eq!(
+            SslHeadConfig::new(SslMethod::BarlowTwins).with_hidden_dim(100).check(),
+            Ok(()),
+            "Barlow Twins has no groups"
+        );
+        assert_eq!(
+            SslHeadConfig::new(SslMethod::Vibcreg).with_iter_norm_groups(0).check(),
+            Err(ConfigError::Zero { field: "iter_norm_groups" })
+        );
         let message = vib(100).unwrap_err().to_string();
-        assert!(message.contains("100") && message.contains("64") && message.contains("128"), "{message}");
+        assert!(
+            message.contains("100") && message.contains("64") && message.contains("128"),
+            "{message}"
+        );
     }
 
     /// Burn's `num_params` also counts buffers (BatchNorm running mean and variance, IterNorm's

@@ -56,7 +56,9 @@ impl IterNormConfig {
             weight: Param::from_tensor(Tensor::ones([1, self.num_features], device)),
             bias: Param::from_tensor(Tensor::zeros([1, self.num_features], device)),
             running_mean: RunningState::new(Tensor::zeros([self.num_groups, g, 1], device)),
-            running_whitening: RunningState::new(eye.unsqueeze::<3>().repeat_dim(0, self.num_groups)),
+            running_whitening: RunningState::new(
+                eye.unsqueeze::<3>().repeat_dim(0, self.num_groups),
+            ),
             num_groups: self.num_groups,
             iterations: self.iterations,
             epsilon: self.epsilon,
@@ -76,7 +78,11 @@ impl IterNorm {
             let mean = xg.clone().mean_dim(2);
             let xc = xg.sub(mean.clone());
             let eye: Tensor<3> = Tensor::<2>::eye(g, &device).unsqueeze();
-            let sigma = xc.clone().matmul(xc.clone().swap_dims(1, 2)).div_scalar(b as f64).add(eye.clone().mul_scalar(self.epsilon));
+            let sigma = xc
+                .clone()
+                .matmul(xc.clone().swap_dims(1, 2))
+                .div_scalar(b as f64)
+                .add(eye.clone().mul_scalar(self.epsilon));
             // r = 1 / trace(Σ), per group.
             let trace = sigma.clone().mul(eye.clone()).sum_dim(2).sum_dim(1); // (G, 1, 1)
             let r = trace.recip();
@@ -90,8 +96,14 @@ impl IterNorm {
             let m = self.momentum;
             let running_mean = self.running_mean.value_sync().to_device(&device);
             let running_w = self.running_whitening.value_sync().to_device(&device);
-            self.running_mean.update(running_mean.mul_scalar(1.0 - m).add(mean.detach().mul_scalar(m)).detach());
-            self.running_whitening.update(running_w.mul_scalar(1.0 - m).add(whitening.clone().detach().mul_scalar(m)).detach());
+            self.running_mean
+                .update(running_mean.mul_scalar(1.0 - m).add(mean.detach().mul_scalar(m)).detach());
+            self.running_whitening.update(
+                running_w
+                    .mul_scalar(1.0 - m)
+                    .add(whitening.clone().detach().mul_scalar(m))
+                    .detach(),
+            );
             whitening.matmul(xc)
         } else {
             let mean = self.running_mean.value_sync().to_device(&device);
@@ -114,12 +126,14 @@ mod tests {
         let mut out = vec![0.0; b * f];
         for grp in 0..groups {
             let col = |i: usize, n: usize| x[n * f + grp * g + i];
-            let mean: Vec<f64> = (0..g).map(|i| (0..b).map(|n| col(i, n)).sum::<f64>() / b as f64).collect();
+            let mean: Vec<f64> =
+                (0..g).map(|i| (0..b).map(|n| col(i, n)).sum::<f64>() / b as f64).collect();
             let xc = |i: usize, n: usize| col(i, n) - mean[i];
             let mut sigma = vec![0.0; g * g];
             for i in 0..g {
                 for j in 0..g {
-                    sigma[i * g + j] = (0..b).map(|n| xc(i, n) * xc(j, n)).sum::<f64>() / b as f64 + if i == j { 1e-5 } else { 0.0 };
+                    sigma[i * g + j] = (0..b).map(|n| xc(i, n) * xc(j, n)).sum::<f64>() / b as f64
+                        + if i == j { 1e-5 } else { 0.0 };
                 }
             }
             let r = 1.0 / (0..g).map(|i| sigma[i * g + i]).sum::<f64>();
@@ -133,14 +147,16 @@ mod tests {
                 }
                 o
             };
-            let mut p: Vec<f64> = (0..g * g).map(|k| if k / g == k % g { 1.0 } else { 0.0 }).collect();
+            let mut p: Vec<f64> =
+                (0..g * g).map(|k| if k / g == k % g { 1.0 } else { 0.0 }).collect();
             for _ in 0..iterations {
                 let p3s = mm(&mm(&mm(&p, &p), &p), &sn);
                 p = p.iter().zip(&p3s).map(|(a, c)| 1.5 * a - 0.5 * c).collect();
             }
             for n in 0..b {
                 for i in 0..g {
-                    out[n * f + grp * g + i] = (0..g).map(|k| p[i * g + k] * r.sqrt() * xc(k, n)).sum();
+                    out[n * f + grp * g + i] =
+                        (0..g).map(|k| p[i * g + k] * r.sqrt() * xc(k, n)).sum();
                 }
             }
         }
@@ -152,8 +168,13 @@ mod tests {
         let device = Device::flex().autodiff();
         let (b, f) = (6, 4);
         // Correlated, deterministic data.
-        let x: Vec<f64> = (0..b * f).map(|k| ((k * 7 % 11) as f64 - 5.0) * 0.3 + ((k / f) as f64).sin()).collect();
-        let xt = Tensor::<2>::from_data(TensorData::new(x.iter().map(|&v| v as f32).collect::<Vec<_>>(), [b, f]), &device);
+        let x: Vec<f64> = (0..b * f)
+            .map(|k| ((k * 7 % 11) as f64 - 5.0) * 0.3 + ((k / f) as f64).sin())
+            .collect();
+        let xt = Tensor::<2>::from_data(
+            TensorData::new(x.iter().map(|&v| v as f32).collect::<Vec<_>>(), [b, f]),
+            &device,
+        );
         let layer = IterNormConfig::new(f).with_num_groups(2).init(&device);
         let got = layer.forward(xt).try_into_vec_as::<f32>().unwrap();
         let want = reference(&x, b, f, 2, 5);

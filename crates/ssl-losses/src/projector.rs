@@ -107,7 +107,10 @@ mod tests {
         // A projector with these weights and fresh BatchNorms (a clone would share the running
         // statistics, which live behind an `Arc`).
         let fresh = || {
-            let copy = |l: &Linear| Linear { weight: Param::from_tensor(l.weight.val()), bias: l.bias.as_ref().map(|b| Param::from_tensor(b.val())) };
+            let copy = |l: &Linear| Linear {
+                weight: Param::from_tensor(l.weight.val()),
+                bias: l.bias.as_ref().map(|b| Param::from_tensor(b.val())),
+            };
             Projector {
                 linear1: copy(&projector.linear1),
                 norm1: BatchNormConfig::new(h).init(&device),
@@ -128,9 +131,15 @@ mod tests {
                 (p1, model.forward(x2.clone()))
             };
             // A loss that weighs the branches differently, so their gradients differ.
-            let loss = p1.clone().powf_scalar(2.0).sum().add(p2.clone().mul_scalar(0.3).sin().sum());
+            let loss =
+                p1.clone().powf_scalar(2.0).sum().add(p2.clone().mul_scalar(0.3).sin().sum());
             let grads = loss.backward();
-            let mut out = vec![values(p1), values(p2), values(x1.grad(&grads).unwrap()), values(x2.grad(&grads).unwrap())];
+            let mut out = vec![
+                values(p1),
+                values(p2),
+                values(x1.grad(&grads).unwrap()),
+                values(x2.grad(&grads).unwrap()),
+            ];
             for linear in [&model.linear1, &model.linear2, &model.linear3] {
                 out.push(values(linear.weight.grad(&grads).unwrap()));
                 out.push(values(linear.bias.as_ref().unwrap().grad(&grads).unwrap()));
@@ -147,7 +156,10 @@ mod tests {
             out
         };
         let (paired, single) = (run(true), run(false));
-        let names = ["p1", "p2", "dx1", "dx2", "dW1", "db1", "dW2", "db2", "dW3", "db3", "dγ1", "dβ1", "dγ2", "dβ2", "mean1", "var1", "mean2", "var2"];
+        let names = [
+            "p1", "p2", "dx1", "dx2", "dW1", "db1", "dW2", "db2", "dW3", "db3", "dγ1", "dβ1",
+            "dγ2", "dβ2", "mean1", "var1", "mean2", "var2",
+        ];
         assert_eq!(paired.len(), names.len());
         for ((got, want), what) in paired.iter().zip(&single).zip(names) {
             assert_close(got, want, what);

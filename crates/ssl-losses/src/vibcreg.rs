@@ -23,7 +23,14 @@ fn covariance_term(p: Tensor<2>) -> Tensor<1> {
 /// VIbCReg loss between two projections `(B, D)`:
 /// `weight · (λ·MSE(p1, p2) + μ·(var(p1) + var(p2)) + ν·(cov(p1) + cov(p2)))`.
 /// Thesis: λ = 25, μ = 25, ν = 100, weight 0.01.
-pub fn vibcreg_loss(p1: Tensor<2>, p2: Tensor<2>, lambda: f64, mu: f64, nu: f64, weight: f64) -> Tensor<1> {
+pub fn vibcreg_loss(
+    p1: Tensor<2>,
+    p2: Tensor<2>,
+    lambda: f64,
+    mu: f64,
+    nu: f64,
+    weight: f64,
+) -> Tensor<1> {
     let sim = p1.clone().sub(p2.clone()).square().mean();
     let var = variance_term(p1.clone()).add(variance_term(p2.clone()));
     let cov = covariance_term(p1).add(covariance_term(p2));
@@ -34,7 +41,6 @@ pub fn vibcreg_loss(p1: Tensor<2>, p2: Tensor<2>, lambda: f64, mu: f64, nu: f64,
 mod tests {
     use super::*;
     use crate::test_util::matrix as t;
-
 
     #[test]
     fn hand_computed_terms() {
@@ -50,7 +56,8 @@ mod tests {
         // 2·1/4 = 1/2.
         let cov: f64 = 3.0 / 8.0 + 0.5;
         let want = 0.01 * (25.0 * sim + 25.0 * var + 100.0 * cov);
-        let got = vibcreg_loss(p1.clone(), p2.clone(), 25.0, 25.0, 100.0, 0.01).into_scalar::<f32>() as f64;
+        let got = vibcreg_loss(p1.clone(), p2.clone(), 25.0, 25.0, 100.0, 0.01).into_scalar::<f32>()
+            as f64;
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
         // The variance hinge on a collapsed feature: constant column → ReLU(1 − sqrt(1e-4)) = 0.99.
         let flat = t(&[&[5.0], &[5.0], &[5.0]]);

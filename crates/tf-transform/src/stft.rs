@@ -70,7 +70,8 @@ impl Stft {
         if hop == 0 || n_fft % hop != 0 {
             return Err(Error::Hop { n_fft, hop });
         }
-        let window: Vec<f64> = (0..n_fft).map(|k| 0.5 - 0.5 * (2.0 * PI * k as f64 / n_fft as f64).cos()).collect();
+        let window: Vec<f64> =
+            (0..n_fft).map(|k| 0.5 - 0.5 * (2.0 * PI * k as f64 / n_fft as f64).cos()).collect();
         let bins = n_fft / 2 + 1;
         let angle = |f: usize, k: usize| 2.0 * PI * (f * k) as f64 / n_fft as f64;
         let mut forward_basis = vec![0f32; n_fft * 2 * bins];
@@ -108,7 +109,11 @@ impl Stft {
 
     /// Checks that `length` can be transformed (reflect padding needs `length > n_fft/2`).
     pub fn check_length(&self, length: usize) -> Result<(), Error> {
-        if length > self.n_fft / 2 { Ok(()) } else { Err(Error::TooShort { length, min: self.n_fft / 2 }) }
+        if length > self.n_fft / 2 {
+            Ok(())
+        } else {
+            Err(Error::TooShort { length, min: self.n_fft / 2 })
+        }
     }
 
     /// STFT of `x`, shape `(B, C, L)` → `(B, 2C, bins, frames)`, real/imag interleaved per channel.
@@ -128,11 +133,15 @@ impl Stft {
         let left = x.clone().narrow(1, 1, pad).flip([1]);
         let right = x.clone().narrow(1, length - 1 - pad, pad).flip([1]);
         let padded = Tensor::cat(vec![left, x, right], 1);
-        let chunks = padded.narrow(1, 0, (frames - 1 + r) * hop).reshape([b * c, frames - 1 + r, hop]);
+        let chunks =
+            padded.narrow(1, 0, (frames - 1 + r) * hop).reshape([b * c, frames - 1 + r, hop]);
         let shifted: Vec<Tensor<3>> = (0..r).map(|j| chunks.clone().narrow(1, j, frames)).collect();
         let framed: Tensor<4> = Tensor::stack(shifted, 2); // (B·C, frames, r, hop)
         let framed = framed.reshape([b * c * frames, n_fft]);
-        let basis = Tensor::<2>::from_data(TensorData::new(self.forward_basis.clone(), [n_fft, 2 * bins]), &device);
+        let basis = Tensor::<2>::from_data(
+            TensorData::new(self.forward_basis.clone(), [n_fft, 2 * bins]),
+            &device,
+        );
         let spectrum = framed.matmul(basis); // (B·C·frames, 2·bins)
         let spectrum: Tensor<5> = spectrum.reshape([b, c, frames, 2, bins]);
         spectrum.permute([0, 1, 3, 4, 2]).reshape([b, 2 * c, bins, frames])
@@ -146,13 +155,21 @@ impl Stft {
     pub fn inverse(&self, u: Tensor<4>, original_length: Option<usize>) -> Tensor<3> {
         let [b, c2, bins, frames] = u.dims();
         assert!(c2 % 2 == 0, "ISTFT input needs real/imag channel pairs, got {c2} channels");
-        assert_eq!(bins, self.bins(), "ISTFT input has {bins} frequency bins, expected {}", self.bins());
+        assert_eq!(
+            bins,
+            self.bins(),
+            "ISTFT input has {bins} frequency bins, expected {}",
+            self.bins()
+        );
         let device = u.device();
         let (n_fft, hop, c) = (self.n_fft, self.hop, c2 / 2);
         let (pad, r) = (n_fft / 2, n_fft / hop);
         let u: Tensor<5> = u.reshape([b, c, 2, bins, frames]);
         let spectrum = u.permute([0, 1, 4, 2, 3]).reshape([b * c * frames, 2 * bins]);
-        let basis = Tensor::<2>::from_data(TensorData::new(self.inverse_basis.clone(), [2 * bins, n_fft]), &device);
+        let basis = Tensor::<2>::from_data(
+            TensorData::new(self.inverse_basis.clone(), [2 * bins, n_fft]),
+            &device,
+        );
         let windowed = spectrum.matmul(basis).reshape([b * c, frames, r, hop]);
         let mut summed: Option<Tensor<3>> = None;
         for j in 0..r {
@@ -165,8 +182,12 @@ impl Stft {
         }
         let full = (frames - 1 + r) * hop;
         let out_len = self.output_length(frames);
-        let signal = summed.expect("n_fft / hop >= 1").reshape([b * c, full]).narrow(1, pad, out_len);
-        let scale = Tensor::<2>::from_data(TensorData::new(self.inverse_envelope(frames), [1, out_len]), &device);
+        let signal =
+            summed.expect("n_fft / hop >= 1").reshape([b * c, full]).narrow(1, pad, out_len);
+        let scale = Tensor::<2>::from_data(
+            TensorData::new(self.inverse_envelope(frames), [1, out_len]),
+            &device,
+        );
         let signal = signal.mul(scale).reshape([b, c, out_len]);
         match original_length {
             Some(len) if len < out_len => signal.narrow(2, 0, len),
@@ -184,7 +205,10 @@ impl Stft {
             }
         }
         let pad = self.n_fft / 2;
-        envelope[pad..pad + self.output_length(frames)].iter().map(|e| (1.0 / e.max(1e-10)) as f32).collect()
+        envelope[pad..pad + self.output_length(frames)]
+            .iter()
+            .map(|e| (1.0 / e.max(1e-10)) as f32)
+            .collect()
     }
 }
 
@@ -277,7 +301,8 @@ mod tests {
                     let want = reference_stft(series);
                     for (t, bins) in want.iter().enumerate() {
                         for (f, z) in bins.iter().enumerate() {
-                            let at = |part: usize| ((bi * 2 * c + 2 * ci + part) * 5 + f) * frames + t;
+                            let at =
+                                |part: usize| ((bi * 2 * c + 2 * ci + part) * 5 + f) * frames + t;
                             max_err = max_err.max((got[at(0)] as f64 - z.re).abs());
                             max_err = max_err.max((got[at(1)] as f64 - z.im).abs());
                         }
@@ -296,16 +321,24 @@ mod tests {
         for frames in [4, 36, 71] {
             let spec = random(&mut rng, 2 * 5 * frames);
             let u = Tensor::<4>::from_data(
-                TensorData::new(spec.iter().map(|&v| v as f32).collect::<Vec<_>>(), [1, 2, 5, frames]),
+                TensorData::new(
+                    spec.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                    [1, 2, 5, frames],
+                ),
                 &device,
             );
             let got = to_vec(stft.inverse(u, None));
             let bins: Vec<Vec<Complex64>> = (0..frames)
-                .map(|t| (0..5).map(|f| Complex64::new(spec[f * frames + t], spec[(5 + f) * frames + t])).collect())
+                .map(|t| {
+                    (0..5)
+                        .map(|f| Complex64::new(spec[f * frames + t], spec[(5 + f) * frames + t]))
+                        .collect()
+                })
                 .collect();
             let want = reference_istft(&bins);
             assert_eq!(got.len(), want.len());
-            let max_err = got.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+            let max_err =
+                got.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
             assert!(max_err < 1e-5, "frames {frames}: max abs error {max_err}");
         }
     }
@@ -329,7 +362,11 @@ mod tests {
             }
         }
         let x = tensor3(&random(&mut rng, 140), [1, 1, 140], &device);
-        assert_eq!(stft.inverse(stft.forward(x), Some(100)).dims(), [1, 1, 100], "original_length crops");
+        assert_eq!(
+            stft.inverse(stft.forward(x), Some(100)).dims(),
+            [1, 1, 100],
+            "original_length crops"
+        );
     }
 
     /// Autodiff gradients of `Σ R ⊙ STFT(x)` and `Σ S ⊙ ISTFT(u)` against central finite
@@ -366,7 +403,11 @@ mod tests {
             up[i] += h;
             down[i] -= h;
             let fd = (objective(&up) - objective(&down)) / (2.0 * h);
-            assert!((grad[i] as f64 - fd).abs() < 1e-4, "STFT d/dx[{i}]: autodiff {} vs fd {fd}", grad[i]);
+            assert!(
+                (grad[i] as f64 - fd).abs() < 1e-4,
+                "STFT d/dx[{i}]: autodiff {} vs fd {fd}",
+                grad[i]
+            );
         }
 
         let spec = random(&mut rng, 2 * 5 * frames);
@@ -376,11 +417,19 @@ mod tests {
             &device,
         )
         .require_grad();
-        let grads = stft.inverse(ut.clone(), None).mul(tensor3(&s, [1, 1, s.len()], &device)).sum().backward();
+        let grads = stft
+            .inverse(ut.clone(), None)
+            .mul(tensor3(&s, [1, 1, s.len()], &device))
+            .sum()
+            .backward();
         let grad = to_vec(ut.grad(&grads).expect("u is tracked"));
         let objective = |spec: &[f64]| -> f64 {
             let bins: Vec<Vec<Complex64>> = (0..frames)
-                .map(|t| (0..5).map(|f| Complex64::new(spec[f * frames + t], spec[(5 + f) * frames + t])).collect())
+                .map(|t| {
+                    (0..5)
+                        .map(|f| Complex64::new(spec[f * frames + t], spec[(5 + f) * frames + t]))
+                        .collect()
+                })
                 .collect();
             reference_istft(&bins).iter().zip(&s).map(|(a, b)| a * b).sum()
         };
@@ -390,14 +439,21 @@ mod tests {
             up[i] += h;
             down[i] -= h;
             let fd = (objective(&up) - objective(&down)) / (2.0 * h);
-            assert!((grad[i] as f64 - fd).abs() < 1e-4, "ISTFT d/du[{i}]: autodiff {} vs fd {fd}", grad[i]);
+            assert!(
+                (grad[i] as f64 - fd).abs() < 1e-4,
+                "ISTFT d/du[{i}]: autodiff {} vs fd {fd}",
+                grad[i]
+            );
         }
     }
 
     #[test]
     fn invalid_settings_are_typed_errors() {
         assert_eq!(Stft::new(&StftConfig::new().with_n_fft(7)), Err(Error::NFft(7)));
-        assert_eq!(Stft::new(&StftConfig::new().with_hop_length(3)), Err(Error::Hop { n_fft: 8, hop: 3 }));
+        assert_eq!(
+            Stft::new(&StftConfig::new().with_hop_length(3)),
+            Err(Error::Hop { n_fft: 8, hop: 3 })
+        );
         let stft = Stft::new(&StftConfig::new()).unwrap();
         assert_eq!(stft.check_length(4), Err(Error::TooShort { length: 4, min: 4 }));
         assert!(stft.check_length(5).is_ok());

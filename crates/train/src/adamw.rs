@@ -44,7 +44,12 @@ pub struct FusedAdamWConfig {
 impl FusedAdamWConfig {
     /// The optimizer for one tensor at a time.
     pub fn build(&self) -> FusedAdamW {
-        FusedAdamW { beta_1: self.beta_1, beta_2: self.beta_2, epsilon: self.epsilon, weight_decay: self.weight_decay }
+        FusedAdamW {
+            beta_1: self.beta_1,
+            beta_2: self.beta_2,
+            epsilon: self.epsilon,
+            weight_decay: self.weight_decay,
+        }
     }
 
     /// The optimizer for a whole module (Burn's [`ModuleOptimizer`]).
@@ -56,7 +61,13 @@ impl FusedAdamWConfig {
 /// Checks AdamW's settings as PyTorch does (`lr`, `weight_decay` and `epsilon` ≥ 0, each β in
 /// [0, 1)), and more strictly where a value would only lead to a diverged run: `lr` and `epsilon`
 /// must be positive, every value finite. The message names the field.
-pub fn check_adamw(lr: f64, weight_decay: f64, beta1: f64, beta2: f64, epsilon: f64) -> Result<(), String> {
+pub fn check_adamw(
+    lr: f64,
+    weight_decay: f64,
+    beta1: f64,
+    beta2: f64,
+    epsilon: f64,
+) -> Result<(), String> {
     if !(lr > 0.0 && lr.is_finite()) {
         return Err(format!("lr must be positive, got {lr}"));
     }
@@ -78,7 +89,12 @@ pub fn check_adamw(lr: f64, weight_decay: f64, beta1: f64, beta2: f64, epsilon: 
 /// pass per parameter tensor on the CPU backend ([`FusedAdamW`]); the learning rate is given
 /// per step. Its state is Burn's `AdamWState`, so checkpoints keep their format.
 pub fn adamw(beta1: f64, beta2: f64, epsilon: f64, weight_decay: f64) -> ModuleOptimizer {
-    FusedAdamWConfig::new().with_beta_1(beta1).with_beta_2(beta2).with_epsilon(epsilon).with_weight_decay(weight_decay).init()
+    FusedAdamWConfig::new()
+        .with_beta_1(beta1)
+        .with_beta_2(beta2)
+        .with_epsilon(epsilon)
+        .with_weight_decay(weight_decay)
+        .init()
 }
 
 /// AdamW with PyTorch's update, fused on the CPU backend (see the module docs).
@@ -129,7 +145,9 @@ fn update(s: &StepScalars, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
 /// The whole update over host slices, in parallel chunks.
 fn update_slices(s: &StepScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     const CHUNK: usize = 1 << 14;
-    let chunk = |(((p, g), m), v): (((&mut [f32], &[f32]), &mut [f32]), &mut [f32])| {
+    /// One chunk of parameter, gradient and both moments, as the zipped iterators yield it.
+    type Chunk<'a> = (((&'a mut [f32], &'a [f32]), &'a mut [f32]), &'a mut [f32]);
+    let chunk = |(((p, g), m), v): Chunk<'_>| {
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             update(s, p, g, m, v);
         }
@@ -137,10 +155,18 @@ fn update_slices(s: &StepScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &m
     #[cfg(feature = "flex")]
     {
         use rayon::prelude::*;
-        p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).for_each(chunk);
+        p.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .for_each(chunk);
     }
     #[cfg(not(feature = "flex"))]
-    p.chunks_mut(CHUNK).zip(g.chunks(CHUNK)).zip(m.chunks_mut(CHUNK)).zip(v.chunks_mut(CHUNK)).for_each(chunk);
+    p.chunks_mut(CHUNK)
+        .zip(g.chunks(CHUNK))
+        .zip(m.chunks_mut(CHUNK))
+        .zip(v.chunks_mut(CHUNK))
+        .for_each(chunk);
 }
 
 /// The tensor's values, taking its buffer where the tensor is not shared.
@@ -160,7 +186,13 @@ fn on_flex(device: &Device) -> bool {
 
 impl FusedAdamW {
     /// One step on host buffers (flex): returns parameter and moments.
-    fn step_host<const D: usize>(&self, s: &StepScalars, tensor: Tensor<D>, grad: Tensor<D>, moments: Option<(Tensor<D>, Tensor<D>)>) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    fn step_host<const D: usize>(
+        &self,
+        s: &StepScalars,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        moments: Option<(Tensor<D>, Tensor<D>)>,
+    ) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
         let device = tensor.device();
         let shape = tensor.shape();
         let n = shape.num_elements();
@@ -171,16 +203,25 @@ impl FusedAdamW {
             None => (vec![0.0; n], vec![0.0; n]),
         };
         update_slices(s, &mut p, &g, &mut m, &mut v);
-        let back = |values: Vec<f32>| Tensor::<D>::from_data(TensorData::new(values, shape.clone()), &device);
+        let back = |values: Vec<f32>| {
+            Tensor::<D>::from_data(TensorData::new(values, shape.clone()), &device)
+        };
         (back(p), back(m), back(v))
     }
 
     /// One step as tensor ops (any backend): returns parameter and moments.
-    fn step_tensors<const D: usize>(&self, s: &StepScalars, tensor: Tensor<D>, grad: Tensor<D>, moments: Option<(Tensor<D>, Tensor<D>)>) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    fn step_tensors<const D: usize>(
+        &self,
+        s: &StepScalars,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        moments: Option<(Tensor<D>, Tensor<D>)>,
+    ) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
         let (m, v) = moments.unwrap_or_else(|| (grad.zeros_like(), grad.zeros_like()));
         let m = m.clone() + (grad.clone() - m).mul_scalar(s.one_minus_beta_1);
         let v = v.mul_scalar(s.beta_2) + grad.square().mul_scalar(s.one_minus_beta_2);
-        let denominator = v.clone().sqrt().div_scalar(s.bias_correction_2_sqrt).add_scalar(s.epsilon);
+        let denominator =
+            v.clone().sqrt().div_scalar(s.bias_correction_2_sqrt).add_scalar(s.epsilon);
         let p = tensor.mul_scalar(s.decay) - (m.clone() / denominator).mul_scalar(s.step_size);
         (p, m, v)
     }
@@ -189,12 +230,26 @@ impl FusedAdamW {
 impl Optimizer for FusedAdamW {
     type State<const D: usize> = AdamWState<D>;
 
-    fn step<const D: usize>(&self, lr: LearningRate, tensor: Tensor<D>, grad: Tensor<D>, state: Option<Self::State<D>>) -> (Tensor<D>, Option<Self::State<D>>) {
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
         let time = state.as_ref().map_or(0, |s| s.momentum.time) + 1;
         let moments = state.map(|s| (s.momentum.moment_1, s.momentum.moment_2));
         let scalars = self.scalars(lr, time);
-        let host = on_flex(&tensor.device()) && [tensor.dtype(), grad.dtype()].iter().all(|&d| d == DType::F32) && moments.as_ref().is_none_or(|(m, v)| m.dtype() == DType::F32 && v.dtype() == DType::F32);
-        let (p, m, v) = if host { self.step_host(&scalars, tensor, grad, moments) } else { self.step_tensors(&scalars, tensor, grad, moments) };
+        let host = on_flex(&tensor.device())
+            && [tensor.dtype(), grad.dtype()].iter().all(|&d| d == DType::F32)
+            && moments
+                .as_ref()
+                .is_none_or(|(m, v)| m.dtype() == DType::F32 && v.dtype() == DType::F32);
+        let (p, m, v) = if host {
+            self.step_host(&scalars, tensor, grad, moments)
+        } else {
+            self.step_tensors(&scalars, tensor, grad, moments)
+        };
         (p, Some(AdamWState::new(AdaptiveMomentumState::new(time, m, v))))
     }
 
@@ -224,12 +279,59 @@ mod tests {
         [0.4, 0.0, -0.6, 0.0, -0.2, -1.125, 1e-10, -0.55],
         [-0.4, 0.375, -0.15, 0.0, 0.4, -0.45, 1e-10, 0.275],
     ];
+    // PyTorch's printed values, digit for digit.
+    #[allow(clippy::excessive_precision, reason = "the reference values as PyTorch printed them")]
     const PYTORCH: [[f32; 8]; 5] = [
-        [0.500_994_98, -1.250_987_5, 2.000_98, 0.0, -0.300_996_99, 3.100_968_8, 0.000_990_089_03, -7.499_924_7],
-        [0.501_709_8, -1.251_729_2, 2.001_177, 0.0, -0.301_702_08, 3.101_48, 0.000_982_160_33, -7.500_459_7],
-        [0.501_990_4, -1.251_884_7, 2.000_938_4, 0.0, -0.301_723_36, 3.101_421_6, 0.000_977_205, -7.500_296],
-        [0.501_998_3, -1.251_960_5, 2.000_962_5, 0.0, -0.301_703_57, 3.101_531_7, 0.000_974_231_8, -7.500_158_3],
-        [0.502_027_8, -1.252_003_2, 2.000_977_5, 0.0, -0.301_715_97, 3.101_576_8, 0.000_973_240_7, -7.500_127_3],
+        [
+            0.500_994_98,
+            -1.250_987_5,
+            2.000_98,
+            0.0,
+            -0.300_996_99,
+            3.100_968_8,
+            0.000_990_089_03,
+            -7.499_924_7,
+        ],
+        [
+            0.501_709_8,
+            -1.251_729_2,
+            2.001_177,
+            0.0,
+            -0.301_702_08,
+            3.101_48,
+            0.000_982_160_33,
+            -7.500_459_7,
+        ],
+        [
+            0.501_990_4,
+            -1.251_884_7,
+            2.000_938_4,
+            0.0,
+            -0.301_723_36,
+            3.101_421_6,
+            0.000_977_205,
+            -7.500_296,
+        ],
+        [
+            0.501_998_3,
+            -1.251_960_5,
+            2.000_962_5,
+            0.0,
+            -0.301_703_57,
+            3.101_531_7,
+            0.000_974_231_8,
+            -7.500_158_3,
+        ],
+        [
+            0.502_027_8,
+            -1.252_003_2,
+            2.000_977_5,
+            0.0,
+            -0.301_715_97,
+            3.101_576_8,
+            0.000_973_240_7,
+            -7.500_127_3,
+        ],
     ];
 
     fn optimizer() -> FusedAdamW {
@@ -242,18 +344,36 @@ mod tests {
 
     fn assert_close(got: &[f32], want: &[f32], tolerance: f32, what: &str) {
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!((g - w).abs() <= tolerance * w.abs().max(1.0), "{what}, element {i}: {g} vs {w}\n{got:?}\n{want:?}");
+            assert!(
+                (g - w).abs() <= tolerance * w.abs().max(1.0),
+                "{what}, element {i}: {g} vs {w}\n{got:?}\n{want:?}"
+            );
         }
     }
 
     /// Runs the five steps through `step`, checking the parameters after each against PyTorch's.
-    fn check_against_pytorch(path: &str, step: impl Fn(&FusedAdamW, &StepScalars, Tensor<1>, Tensor<1>, Option<(Tensor<1>, Tensor<1>)>) -> (Tensor<1>, Tensor<1>, Tensor<1>)) {
+    fn check_against_pytorch(
+        path: &str,
+        step: impl Fn(
+            &FusedAdamW,
+            &StepScalars,
+            Tensor<1>,
+            Tensor<1>,
+            Option<(Tensor<1>, Tensor<1>)>,
+        ) -> (Tensor<1>, Tensor<1>, Tensor<1>),
+    ) {
         let device = Device::flex();
         let adamw = optimizer();
         let mut p = Tensor::<1>::from_floats(P0, &device);
         let mut moments = None;
         for (t, ((lr, grad), want)) in LRS.iter().zip(&GRADS).zip(&PYTORCH).enumerate() {
-            let (next, m, v) = step(&adamw, &adamw.scalars(*lr, t + 1), p, Tensor::from_floats(*grad, &device), moments);
+            let (next, m, v) = step(
+                &adamw,
+                &adamw.scalars(*lr, t + 1),
+                p,
+                Tensor::from_floats(*grad, &device),
+                moments,
+            );
             assert_close(&values(next.clone()), want, 1e-6, &format!("{path}, step {}", t + 1));
             p = next;
             moments = Some((m, v));
@@ -304,14 +424,28 @@ mod tests {
         };
         let fused = || FusedAdamWConfig::new().with_weight_decay(1e-3).init();
         let (ours, _) = train(model.clone(), fused(), 6);
-        let burns = AdamWConfig::new().with_beta_1(0.9).with_beta_2(0.999).with_epsilon(1e-8).with_weight_decay(1e-3).init();
+        let burns = AdamWConfig::new()
+            .with_beta_1(0.9)
+            .with_beta_2(0.999)
+            .with_epsilon(1e-8)
+            .with_weight_decay(1e-3)
+            .init();
         let (theirs, _) = train(model.clone(), burns, 6);
-        assert_close(&values(ours.weight.val().inner()), &values(theirs.weight.val().inner()), 1e-5, "weight vs Burn's AdamW");
+        assert_close(
+            &values(ours.weight.val().inner()),
+            &values(theirs.weight.val().inner()),
+            1e-5,
+            "weight vs Burn's AdamW",
+        );
 
         let (half, optim) = train(model, fused(), 3);
         let resumed = fused().load_record(optim.to_record());
         let (resumed, _) = train(half, resumed, 3);
-        assert_eq!(values(resumed.weight.val().inner()), values(ours.weight.val().inner()), "resumed from the record");
+        assert_eq!(
+            values(resumed.weight.val().inner()),
+            values(ours.weight.val().inner()),
+            "resumed from the record"
+        );
     }
 }
 
@@ -327,8 +461,11 @@ mod timing {
     #[ignore]
     fn optimizer_step_time() {
         let device = Device::flex().autodiff();
-        let x = Tensor::<2>::random([32, 4096], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
-        for (name, mut optim) in [("fused", FusedAdamWConfig::new().init()), ("burn", AdamWConfig::new().init())] {
+        let x =
+            Tensor::<2>::random([32, 4096], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        for (name, mut optim) in
+            [("fused", FusedAdamWConfig::new().init()), ("burn", AdamWConfig::new().init())]
+        {
             let mut model: Linear = LinearConfig::new(4096, 4096).init(&device);
             let mut times = vec![];
             for _ in 0..6 {

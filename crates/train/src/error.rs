@@ -26,7 +26,9 @@ pub enum Error {
     #[error("{0}")]
     RunExists(String),
     /// A loss term became NaN or infinite; the last checkpoint is kept.
-    #[error("training diverged: {term} = {value} at epoch {epoch}, step {step}; the last good checkpoint is kept (lower --set lr or check the data)")]
+    #[error(
+        "training diverged: {term} = {value} at epoch {epoch}, step {step}; the last good checkpoint is kept (lower --set lr or check the data)"
+    )]
     NonFinite {
         /// The loss term.
         term: &'static str,
@@ -68,7 +70,12 @@ impl Error {
     pub fn is_input_error(&self) -> bool {
         matches!(
             self,
-            Error::Config(_) | Error::RunExists(_) | Error::Data(_) | Error::Model { .. } | Error::Prior(_) | Error::RunDir(RunDirError::Unwritable { .. })
+            Error::Config(_)
+                | Error::RunExists(_)
+                | Error::Data(_)
+                | Error::Model { .. }
+                | Error::Prior(_)
+                | Error::RunDir(RunDirError::Unwritable { .. })
         )
     }
 }

@@ -47,7 +47,14 @@ impl FitConfig {
     /// `epochs` epochs of batches of `batch_size` at peak learning rate `lr`; seed 1, a
     /// checkpoint every 10 epochs into `model.bpk`.
     pub fn new(epochs: usize, batch_size: usize, lr: f64) -> Self {
-        Self { epochs, batch_size, seed: 1, lr, checkpoint_every: 10, model_file: "model.bpk".into() }
+        Self {
+            epochs,
+            batch_size,
+            seed: 1,
+            lr,
+            checkpoint_every: 10,
+            model_file: "model.bpk".into(),
+        }
     }
 
     /// With this shuffling seed.
@@ -122,11 +129,23 @@ pub trait Task<M> {
 
     /// The loss of batch number `batch` (the training-split indices `idx`) of epoch `epoch`
     /// (0-based).
-    fn step(&mut self, model: &M, epoch: usize, batch: usize, idx: &[usize]) -> Result<StepLoss, Self::Error>;
+    fn step(
+        &mut self,
+        model: &M,
+        epoch: usize,
+        batch: usize,
+        idx: &[usize],
+    ) -> Result<StepLoss, Self::Error>;
 
     /// After epoch `epoch` (1-based; `last` for the final one): adds measurements to the epoch's
     /// metrics line.
-    fn after_epoch(&mut self, _model: &M, _epoch: usize, _last: bool, _line: &mut Map<String, Value>) -> Result<(), Self::Error> {
+    fn after_epoch(
+        &mut self,
+        _model: &M,
+        _epoch: usize,
+        _last: bool,
+        _line: &mut Map<String, Value>,
+    ) -> Result<(), Self::Error> {
         Ok(())
     }
 }
@@ -139,6 +158,8 @@ pub trait Progress {
     fn step(&mut self, _epoch: usize, _epochs: usize, _loss: f32) {}
     /// Training ended: `ok` is false when it stopped on an error.
     fn finish(&mut self, _ok: bool) {}
+    /// A phase outside the steps started or ended (e.g. sampling before the CAS classifier).
+    fn note(&mut self, _text: &str) {}
 }
 
 /// A [`Progress`] that shows nothing.
@@ -180,10 +201,13 @@ pub fn fit<M: Module, T: Task<M>>(
         Some(run) => restore(run, resume, &config.model_file, model, optim)?,
         None => (model, optim, 0, 0, 0.0),
     };
-    let steps_per_epoch = epoch_batches(n_train, config.batch_size, false, 0, 0).map_err(Error::from)?.len();
-    let schedule = CosineScheduleConfig::new(config.epochs, steps_per_epoch).with_lr(config.lr).init();
+    let steps_per_epoch =
+        epoch_batches(n_train, config.batch_size, false, 0, 0).map_err(Error::from)?.len();
+    let schedule =
+        CosineScheduleConfig::new(config.epochs, steps_per_epoch).with_lr(config.lr).init();
     let terms = task.terms();
-    progress.start((config.epochs * steps_per_epoch) as u64, (start_epoch * steps_per_epoch) as u64);
+    progress
+        .start((config.epochs * steps_per_epoch) as u64, (start_epoch * steps_per_epoch) as u64);
     let mut segment_start = Instant::now();
     let mut lines = Vec::new();
     // Reports the end to `progress` also when a step fails (`?` below).
@@ -194,14 +218,24 @@ pub fn fit<M: Module, T: Task<M>>(
     for epoch in start_epoch..config.epochs {
         let epoch_start = Instant::now();
         let (mut sums, mut batches) = (vec![0.0f64; terms.len()], 0usize);
-        for (b, idx) in epoch_batches(n_train, config.batch_size, true, config.seed, epoch as u64).map_err(Error::from)?.into_iter().enumerate() {
+        for (b, idx) in epoch_batches(n_train, config.batch_size, true, config.seed, epoch as u64)
+            .map_err(Error::from)?
+            .into_iter()
+            .enumerate()
+        {
             step += 1;
             // The step with the pool's idle workers spinning, not asleep, between its ops
             // (kernels::spinning: ready the moment an op splits its work).
             let (next, values) = kernels::spinning(&device, || -> Result<_, T::Error> {
                 let StepLoss { loss, values } = task.step(&model, epoch, b, &idx)?;
                 if let Some((k, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                    return Err(Error::NonFinite { term: terms.get(k).copied().unwrap_or("loss"), value: *v, epoch: epoch + 1, step }.into());
+                    return Err(Error::NonFinite {
+                        term: terms.get(k).copied().unwrap_or("loss"),
+                        value: *v,
+                        epoch: epoch + 1,
+                        step,
+                    }
+                    .into());
                 }
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 Ok((optim.step(schedule.lr_at(step), model, grads), values))
@@ -211,7 +245,11 @@ pub fn fit<M: Module, T: Task<M>>(
             for (s, v) in sums.iter_mut().zip(&values) {
                 *s += *v as f64;
             }
-            bar.progress.step(epoch + 1, config.epochs, values.first().copied().unwrap_or(f32::NAN));
+            bar.progress.step(
+                epoch + 1,
+                config.epochs,
+                values.first().copied().unwrap_or(f32::NAN),
+            );
         }
         step += 1; // the framework's extra scheduler step at each epoch end (quirk Q13)
         let last = epoch + 1 == config.epochs;
@@ -235,7 +273,13 @@ pub fn fit<M: Module, T: Task<M>>(
                 // `valid()` syncs every running state in place, so the checkpoint holds the
                 // current buffers.
                 let _ = model.valid();
-                save_checkpoint(run, &config.model_file, model.clone(), &optim, (epoch + 1, step, wall))?;
+                save_checkpoint(
+                    run,
+                    &config.model_file,
+                    model.clone(),
+                    &optim,
+                    (epoch + 1, step, wall),
+                )?;
             }
         }
         lines.push(line);

@@ -23,8 +23,16 @@ fn gemm_throughput() {
         ("conv weight grad 64x20480 . 20480x576", 64, 20480, 576, false, true),
     ];
     for (what, m, k, n, tl, tr) in shapes {
-        let a = if tl { Tensor::<2>::random([k, m], Distribution::Default, &device).transpose() } else { Tensor::<2>::random([m, k], Distribution::Default, &device) };
-        let b = if tr { Tensor::<2>::random([n, k], Distribution::Default, &device).transpose() } else { Tensor::<2>::random([k, n], Distribution::Default, &device) };
+        let a = if tl {
+            Tensor::<2>::random([k, m], Distribution::Default, &device).transpose()
+        } else {
+            Tensor::<2>::random([m, k], Distribution::Default, &device)
+        };
+        let b = if tr {
+            Tensor::<2>::random([n, k], Distribution::Default, &device).transpose()
+        } else {
+            Tensor::<2>::random([k, n], Distribution::Default, &device)
+        };
         let _ = a.clone().matmul(b.clone()).into_data();
         let start = std::time::Instant::now();
         let reps = 8;

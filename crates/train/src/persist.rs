@@ -14,13 +14,17 @@ use crate::error::{Error, record_err};
 use crate::run_dir::{CheckpointInfo, RunDir, io, write_atomic, write_atomic_with};
 
 /// Reads a tensor back from the device.
-pub fn read<T: burn::tensor::Element, const D: usize, K: burn::tensor::kind::Basic>(t: Tensor<D, K>) -> Result<Vec<T>, Error> {
+pub fn read<T: burn::tensor::Element, const D: usize, K: burn::tensor::kind::Basic>(
+    t: Tensor<D, K>,
+) -> Result<Vec<T>, Error> {
     t.try_into_vec_as::<T>().map_err(|e| Error::Device(format!("{e:?}")))
 }
 
 /// Parses the TOML text of a file the program wrote (a run's `config.toml`).
 fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Error> {
-    toml::from_str(text).map_err(|e| Error::Config(format!("{}: {}", path.display(), e.to_string().replace('\n', " "))))
+    toml::from_str(text).map_err(|e| {
+        Error::Config(format!("{}: {}", path.display(), e.to_string().replace('\n', " ")))
+    })
 }
 
 /// Reads a run's TOML config file.
@@ -52,7 +56,11 @@ pub fn run_config<T: Serialize + DeserializeOwned + Clone>(
 
 /// Writes `config` to `path`, or checks that the run already there has the same config; a
 /// different one is refused with the message `differs`.
-pub fn claim_config<T: Serialize + DeserializeOwned + PartialEq>(path: &Path, config: &T, differs: impl FnOnce() -> String) -> Result<(), Error> {
+pub fn claim_config<T: Serialize + DeserializeOwned + PartialEq>(
+    path: &Path,
+    config: &T,
+    differs: impl FnOnce() -> String,
+) -> Result<(), Error> {
     if path.exists() {
         let stored: T = read_toml(path)?;
         if &stored != config {
@@ -100,7 +108,8 @@ pub fn restore<M: Module>(
     let folder = run.path(&info.folder);
     let model = load_weights(model, &folder.join(model_file))?;
     let optim_path = folder.join("optim.bpk");
-    let record = burn::optim::OptimizerRecord::load(&optim_path).map_err(record_err(&optim_path))?;
+    let record =
+        burn::optim::OptimizerRecord::load(&optim_path).map_err(record_err(&optim_path))?;
     run.truncate_metrics(info.epoch)?;
     Ok((model, optim.load_record(record), info.epoch, info.step, info.wall_seconds))
 }
@@ -116,7 +125,9 @@ pub fn save_checkpoint<M: Module>(
     let (folder, path) = run.new_checkpoint_folder(epoch)?;
     save_weights(model, &path.join(model_file))?;
     let optim_record = optim.to_record();
-    write_atomic_with(&path.join("optim.bpk"), |tmp| optim_record.save(tmp).map_err(record_err(tmp)))?;
+    write_atomic_with(&path.join("optim.bpk"), |tmp| {
+        optim_record.save(tmp).map_err(record_err(tmp))
+    })?;
     run.commit_checkpoint(&CheckpointInfo { epoch, step, wall_seconds, folder })?;
     Ok(())
 }

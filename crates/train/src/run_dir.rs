@@ -70,7 +70,9 @@ pub fn unique_temp(path: &Path) -> PathBuf {
     static TOKEN: OnceLock<u64> = OnceLock::new();
     static COUNT: AtomicU64 = AtomicU64::new(0);
     let token = *TOKEN.get_or_init(|| {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         // SplitMix64 of the two, so that neighbouring ids and times give unrelated tokens.
         let mut z = nanos ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -80,7 +82,8 @@ pub fn unique_temp(path: &Path) -> PathBuf {
     let n = COUNT.fetch_add(1, Ordering::Relaxed);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     // The extension is kept at the end for writers that pick the format from it (plot PNGs).
-    let ext = path.extension().and_then(|e| e.to_str()).map(|e| format!(".{e}")).unwrap_or_default();
+    let ext =
+        path.extension().and_then(|e| e.to_str()).map(|e| format!(".{e}")).unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{token:016x}-{n}{ext}"))
 }
 
@@ -97,7 +100,10 @@ fn sync_dir(dir: &Path) {
 /// (the folder synced). A crash at any moment leaves either the old file or the new one, never a
 /// part; concurrent writers of one path never share a temporary file, and the last rename wins.
 /// On failure the temporary file is removed. `E` is the caller's error type.
-pub fn write_atomic_with<E: From<RunDirError>>(path: &Path, write: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), E> {
+pub fn write_atomic_with<E: From<RunDirError>>(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -127,7 +133,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
 
 /// Serialises `value` as pretty JSON and writes it atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunDirError> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|e| RunDirError::Corrupt { path: path.into(), message: e.to_string() })?;
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|e| RunDirError::Corrupt { path: path.into(), message: e.to_string() })?;
     text.push('\n');
     write_atomic(path, text.as_bytes())
 }
@@ -135,7 +142,8 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunDirErro
 /// Reads a JSON file.
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, RunDirError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
-    serde_json::from_str(&text).map_err(|e| RunDirError::Corrupt { path: path.into(), message: e.to_string() })
+    serde_json::from_str(&text)
+        .map_err(|e| RunDirError::Corrupt { path: path.into(), message: e.to_string() })
 }
 
 /// Pointer to the latest complete checkpoint.
@@ -208,7 +216,8 @@ impl RunDir {
     /// Appends one JSON line to `metrics.jsonl`.
     pub fn append_metrics(&self, line: &serde_json::Value) -> Result<(), RunDirError> {
         let path = self.path("metrics.jsonl");
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
         writeln!(file, "{line}").map_err(io(&path))?;
         file.sync_data().map_err(io(&path))
     }
@@ -275,7 +284,13 @@ mod tests {
         for epoch in [5, 10] {
             let (folder, path) = run.new_checkpoint_folder(epoch).unwrap();
             std::fs::write(path.join("model.bpk"), b"x").unwrap();
-            run.commit_checkpoint(&CheckpointInfo { epoch, step: epoch * 3, wall_seconds: 1.0, folder }).unwrap();
+            run.commit_checkpoint(&CheckpointInfo {
+                epoch,
+                step: epoch * 3,
+                wall_seconds: 1.0,
+                folder,
+            })
+            .unwrap();
         }
         let info = run.checkpoint().unwrap().unwrap();
         assert_eq!(info.epoch, 10);

@@ -3,6 +3,8 @@
 //! the judge, and CAS (a fresh FCN trained on class-conditional samples, tested on the real test
 //! split).
 
+use std::path::{Path, PathBuf};
+
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use maskgit::{MaskGit, SamplerConfig, int_tensor};
@@ -16,6 +18,7 @@ use crate::error::Error;
 use crate::fcn::{FcnTrainConfig, fit_fcn};
 use crate::fit::Progress;
 use crate::persist::read;
+use crate::run_dir::{RunDir, io, write_atomic};
 
 /// Draws `n` series of length `2⌊L/2⌋` from `prior`, decoded by the frozen `tokenizer` (with its
 /// own, not the prior's fine-tuned, codebook), for the class indices `classes` (one per series) or
@@ -67,12 +70,71 @@ pub struct ScoreConfig {
     /// Classifier-free guidance weight of the class-conditional samples CAS trains on
     /// ([`SamplerConfig::guidance`]). Reference: 1 (the plain conditional prior, quirk Q11).
     pub guidance: f64,
+    /// A folder that makes the scores resumable (`None`: nothing is kept): the drawn samples are
+    /// kept there (`samples_unconditional.npy`, `samples_cas.npy`) and the CAS classifier trains
+    /// in its run folder `cas/` (checkpoints, `metrics.jsonl`), so a second call with the same
+    /// settings after an interruption reuses the samples and continues the classifier from its
+    /// last checkpoint, ending with the same scores. The caller empties it when the settings change.
+    pub work_dir: Option<PathBuf>,
 }
 
 impl Default for ScoreConfig {
     fn default() -> Self {
-        Self { cas_epochs: 1000, cas_batch_size: 256, seed: 1, max_fid_samples: 0, cas_samples: 0, guidance: 1.0 }
+        Self {
+            cas_epochs: 1000,
+            cas_batch_size: 256,
+            seed: 1,
+            max_fid_samples: 0,
+            cas_samples: 0,
+            guidance: 1.0,
+            work_dir: None,
+        }
     }
+}
+
+/// `generate` through a cache file `name` in `work` (when given): series drawn by an earlier
+/// call are read back instead of drawn again (the draw is deterministic, so this only saves time).
+fn kept_samples(
+    work: Option<&Path>,
+    name: &str,
+    n: usize,
+    draw: impl FnOnce() -> Result<Vec<Vec<f32>>, Error>,
+) -> Result<Vec<Vec<f32>>, Error> {
+    let Some(work) = work else { return draw() };
+    let path = work.join(name);
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Some(rows) = read_npy_rows(&bytes, n)
+    {
+        return Ok(rows);
+    }
+    let rows = draw()?;
+    let length = rows.first().map_or(0, Vec::len);
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    write_atomic(&path, &ucr_data::npy_f32(&[rows.len(), length], &flat))?;
+    Ok(rows)
+}
+
+/// The `n` rows of a 2-D little-endian `float32` `.npy` array written by [`ucr_data::npy_f32`];
+/// `None` for anything else (the cache is then drawn again).
+fn read_npy_rows(bytes: &[u8], n: usize) -> Option<Vec<Vec<f32>>> {
+    let header_len = u16::from_le_bytes([*bytes.get(8)?, *bytes.get(9)?]) as usize;
+    let header = std::str::from_utf8(bytes.get(10..10 + header_len)?).ok()?;
+    let shape = header.split("'shape': (").nth(1)?.split(')').next()?;
+    let dims: Vec<usize> = shape
+        .split(',')
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| d.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    if !header.contains("'<f4'") || dims.len() != 2 || dims[0] != n {
+        return None;
+    }
+    let data = bytes.get(10 + header_len..)?;
+    if data.len() != 4 * dims[0] * dims[1] {
+        return None;
+    }
+    let values: Vec<f32> =
+        data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    Some(values.chunks(dims[1].max(1)).map(<[f32]>::to_vec).collect())
 }
 
 /// The generative scores of one tokenizer + prior pair.
@@ -101,7 +163,11 @@ pub struct Scores {
 /// - IS: the FCN's class probabilities on the same samples, 10 splits;
 /// - CAS: class-conditional samples in proportion to the train-set class counts, a fresh FCN
 ///   trained on them with the reference recipe (`config.cas_epochs`), tested on the real test
-///   split after every epoch (progress goes to `progress`).
+///   split after every epoch whose pass can still move the reported running accuracy by 1e-6
+///   ([`crate::fcn::cas_first_counted_epoch`]; progress goes to `progress`).
+///
+/// With `config.work_dir` the samples and the CAS classifier's checkpoints are kept there, and a
+/// call interrupted anywhere is finished by the next one with the same settings.
 pub fn generative_scores(
     tokenizer: &VqVae,
     prior: &MaskGit,
@@ -129,7 +195,16 @@ pub fn generative_scores(
         real.truncate(n_test * length);
     }
     let sampler = SamplerConfig::new();
-    let generated = generate(tokenizer, prior, n_test.max(256), None, &sampler, config.seed, device)?;
+    let work = config.work_dir.as_deref();
+    if let Some(work) = work {
+        std::fs::create_dir_all(work).map_err(io(work))?;
+    }
+    let n_draw = n_test.max(256);
+    let started = std::time::Instant::now();
+    progress.note(&format!("drawing {n_draw} unconditional series for FID / IS"));
+    let generated = kept_samples(work, "samples_unconditional.npy", n_draw, || {
+        generate(tokenizer, prior, n_draw, None, &sampler, config.seed, device)
+    })?;
     let generated: Vec<f32> = generated.into_iter().take(n_test).flatten().collect();
     let (real_features, _) = fcn_outputs(fcn, &real, length, device)?;
     let (gen_features, gen_probs) = fcn_outputs(fcn, &generated, length, device)?;
@@ -147,13 +222,40 @@ pub fn generative_scores(
     } else {
         metrics::cas_sample_counts(&counts)
     };
-    let labels: Vec<usize> = counts.iter().enumerate().flat_map(|(c, &n)| std::iter::repeat_n(c, n)).collect();
+    let labels: Vec<usize> =
+        counts.iter().enumerate().flat_map(|(c, &n)| std::iter::repeat_n(c, n)).collect();
     let conditional = SamplerConfig::new().with_guidance(config.guidance);
-    let synthetic = generate(tokenizer, prior, labels.len(), Some(&labels), &conditional, config.seed.wrapping_add(1), device)?;
+    progress.note(&format!(
+        "FID {fid:.3}, IS {is_mean:.3} after {:.0}s; drawing {} class-conditional series for CAS",
+        started.elapsed().as_secs_f64(),
+        labels.len()
+    ));
+    let synthetic = kept_samples(work, "samples_cas.npy", labels.len(), || {
+        generate(
+            tokenizer,
+            prior,
+            labels.len(),
+            Some(&labels),
+            &conditional,
+            config.seed.wrapping_add(1),
+            device,
+        )
+    })?;
     let n_cas_samples = synthetic.len();
     let split = synthetic_split(synthetic, labels, k);
-    let recipe = FcnTrainConfig { epochs: config.cas_epochs, batch_size: config.cas_batch_size, seed: config.seed, ..FcnTrainConfig::default() };
-    let cas = fit_fcn(&split, &data.test, k, &recipe, true, device, None, progress)?;
+    let recipe = FcnTrainConfig {
+        epochs: config.cas_epochs,
+        batch_size: config.cas_batch_size,
+        seed: config.seed,
+        ..FcnTrainConfig::default()
+    };
+    progress.note(&format!(
+        "training the CAS classifier ({} epochs) after {:.0}s",
+        config.cas_epochs,
+        started.elapsed().as_secs_f64()
+    ));
+    let cas_run = work.map(|w| RunDir::create(&w.join("cas"))).transpose()?;
+    let cas = fit_fcn(&split, &data.test, k, &recipe, true, device, cas_run.as_ref(), progress)?;
     Ok(Scores {
         fid,
         is_mean,
@@ -166,12 +268,20 @@ pub fn generative_scores(
 }
 
 /// FCN features `(n, 128)` and class probabilities `(n, K)` of series rows of `length`.
-fn fcn_outputs(model: &Fcn, rows: &[f32], length: usize, device: &Device) -> Result<(Vec<f32>, Vec<f32>), Error> {
+fn fcn_outputs(
+    model: &Fcn,
+    rows: &[f32],
+    length: usize,
+    device: &Device,
+) -> Result<(Vec<f32>, Vec<f32>), Error> {
     let n = rows.len() / length;
     let (mut features, mut probs) = (Vec::new(), Vec::new());
     for idx in epoch_batches(n, 256, false, 0, 0)? {
         let (start, b) = (idx[0], idx.len());
-        let x = Tensor::<3>::from_data(TensorData::new(rows[start * length..(start + b) * length].to_vec(), [b, 1, length]), device);
+        let x = Tensor::<3>::from_data(
+            TensorData::new(rows[start * length..(start + b) * length].to_vec(), [b, 1, length]),
+            device,
+        );
         let f = model.features(x.clone());
         features.extend(read::<f32, 2, _>(f)?);
         probs.extend(read::<f32, 2, _>(softmax(model.forward(x), 1))?);
@@ -188,6 +298,12 @@ fn synthetic_split(series: Vec<Vec<f32>>, labels: Vec<usize>, n_classes: usize) 
         labels,
         length,
         origin: "synthetic (stage-2 samples)".into(),
-        stats: SplitStats { n, length_min: length, length_max: length, classes: n_classes, nan_values: 0 },
+        stats: SplitStats {
+            n,
+            length_min: length,
+            length_max: length,
+            classes: n_classes,
+            nan_values: 0,
+        },
     }
 }

@@ -77,7 +77,10 @@ impl std::str::FromStr for SslChoice {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        SslChoice::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| format!("unknown SSL branch `{s}` (none, barlow-twins or vibcreg)"))
+        SslChoice::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| format!("unknown SSL branch `{s}` (none, barlow-twins or vibcreg)"))
     }
 }
 
@@ -157,17 +160,24 @@ impl Stage1Config {
             return bad("epochs must be at least 1".into());
         }
         if self.batch_size < 2 {
-            return bad(format!("batch_size must be at least 2 (BatchNorm needs two samples), got {}", self.batch_size));
+            return bad(format!(
+                "batch_size must be at least 2 (BatchNorm needs two samples), got {}",
+                self.batch_size
+            ));
         }
         if self.checkpoint_every == 0 {
             return bad("checkpoint_every must be at least 1".into());
         }
-        crate::adamw::check_adamw(self.lr, self.weight_decay, self.beta1, self.beta2, self.epsilon).map_err(Error::Config)?;
+        crate::adamw::check_adamw(self.lr, self.weight_decay, self.beta1, self.beta2, self.epsilon)
+            .map_err(Error::Config)?;
         if self.projector_dim == 0 {
             return bad("projector_dim must be at least 1".into());
         }
         if let Some(method) = self.ssl.method() {
-            ssl_losses::SslHeadConfig::new(method).with_hidden_dim(self.projector_dim).check().map_err(|e| Error::Config(format!("projector_dim: {e}")))?;
+            ssl_losses::SslHeadConfig::new(method)
+                .with_hidden_dim(self.projector_dim)
+                .check()
+                .map_err(|e| Error::Config(format!("projector_dim: {e}")))?;
         }
         Ok(())
     }
@@ -190,11 +200,19 @@ pub enum Stage1Model {
 
 impl Stage1Model {
     /// Builds the model of `config` for series of `length`.
-    pub fn new(config: &Stage1Config, length: usize, device: &Device) -> Result<Self, vqvae::Error> {
+    pub fn new(
+        config: &Stage1Config,
+        length: usize,
+        device: &Device,
+    ) -> Result<Self, vqvae::Error> {
         let tokenizer = VqVaeConfig::new(length);
         Ok(match config.ssl.method() {
             None => Stage1Model::Baseline(tokenizer.init(device)?),
-            Some(method) => Stage1Model::NcVqVae(NcVqVaeConfig::new(tokenizer, method).with_projector_dim(config.projector_dim).init(device)?),
+            Some(method) => Stage1Model::NcVqVae(
+                NcVqVaeConfig::new(tokenizer, method)
+                    .with_projector_dim(config.projector_dim)
+                    .init(device)?,
+            ),
         })
     }
 
@@ -207,11 +225,29 @@ impl Stage1Model {
     }
 }
 
-const TERMS: [&str; 8] = ["loss", "recon_time", "recon_timefreq", "commitment", "aug_recon_time", "aug_recon_timefreq", "ssl", "perplexity"];
+const TERMS: [&str; 8] = [
+    "loss",
+    "recon_time",
+    "recon_timefreq",
+    "commitment",
+    "aug_recon_time",
+    "aug_recon_timefreq",
+    "ssl",
+    "perplexity",
+];
 
 fn scalars(l: &Stage1Losses) -> [f32; 8] {
-    [&l.total, &l.recon_time, &l.recon_timefreq, &l.commitment, &l.aug_recon_time, &l.aug_recon_timefreq, &l.ssl, &l.perplexity]
-        .map(|t| t.clone().into_scalar::<f32>())
+    [
+        &l.total,
+        &l.recon_time,
+        &l.recon_timefreq,
+        &l.commitment,
+        &l.aug_recon_time,
+        &l.aug_recon_timefreq,
+        &l.ssl,
+        &l.perplexity,
+    ]
+    .map(|t| t.clone().into_scalar::<f32>())
 }
 
 /// Evaluation of a (non-autodiff) tokenizer on the test split and the probes.
@@ -306,8 +342,19 @@ fn reconstruction(model: &VqVae, data: &UcrDataset, device: &Device) -> Result<E
     }
     let n = data.test.n() as f64;
     let total: usize = usage.iter().sum();
-    let entropy: f64 = usage.iter().filter(|&&c| c > 0).map(|&c| c as f64 / total as f64).map(|p| -p * p.ln()).sum();
-    Ok(Evaluation { recon_time: time / n, recon_timefreq: tf / n, perplexity: entropy.exp(), knn: f64::NAN, svm: f64::NAN })
+    let entropy: f64 = usage
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| c as f64 / total as f64)
+        .map(|p| -p * p.ln())
+        .sum();
+    Ok(Evaluation {
+        recon_time: time / n,
+        recon_timefreq: tf / n,
+        perplexity: entropy.exp(),
+        knn: f64::NAN,
+        svm: f64::NAN,
+    })
 }
 
 /// The probes as the reference runs them (quirk Q2, faithful): `model` lives on the training
@@ -316,7 +363,13 @@ fn reconstruction(model: &VqVae, data: &UcrDataset, device: &Device) -> Result<E
 /// batches of 128; BatchNorm normalises with each batch's statistics and updates its running
 /// statistics, and the EMA codebook moves towards every batch, test batches included. The model
 /// keeps those updates.
-pub fn train_mode_probes(model: &VqVae, data: &UcrDataset, batch_size: usize, seed: u64, device: &Device) -> Result<metrics::ProbeAccuracy, Error> {
+pub fn train_mode_probes(
+    model: &VqVae,
+    data: &UcrDataset,
+    batch_size: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<metrics::ProbeAccuracy, Error> {
     let (mut train, mut train_y) = (Vec::new(), Vec::new());
     for idx in epoch_batches(data.train.n(), batch_size, true, seed, 0)? {
         let batch = data.train.batch(&idx, device);
@@ -327,7 +380,6 @@ pub fn train_mode_probes(model: &VqVae, data: &UcrDataset, batch_size: usize, se
     let dim = model.quantizer().codebook().dims()[1];
     Ok(metrics::probe_accuracy(&train, &train_y, &test, &data.test.labels, dim)?)
 }
-
 
 /// A trained tokenizer: the model in eval mode on the plain device, its final evaluation, the
 /// training wall time (earlier segments of a resumed run and the final evaluation included) and the
@@ -358,19 +410,33 @@ pub fn train_tokenizer(
     config.validate()?;
     let train_device = device.clone().autodiff();
     train_device.seed(config.seed);
-    let model = Stage1Model::new(config, data.length(), &train_device).map_err(|source| Error::Model { dataset: data.name.clone(), source })?;
-    let fit_config = FitConfig::new(config.epochs, config.batch_size, config.lr).with_seed(config.seed).with_checkpoint_every(config.checkpoint_every);
+    let model = Stage1Model::new(config, data.length(), &train_device)
+        .map_err(|source| Error::Model { dataset: data.name.clone(), source })?;
+    let fit_config = FitConfig::new(config.epochs, config.batch_size, config.lr)
+        .with_seed(config.seed)
+        .with_checkpoint_every(config.checkpoint_every);
     let mut task = Stage1Task {
         config,
         data,
-        augmenter: augment::Augmenter::new(config.aug).with_faithful_stft_zeros(config.faithful_aug_zeros),
+        augmenter: augment::Augmenter::new(config.aug)
+            .with_faithful_stft_zeros(config.faithful_aug_zeros),
         device,
         train_device: &train_device,
         initial_probe: None,
     };
-    let fitted = fit(&fit_config, model, config.optimizer(), data.train.n(), &mut task, run, resume, progress)?;
+    let fitted = fit(
+        &fit_config,
+        model,
+        config.optimizer(),
+        data.train.n(),
+        &mut task,
+        run,
+        resume,
+        progress,
+    )?;
     let eval_start = Instant::now();
-    let evaluation = evaluate_run(&fitted.model, config, data, config.epochs, device, &train_device)?;
+    let evaluation =
+        evaluate_run(&fitted.model, config, data, config.epochs, device, &train_device)?;
     Ok(TrainedTokenizer {
         model: fitted.model.valid(),
         evaluation,
@@ -401,20 +467,40 @@ impl Task<Stage1Model> for Stage1Task<'_> {
         // Quirk Q2 faithful: the reference probes once before training, which moves the EMA
         // codebook and the BatchNorm statistics towards the data (a data-dependent initialisation).
         if self.config.faithful_probes && start_epoch == 0 && self.data.labelled() {
-            self.initial_probe = Some(train_mode_probes(model.vqvae(), self.data, self.config.batch_size, probe_seed(self.config, 0), self.train_device)?);
+            self.initial_probe = Some(train_mode_probes(
+                model.vqvae(),
+                self.data,
+                self.config.batch_size,
+                probe_seed(self.config, 0),
+                self.train_device,
+            )?);
         }
         Ok(())
     }
 
-    fn step(&mut self, model: &Stage1Model, epoch: usize, b: usize, idx: &[usize]) -> Result<StepLoss, Error> {
+    fn step(
+        &mut self,
+        model: &Stage1Model,
+        epoch: usize,
+        b: usize,
+        idx: &[usize],
+    ) -> Result<StepLoss, Error> {
         let batch = self.data.train.batch(idx, self.train_device);
         let losses = match model {
             Stage1Model::Baseline(m) => m.losses(batch.x),
             Stage1Model::NcVqVae(m) => {
                 let length = self.data.length();
-                let raw: Vec<f32> = idx.iter().flat_map(|&i| self.data.train.series(i).iter().copied()).collect();
-                let views = self.augmenter.apply_batch(&raw, length, mix(self.config.seed, epoch as u64, b as u64));
-                let x_aug = Tensor::<3>::from_data(TensorData::new(views, [idx.len(), 1, length]), self.train_device);
+                let raw: Vec<f32> =
+                    idx.iter().flat_map(|&i| self.data.train.series(i).iter().copied()).collect();
+                let views = self.augmenter.apply_batch(
+                    &raw,
+                    length,
+                    mix(self.config.seed, epoch as u64, b as u64),
+                );
+                let x_aug = Tensor::<3>::from_data(
+                    TensorData::new(views, [idx.len(), 1, length]),
+                    self.train_device,
+                );
                 m.losses(batch.x, x_aug)
             }
         };
@@ -422,14 +508,21 @@ impl Task<Stage1Model> for Stage1Task<'_> {
         Ok(StepLoss { loss: losses.total, values })
     }
 
-    fn after_epoch(&mut self, model: &Stage1Model, epoch: usize, last: bool, line: &mut Map<String, Value>) -> Result<(), Error> {
+    fn after_epoch(
+        &mut self,
+        model: &Stage1Model,
+        epoch: usize,
+        last: bool,
+        line: &mut Map<String, Value>,
+    ) -> Result<(), Error> {
         if let Some(p) = self.initial_probe.take() {
             line.insert("initial_probe_knn_acc".into(), p.knn.into());
             line.insert("initial_probe_svm_acc".into(), p.svm.into());
         }
         let probe_every = self.config.probe_every;
         if probe_every > 0 && epoch.is_multiple_of(probe_every) && !last {
-            let eval = evaluate_run(model, self.config, self.data, epoch, self.device, self.train_device)?;
+            let eval =
+                evaluate_run(model, self.config, self.data, epoch, self.device, self.train_device)?;
             line.insert("probe_knn_acc".into(), eval.knn.into());
             line.insert("probe_svm_acc".into(), eval.svm.into());
             line.insert("test_recon_time".into(), eval.recon_time.into());
@@ -446,7 +539,14 @@ fn probe_seed(config: &Stage1Config, epoch: usize) -> u64 {
 /// The evaluation of the training model after `epoch` epochs: reconstruction and perplexity in
 /// eval mode, then the probes in eval mode or, with `faithful_probes`, in training mode on
 /// `train_device` (which updates the model, quirk Q2).
-fn evaluate_run(model: &Stage1Model, config: &Stage1Config, data: &UcrDataset, epoch: usize, device: &Device, train_device: &Device) -> Result<Evaluation, Error> {
+fn evaluate_run(
+    model: &Stage1Model,
+    config: &Stage1Config,
+    data: &UcrDataset,
+    epoch: usize,
+    device: &Device,
+    train_device: &Device,
+) -> Result<Evaluation, Error> {
     if !config.faithful_probes {
         return evaluate(model.valid().vqvae(), data, device);
     }
@@ -454,7 +554,13 @@ fn evaluate_run(model: &Stage1Model, config: &Stage1Config, data: &UcrDataset, e
     if !data.labelled() {
         return Ok(eval);
     }
-    let probe = train_mode_probes(model.vqvae(), data, config.batch_size, probe_seed(config, epoch), train_device)?;
+    let probe = train_mode_probes(
+        model.vqvae(),
+        data,
+        config.batch_size,
+        probe_seed(config, epoch),
+        train_device,
+    )?;
     (eval.knn, eval.svm) = (probe.knn, probe.svm);
     Ok(eval)
 }
@@ -470,7 +576,10 @@ mod tests {
 
         /// `good` most of the time (so that about a sixth of the cases pass every check and
         /// train), else one of `bad`.
-        fn pick<T: Clone + std::fmt::Debug + 'static>(good: T, bad: &[T]) -> impl Strategy<Value = T> {
+        fn pick<T: Clone + std::fmt::Debug + 'static>(
+            good: T,
+            bad: &[T],
+        ) -> impl Strategy<Value = T> {
             prop_oneof![6 => Just(good), 1 => prop::sample::select(bad.to_vec())]
         }
 
@@ -520,7 +629,11 @@ mod tests {
                 let class = 1 + i % 2;
                 text.push_str(&class.to_string());
                 for t in 0..65 {
-                    let v = if class == 1 { (t as f32 * 0.3 + i as f32).sin() } else { t as f32 / 65.0 - 0.5 + 0.05 * i as f32 };
+                    let v = if class == 1 {
+                        (t as f32 * 0.3 + i as f32).sin()
+                    } else {
+                        t as f32 / 65.0 - 0.5 + 0.05 * i as f32
+                    };
                     text.push_str(&format!("\t{}", gain * v));
                 }
                 text.push('\n');
@@ -540,7 +653,9 @@ mod tests {
         assert!(with(|c| c.beta1 = 1.0).contains("beta1 must be in [0, 1), got 1"));
         assert!(with(|c| c.beta2 = -0.5).contains("beta2 must be in [0, 1)"));
         assert!(with(|c| c.epsilon = 0.0).contains("epsilon must be positive"));
-        assert!(with(|c| c.weight_decay = f64::NAN).contains("weight_decay must be zero or positive"));
+        assert!(
+            with(|c| c.weight_decay = f64::NAN).contains("weight_decay must be zero or positive")
+        );
         assert!(with(|c| c.lr = f64::INFINITY).contains("lr must be positive"));
         assert!(Stage1Config::default().validate().is_ok());
     }
@@ -556,7 +671,9 @@ mod tests {
         // Copies of one initial model, each with its own EMA and BatchNorm state (re-seeding the
         // global CPU generator instead would race with tests running alongside).
         train_device.seed(5);
-        let Stage1Model::Baseline(initial) = Stage1Model::new(&Stage1Config::default(), 65, &train_device).unwrap() else {
+        let Stage1Model::Baseline(initial) =
+            Stage1Model::new(&Stage1Config::default(), 65, &train_device).unwrap()
+        else {
             unreachable!("the default config is the baseline")
         };
         let fresh = || {

@@ -12,7 +12,10 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use maskgit::{MaskGit, MaskGitConfig, MaskMode, TrunkConfig, Variant, draw_codes, draw_mask, drop_classes, int_tensor};
+use maskgit::{
+    MaskGit, MaskGitConfig, MaskMode, TrunkConfig, Variant, draw_codes, draw_mask, drop_classes,
+    int_tensor,
+};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -42,7 +45,8 @@ pub enum PriorChoice {
 
 impl PriorChoice {
     /// Every choice.
-    pub const ALL: [PriorChoice; 3] = [PriorChoice::Auto, PriorChoice::Token, PriorChoice::Embedding];
+    pub const ALL: [PriorChoice; 3] =
+        [PriorChoice::Auto, PriorChoice::Token, PriorChoice::Embedding];
 
     /// The name used in configs and on the command line.
     pub fn name(self) -> &'static str {
@@ -64,7 +68,10 @@ impl std::str::FromStr for PriorChoice {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        PriorChoice::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| format!("unknown prior `{s}` (auto, token or embedding)"))
+        PriorChoice::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| format!("unknown prior `{s}` (auto, token or embedding)"))
     }
 }
 
@@ -157,7 +164,8 @@ impl Stage2Config {
         if self.checkpoint_every == 0 {
             return bad("checkpoint_every must be at least 1".into());
         }
-        crate::adamw::check_adamw(self.lr, self.weight_decay, self.beta1, self.beta2, self.epsilon).map_err(Error::Config)?;
+        crate::adamw::check_adamw(self.lr, self.weight_decay, self.beta1, self.beta2, self.epsilon)
+            .map_err(Error::Config)?;
         if !(0.0..1.0).contains(&self.p_unconditional) {
             return bad(format!("p_unconditional must be in [0, 1), got {}", self.p_unconditional));
         }
@@ -201,7 +209,11 @@ impl TokenSource {
     /// Tokens `(idx.len() · N)` for the series `idx`.
     fn tokens(&self, idx: &[usize], stochastic: bool, rng: &mut StdRng) -> Vec<i64> {
         let row = self.n_tokens * self.k;
-        idx.iter().flat_map(|&i| draw_codes(&self.neg_dist[i * row..(i + 1) * row], self.k, stochastic, rng)).collect()
+        idx.iter()
+            .flat_map(|&i| {
+                draw_codes(&self.neg_dist[i * row..(i + 1) * row], self.k, stochastic, rng)
+            })
+            .collect()
     }
 }
 
@@ -229,10 +241,13 @@ fn make_batch(
     let (b, n, k) = (idx.len(), source.n_tokens, source.k);
     let targets = source.tokens(idx, stochastic, rng);
     let hidden = draw_mask(b, n, mode, rng);
-    let ids: Vec<i64> = targets.iter().zip(&hidden).map(|(&t, &h)| if h { k as i64 } else { t }).collect();
-    let weights: Vec<f32> = hidden.iter().map(|&h| if h || all_positions { 1.0 } else { 0.0 }).collect();
+    let ids: Vec<i64> =
+        targets.iter().zip(&hidden).map(|(&t, &h)| if h { k as i64 } else { t }).collect();
+    let weights: Vec<f32> =
+        hidden.iter().map(|&h| if h || all_positions { 1.0 } else { 0.0 }).collect();
     let labels: Vec<usize> = idx.iter().map(|&i| source.labels[i]).collect();
-    let classes: Vec<i64> = drop_classes(&labels, null, p_drop, rng).into_iter().map(|c| c as i64).collect();
+    let classes: Vec<i64> =
+        drop_classes(&labels, null, p_drop, rng).into_iter().map(|c| c as i64).collect();
     PriorBatch {
         ids: int_tensor(ids, [b, n], device),
         classes: Tensor::from_data(TensorData::new(classes, [b]), device),
@@ -243,15 +258,35 @@ fn make_batch(
 
 /// Test-token losses (masked positions, all positions) of a prior: standard masking, true labels,
 /// draws seeded from `seed` alone, so every evaluation of a run sees the same masks.
-fn evaluate(prior: &MaskGit, test: &TokenSource, config: &Stage2Config, device: &Device) -> Result<(f64, f64), Error> {
+fn evaluate(
+    prior: &MaskGit,
+    test: &TokenSource,
+    config: &Stage2Config,
+    device: &Device,
+) -> Result<(f64, f64), Error> {
     let (mut masked, mut all, mut n) = (0.0, 0.0, 0.0);
     for (b, idx) in epoch_batches(test.labels.len(), 256, false, 0, 0)?.into_iter().enumerate() {
         let mut rng = StdRng::seed_from_u64(mix(config.seed, u64::MAX, b as u64));
-        let batch = make_batch(test, &idx, MaskMode::Standard, false, config.stochastic_tokens, 0.0, prior.n_classes(), &mut rng, device);
+        let batch = make_batch(
+            test,
+            &idx,
+            MaskMode::Standard,
+            false,
+            config.stochastic_tokens,
+            0.0,
+            prior.n_classes(),
+            &mut rng,
+            device,
+        );
         let w = idx.len() as f64;
-        masked += prior.loss(batch.ids.clone(), batch.classes.clone(), batch.targets.clone(), batch.weights).into_scalar::<f32>() as f64 * w;
+        masked += prior
+            .loss(batch.ids.clone(), batch.classes.clone(), batch.targets.clone(), batch.weights)
+            .into_scalar::<f32>() as f64
+            * w;
         let ones = Tensor::ones(batch.targets.dims(), device);
-        all += prior.loss(batch.ids, batch.classes, batch.targets, ones).into_scalar::<f32>() as f64 * w;
+        all += prior.loss(batch.ids, batch.classes, batch.targets, ones).into_scalar::<f32>()
+            as f64
+            * w;
         n += w;
     }
     Ok((masked / n, all / n))
@@ -301,14 +336,28 @@ pub fn train_prior(
     let variant = config.variant(ssl);
     let train_device = device.clone().autodiff();
     train_device.seed(config.seed);
-    let prior = MaskGitConfig::new(config.trunk(train_tokens.n_tokens, data.num_classes()), variant).init(tokenizer.quantizer().codebook(), &train_device)?;
+    let prior =
+        MaskGitConfig::new(config.trunk(train_tokens.n_tokens, data.num_classes()), variant)
+            .init(tokenizer.quantizer().codebook(), &train_device)?;
     let optim = crate::adamw(config.beta1, config.beta2, config.epsilon, config.weight_decay);
-    let mode = if variant == Variant::Token && config.inverted_masking { MaskMode::Inverted } else { MaskMode::Standard };
+    let mode = if variant == Variant::Token && config.inverted_masking {
+        MaskMode::Inverted
+    } else {
+        MaskMode::Standard
+    };
     let fit_config = FitConfig::new(config.epochs, config.batch_size, config.lr)
         .with_seed(config.seed)
         .with_checkpoint_every(config.checkpoint_every)
         .with_model_file("prior.bpk");
-    let mut task = PriorTask { config, train: &train_tokens, test: &test_tokens, mode, null: data.num_classes(), device, train_device: &train_device };
+    let mut task = PriorTask {
+        config,
+        train: &train_tokens,
+        test: &test_tokens,
+        mode,
+        null: data.num_classes(),
+        device,
+        train_device: &train_device,
+    };
     let fitted = fit(&fit_config, prior, optim, data.train.n(), &mut task, run, resume, progress)?;
 
     let eval_start = Instant::now();
@@ -342,14 +391,36 @@ struct PriorTask<'a> {
 impl Task<MaskGit> for PriorTask<'_> {
     type Error = Error;
 
-    fn step(&mut self, prior: &MaskGit, epoch: usize, b: usize, idx: &[usize]) -> Result<StepLoss, Error> {
+    fn step(
+        &mut self,
+        prior: &MaskGit,
+        epoch: usize,
+        b: usize,
+        idx: &[usize],
+    ) -> Result<StepLoss, Error> {
         let c = self.config;
         let mut rng = StdRng::seed_from_u64(mix(c.seed, epoch as u64, b as u64));
-        let batch = make_batch(self.train, idx, self.mode, c.loss_on_all_positions, c.stochastic_tokens, c.p_unconditional, self.null, &mut rng, self.train_device);
+        let batch = make_batch(
+            self.train,
+            idx,
+            self.mode,
+            c.loss_on_all_positions,
+            c.stochastic_tokens,
+            c.p_unconditional,
+            self.null,
+            &mut rng,
+            self.train_device,
+        );
         Ok(StepLoss::of(prior.loss(batch.ids, batch.classes, batch.targets, batch.weights)))
     }
 
-    fn after_epoch(&mut self, prior: &MaskGit, epoch: usize, last: bool, line: &mut Map<String, Value>) -> Result<(), Error> {
+    fn after_epoch(
+        &mut self,
+        prior: &MaskGit,
+        epoch: usize,
+        last: bool,
+        line: &mut Map<String, Value>,
+    ) -> Result<(), Error> {
         if self.config.eval_every > 0 && epoch.is_multiple_of(self.config.eval_every) && !last {
             let (masked, all) = evaluate(&prior.valid(), self.test, self.config, self.device)?;
             line.insert("test_loss".into(), masked.into());
@@ -366,7 +437,9 @@ mod tests {
     fn source() -> TokenSource {
         // 3 series × 6 tokens × 4 codes; code j is nearest for every token of series j % 4.
         let (n, k) = (6, 4);
-        let neg_dist = (0..3 * n).flat_map(|r| (0..k).map(move |j| if j == (r / n) % k { 0.0 } else { -50.0 })).collect();
+        let neg_dist = (0..3 * n)
+            .flat_map(|r| (0..k).map(move |j| if j == (r / n) % k { 0.0 } else { -50.0 }))
+            .collect();
         TokenSource { neg_dist, labels: vec![0, 1, 2], n_tokens: n, k }
     }
 
@@ -382,12 +455,17 @@ mod tests {
             for all in [false, true] {
                 for mode in [MaskMode::Standard, MaskMode::Inverted] {
                     let mut rng = StdRng::seed_from_u64(seed);
-                    let b = make_batch(&src, &[0, 1, 2], mode, all, false, 0.0, 3, &mut rng, &device);
+                    let b =
+                        make_batch(&src, &[0, 1, 2], mode, all, false, 0.0, 3, &mut rng, &device);
                     let ids = host(b.ids);
                     let hidden: Vec<bool> = ids.iter().map(|&i| i == 4.0).collect();
                     let weights = host(b.weights);
                     for (h, w) in hidden.iter().zip(&weights) {
-                        assert_eq!(*w, if *h || all { 1.0 } else { 0.0 }, "mode {mode:?}, all positions {all}");
+                        assert_eq!(
+                            *w,
+                            if *h || all { 1.0 } else { 0.0 },
+                            "mode {mode:?}, all positions {all}"
+                        );
                     }
                     // Visible inputs are the targets; targets are the nearest codes (argmin draws).
                     let targets = host(b.targets);

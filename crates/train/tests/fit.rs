@@ -46,7 +46,13 @@ impl Task<Linear> for Regression {
         &["loss", "abs_bias"]
     }
 
-    fn step(&mut self, model: &Linear, epoch: usize, batch: usize, idx: &[usize]) -> Result<StepLoss, Error> {
+    fn step(
+        &mut self,
+        model: &Linear,
+        epoch: usize,
+        batch: usize,
+        idx: &[usize],
+    ) -> Result<StepLoss, Error> {
         if self.fail_at == Some(epoch) && batch == 0 {
             return Err(Error::Device("simulated crash".into()));
         }
@@ -56,9 +62,18 @@ impl Task<Linear> for Regression {
         Ok(StepLoss { loss, values: vec![value, bias] })
     }
 
-    fn after_epoch(&mut self, model: &Linear, _epoch: usize, _last: bool, line: &mut Map<String, Value>) -> Result<(), Error> {
+    fn after_epoch(
+        &mut self,
+        model: &Linear,
+        _epoch: usize,
+        _last: bool,
+        line: &mut Map<String, Value>,
+    ) -> Result<(), Error> {
         let all: Vec<usize> = (0..40).collect();
-        line.insert("full_loss".into(), (self.mse(&model.valid(), &all).into_scalar::<f32>() as f64).into());
+        line.insert(
+            "full_loss".into(),
+            (self.mse(&model.valid(), &all).into_scalar::<f32>() as f64).into(),
+        );
         Ok(())
     }
 }
@@ -94,7 +109,8 @@ fn optim() -> burn::optim::ModuleOptimizer {
 fn the_loop_learns_and_logs_one_line_per_epoch() {
     let device = Device::flex().autodiff();
     let mut task = Regression::new(&device);
-    let fitted = fit(&config(), model(&device), optim(), 40, &mut task, None, false, &mut Silent).unwrap();
+    let fitted =
+        fit(&config(), model(&device), optim(), 40, &mut task, None, false, &mut Silent).unwrap();
     assert_eq!(fitted.lines.len(), 8);
     // 5 batches per epoch plus the extra scheduler step: 6 steps per epoch.
     assert_eq!(fitted.step, 48);
@@ -110,9 +126,13 @@ fn a_non_finite_term_stops_training_and_names_the_term() {
     let device = Device::flex().autodiff();
     let mut task = Regression::new(&device);
     task.nan_at = Some(2);
-    let err = fit(&config(), model(&device), optim(), 40, &mut task, None, false, &mut Silent).err().unwrap();
+    let err = fit(&config(), model(&device), optim(), 40, &mut task, None, false, &mut Silent)
+        .err()
+        .unwrap();
     match err {
-        Error::NonFinite { term, epoch, step, .. } => assert_eq!((term, epoch, step), ("abs_bias", 3, 13)),
+        Error::NonFinite { term, epoch, step, .. } => {
+            assert_eq!((term, epoch, step), ("abs_bias", 3, 13))
+        }
         other => panic!("{other}"),
     }
 }
@@ -123,15 +143,22 @@ fn a_resumed_run_ends_where_the_uninterrupted_one_does() {
     let tmp = tempfile::tempdir().unwrap();
     let whole = RunDir::create(&tmp.path().join("whole")).unwrap();
     let mut task = Regression::new(&device);
-    let reference = fit(&config(), model(&device), optim(), 40, &mut task, Some(&whole), false, &mut Silent).unwrap();
+    let reference =
+        fit(&config(), model(&device), optim(), 40, &mut task, Some(&whole), false, &mut Silent)
+            .unwrap();
 
     let cut = RunDir::create(&tmp.path().join("cut")).unwrap();
     let mut crashing = Regression::new(&device);
     crashing.fail_at = Some(5); // after the checkpoint of epoch 4, during epoch 6 (its line not written)
-    assert!(fit(&config(), model(&device), optim(), 40, &mut crashing, Some(&cut), false, &mut Silent).is_err());
+    assert!(
+        fit(&config(), model(&device), optim(), 40, &mut crashing, Some(&cut), false, &mut Silent)
+            .is_err()
+    );
     assert_eq!(cut.checkpoint().unwrap().unwrap().epoch, 4);
     let mut task = Regression::new(&device);
-    let resumed = fit(&config(), model(&device), optim(), 40, &mut task, Some(&cut), true, &mut Silent).unwrap();
+    let resumed =
+        fit(&config(), model(&device), optim(), 40, &mut task, Some(&cut), true, &mut Silent)
+            .unwrap();
     assert_eq!(resumed.lines.len(), 4, "epochs 5..=8 trained again");
     assert_eq!(weights(&resumed.model), weights(&reference.model));
     assert_eq!(resumed.step, reference.step);

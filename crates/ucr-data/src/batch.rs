@@ -53,7 +53,11 @@ impl Batcher<UcrItem, UcrBatch> for UcrBatcher {
         let mut values = Vec::with_capacity(b * length);
         let mut labels = Vec::with_capacity(b);
         for item in items {
-            assert_eq!(item.values.len(), length, "all series in a batch must have the same length");
+            assert_eq!(
+                item.values.len(),
+                length,
+                "all series in a batch must have the same length"
+            );
             values.extend_from_slice(&item.values);
             labels.push(item.label as i64);
         }
@@ -88,14 +92,21 @@ fn to_batch(values: Vec<f32>, labels: Vec<i64>, length: usize, device: &Device) 
 /// * The last partial batch is kept (`drop_last = false`, as the reference: small UCR training
 ///   sets have 20–55 series). A final batch of exactly one series is merged into the one before
 ///   it, because BatchNorm cannot use batch statistics of one sample (quirk Q25).
-pub fn epoch_batches(n: usize, batch_size: usize, shuffle: bool, seed: u64, epoch: u64) -> Result<Vec<Vec<usize>>> {
+pub fn epoch_batches(
+    n: usize,
+    batch_size: usize,
+    shuffle: bool,
+    seed: u64,
+    epoch: u64,
+) -> Result<Vec<Vec<usize>>> {
     if batch_size == 0 {
         return Err(Error::BatchSize(batch_size));
     }
     let mut order: Vec<usize> = (0..n).collect();
     if shuffle {
         // One stream per (seed, epoch): mix the two so neighbouring seeds give unrelated orders.
-        let mixed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ epoch.wrapping_add(0x632B_E59B_D9B4_E019);
+        let mixed =
+            seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ epoch.wrapping_add(0x632B_E59B_D9B4_E019);
         order.shuffle(&mut StdRng::seed_from_u64(mixed));
     }
     let mut batches: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
@@ -128,7 +139,10 @@ mod tests {
         assert_eq!(a.x.try_into_vec_as::<f32>().unwrap(), b.x.try_into_vec_as::<f32>().unwrap());
         assert_eq!(a.y.try_into_vec_as::<i64>().unwrap(), vec![0, 0]);
         assert_eq!(s.len(), 3);
-        assert_eq!(s.get(3).unwrap_err().to_string(), "index 3 is out of range for a split of 3 series");
+        assert_eq!(
+            s.get(3).unwrap_err().to_string(),
+            "index 3 is out of range for a split of 3 series"
+        );
     }
 
     #[test]
@@ -141,7 +155,11 @@ mod tests {
         let mut all: Vec<usize> = a.concat();
         all.sort_unstable();
         assert_eq!(all, (0..10).collect::<Vec<_>>());
-        assert_eq!(epoch_batches(3, 2, false, 0, 0).unwrap(), vec![vec![0, 1, 2]], "lone last series merged");
+        assert_eq!(
+            epoch_batches(3, 2, false, 0, 0).unwrap(),
+            vec![vec![0, 1, 2]],
+            "lone last series merged"
+        );
         assert_eq!(epoch_batches(1, 4, false, 0, 0).unwrap(), vec![vec![0]]);
         assert!(epoch_batches(5, 0, false, 0, 0).is_err());
     }

@@ -112,7 +112,8 @@ impl UcrDataset {
         let mut classes = train.labels.clone();
         classes.sort_unstable();
         classes.dedup();
-        let index: BTreeMap<i64, usize> = classes.iter().enumerate().map(|(k, &c)| (c, k)).collect();
+        let index: BTreeMap<i64, usize> =
+            classes.iter().enumerate().map(|(k, &c)| (c, k)).collect();
         let test_labels = test
             .labels
             .iter()
@@ -195,9 +196,15 @@ mod tests {
     #[test]
     fn unseen_test_label_and_length_mismatch_are_errors() {
         let err = UcrDataset::from_raw("t", raw("1\t1\n", "tr"), raw("1\t1\n\n2\t3\n", "te"));
-        assert_eq!(err.unwrap_err().to_string(), "te:3: class label 2 does not occur in the train split");
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "te:3: class label 2 does not occur in the train split"
+        );
         let err = UcrDataset::from_raw("t", raw("1\t1\t2\n", "tr"), raw("1\t1\n", "te"));
-        assert_eq!(err.unwrap_err().to_string(), "te: series have 1 values but the train split has 2");
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "te: series have 1 values but the train split has 2"
+        );
     }
 
     #[test]
@@ -214,10 +221,17 @@ mod tests {
         assert!(mean.abs() < 1e-5, "train mean after scaling {mean}");
         // The other bundled datasets, among them the default of `nc-vqvae run` (SyntheticControl);
         // UCR archive counts.
-        for (name, counts) in [("TwoPatterns", (1000, 4000, 128, 4)), ("SyntheticControl", (300, 300, 60, 6))] {
-            let source = Resolver::with_roots(vec![crate::DataRoot::Bundled]).resolve(name).unwrap();
+        for (name, counts) in
+            [("TwoPatterns", (1000, 4000, 128, 4)), ("SyntheticControl", (300, 300, 60, 6))]
+        {
+            let source =
+                Resolver::with_roots(vec![crate::DataRoot::Bundled]).resolve(name).unwrap();
             let ds = UcrDataset::load(&source).unwrap();
-            assert_eq!((ds.train.n(), ds.test.n(), ds.length(), ds.num_classes()), counts, "{name}");
+            assert_eq!(
+                (ds.train.n(), ds.test.n(), ds.length(), ds.num_classes()),
+                counts,
+                "{name}"
+            );
         }
     }
 }

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No root holds the dataset.
-    #[error("dataset '{name}' not found (looked in: {searched}); pass --data-dir DIR, set NC_VQVAE_DATA, or give a path to a *_TRAIN.tsv[.gz] file")]
+    #[error(
+        "dataset '{name}' not found (looked in: {searched}); pass --data-dir DIR, set NC_VQVAE_DATA, or give a path to a *_TRAIN.tsv[.gz] file"
+    )]
     NotFound {
         /// The name that was asked for.
         name: String,
@@ -18,7 +20,9 @@ pub enum Error {
         searched: String,
     },
     /// A path was given but it is not a `*_TRAIN.tsv[.gz]` / `*_TEST.tsv[.gz]` file.
-    #[error("{path}: not a UCR split file (expected a name ending in _TRAIN.tsv, _TRAIN.tsv.gz, _TEST.tsv or _TEST.tsv.gz)")]
+    #[error(
+        "{path}: not a UCR split file (expected a name ending in _TRAIN.tsv, _TRAIN.tsv.gz, _TEST.tsv or _TEST.tsv.gz)"
+    )]
     NotASplitFile {
         /// The offending path.
         path: PathBuf,
@@ -94,7 +98,9 @@ pub enum Error {
         value: String,
     },
     /// An infinite value, or one beyond float32's range (NaN is legal, infinity is not).
-    #[error("{origin}:{line}: column {column}: infinite value '{value}' (or beyond float32's ±3.4e38; only NaN is allowed for missing values)")]
+    #[error(
+        "{origin}:{line}: column {column}: infinite value '{value}' (or beyond float32's ±3.4e38; only NaN is allowed for missing values)"
+    )]
     Infinite {
         /// The file.
         origin: String,
@@ -114,7 +120,9 @@ pub enum Error {
         line: usize,
     },
     /// A line has a different number of values than the first line.
-    #[error("{origin}:{line}: {found} values, but line {first_line} has {expected} (variable-length series must be NaN-padded to equal length)")]
+    #[error(
+        "{origin}:{line}: {found} values, but line {first_line} has {expected} (variable-length series must be NaN-padded to equal length)"
+    )]
     Ragged {
         /// The file.
         origin: String,
@@ -144,7 +152,9 @@ pub enum Error {
         message: String,
     },
     /// Too few series to hold out every fifth as a test split.
-    #[error("{origin}: {n} series are too few to hold out every fifth as the test split; give a test file")]
+    #[error(
+        "{origin}: {n} series are too few to hold out every fifth as the test split; give a test file"
+    )]
     TooFewToSplit {
         /// The file.
         origin: String,

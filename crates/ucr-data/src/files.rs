@@ -68,18 +68,26 @@ pub fn is_series_file(spec: &str) -> bool {
 /// 1-based row.
 pub fn read_series_file(path: &Path, labels: &Labels) -> Result<RawSplit> {
     let origin = path.display().to_string();
-    let read = |p: &Path| std::fs::read(p).map_err(|source| Error::Io { origin: p.display().to_string(), source });
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| Error::Io { origin: p.display().to_string(), source })
+    };
     let bytes = read(path)?;
     if is_npy(path) {
         return match labels {
             Labels::None => crate::npy::read_npy_series(&bytes, &origin, None),
             Labels::File(file) => {
                 let label_bytes = read(file)?;
-                crate::npy::read_npy_series(&bytes, &origin, Some((&label_bytes, &file.display().to_string())))
+                crate::npy::read_npy_series(
+                    &bytes,
+                    &origin,
+                    Some((&label_bytes, &file.display().to_string())),
+                )
             }
             Labels::FirstColumn => Err(Error::LabelSource {
                 origin,
-                message: "a .npy array has no label column; give the labels as a 1-D .npy file (or none)".into(),
+                message:
+                    "a .npy array has no label column; give the labels as a 1-D .npy file (or none)"
+                        .into(),
             }),
         };
     }
@@ -108,14 +116,22 @@ fn subset(split: &RawSplit, keep: &[usize]) -> RawSplit {
         origin: split.origin.clone(),
         labels: keep.iter().map(|&i| split.labels[i]).collect(),
         lines: keep.iter().map(|&i| split.lines[i]).collect(),
-        values: keep.iter().flat_map(|&i| split.values[i * l..(i + 1) * l].iter().copied()).collect(),
+        values: keep
+            .iter()
+            .flat_map(|&i| split.values[i * l..(i + 1) * l].iter().copied())
+            .collect(),
         length: l,
     }
 }
 
 /// A dataset named `name` from a file of series: `test` gives the test split (read with
 /// `test_labels`), otherwise every fifth series of `train` is held out.
-pub fn load_files(name: &str, train: &Path, labels: &Labels, test: Option<(&Path, &Labels)>) -> Result<UcrDataset> {
+pub fn load_files(
+    name: &str,
+    train: &Path,
+    labels: &Labels,
+    test: Option<(&Path, &Labels)>,
+) -> Result<UcrDataset> {
     let all = read_series_file(train, labels)?;
     let (train_split, test_split) = match test {
         Some((path, test_labels)) => (all, read_series_file(path, test_labels)?),
@@ -157,7 +173,10 @@ mod tests {
         let text: String = (0..12).map(|i| format!("{i},{i},{i}\n")).collect();
         std::fs::write(&path, text).unwrap();
         let data = load_files("mine", &path, &Labels::None, None).unwrap();
-        assert_eq!((data.train.n(), data.test.n(), data.num_classes(), data.length()), (10, 2, 1, 3));
+        assert_eq!(
+            (data.train.n(), data.test.n(), data.num_classes(), data.length()),
+            (10, 2, 1, 3)
+        );
         // Held out: rows 5 and 10 (1-based), i.e. the series 4 and 9; scaled back they are 4 and 9.
         let mut first = data.test.series(0).to_vec();
         data.normalizer.invert(&mut first);

@@ -212,8 +212,11 @@ fn from_path(path: &Path) -> Result<DatasetSource> {
         path: folder.join(format!("{name}_{other}.tsv[.gz]")),
         sibling: path.to_path_buf(),
     })?;
-    let (train, test) =
-        if given == "TRAIN" { (path.to_path_buf(), sibling) } else { (sibling, path.to_path_buf()) };
+    let (train, test) = if given == "TRAIN" {
+        (path.to_path_buf(), sibling)
+    } else {
+        (sibling, path.to_path_buf())
+    };
     Ok(DatasetSource {
         name: name.to_string(),
         train: SplitSource::File(train),
@@ -249,7 +252,8 @@ mod tests {
         touch(&a.path().join("SonyAIBORobotSurface1/SonyAIBORobotSurface1_TEST.tsv"));
         let sony = r.resolve("SonyAIBORobotSurface1").unwrap();
         assert!(matches!(sony.train, SplitSource::File(_)));
-        let bundled = Resolver::with_roots(vec![DataRoot::Bundled]).resolve("SonyAIBORobotSurface1");
+        let bundled =
+            Resolver::with_roots(vec![DataRoot::Bundled]).resolve("SonyAIBORobotSurface1");
         assert!(matches!(bundled.unwrap().train, SplitSource::Bundled { .. }));
         let err = r.resolve("Nope").unwrap_err().to_string();
         assert!(err.contains("dataset 'Nope' not found"), "{err}");

@@ -37,7 +37,11 @@ impl RawSplit {
             return Err(Error::Empty { origin: origin.to_string() });
         };
         if labels.len() != series.len() {
-            return Err(Error::LabelCount { origin: origin.to_string(), labels: labels.len(), series: series.len() });
+            return Err(Error::LabelCount {
+                origin: origin.to_string(),
+                labels: labels.len(),
+                series: series.len(),
+            });
         }
         let mut values = Vec::with_capacity(series.len() * first.len());
         for (i, row) in series.iter().enumerate() {
@@ -46,14 +50,31 @@ impl RawSplit {
                 return Err(Error::NoValues { origin: origin.to_string(), line });
             }
             if row.len() != first.len() {
-                return Err(Error::Ragged { origin: origin.to_string(), line, found: row.len(), expected: first.len(), first_line: 1 });
+                return Err(Error::Ragged {
+                    origin: origin.to_string(),
+                    line,
+                    found: row.len(),
+                    expected: first.len(),
+                    first_line: 1,
+                });
             }
             if let Some(c) = row.iter().position(|v| v.is_infinite()) {
-                return Err(Error::Infinite { origin: origin.to_string(), line, column: c + 2, value: row[c].to_string() });
+                return Err(Error::Infinite {
+                    origin: origin.to_string(),
+                    line,
+                    column: c + 2,
+                    value: row[c].to_string(),
+                });
             }
             values.extend_from_slice(row);
         }
-        Ok(Self { origin: origin.to_string(), labels: labels.to_vec(), lines: (1..=series.len()).collect(), values, length: first.len() })
+        Ok(Self {
+            origin: origin.to_string(),
+            labels: labels.to_vec(),
+            lines: (1..=series.len()).collect(),
+            values,
+            length: first.len(),
+        })
     }
 }
 
@@ -141,7 +162,13 @@ fn parse_with(text: &str, origin: &str, labelled: bool) -> Result<RawSplit> {
 }
 
 /// Parses one non-blank line into its label (0 when not `labelled`) and values (appended to `row`).
-fn parse_row(line: &str, line_no: usize, origin: &str, labelled: bool, row: &mut Vec<f32>) -> Result<i64> {
+fn parse_row(
+    line: &str,
+    line_no: usize,
+    origin: &str,
+    labelled: bool,
+    row: &mut Vec<f32>,
+) -> Result<i64> {
     let mut cells: Box<dyn Iterator<Item = &str>> = if line.contains('\t') {
         Box::new(line.split('\t'))
     } else if line.contains(',') {
@@ -167,7 +194,13 @@ fn parse_row(line: &str, line_no: usize, origin: &str, labelled: bool, row: &mut
 }
 
 /// Parses value cells (the first in column `first_column`) into `row`; at least one.
-fn parse_values<'a>(cells: impl Iterator<Item = &'a str>, first_column: usize, line_no: usize, origin: &str, row: &mut Vec<f32>) -> Result<()> {
+fn parse_values<'a>(
+    cells: impl Iterator<Item = &'a str>,
+    first_column: usize,
+    line_no: usize,
+    origin: &str,
+    row: &mut Vec<f32>,
+) -> Result<()> {
     for (offset, cell) in cells.enumerate() {
         let cell = cell.trim();
         let column = offset + first_column;
@@ -236,14 +269,30 @@ mod tests {
 
     #[test]
     fn series_in_memory_are_checked_like_a_file() {
-        let ok = RawSplit::from_series("mine", &[3, 1], &[vec![0.5, f32::NAN, 1.0], vec![2.0, 3.0, 4.0]]).unwrap();
+        let ok = RawSplit::from_series(
+            "mine",
+            &[3, 1],
+            &[vec![0.5, f32::NAN, 1.0], vec![2.0, 3.0, 4.0]],
+        )
+        .unwrap();
         assert_eq!((ok.n(), ok.length, ok.lines.clone()), (2, 3, vec![1, 2]));
         assert_eq!(&ok.values[3..], &[2.0, 3.0, 4.0]);
-        let err = |labels: &[i64], rows: &[Vec<f32>]| RawSplit::from_series("mine", labels, rows).unwrap_err().to_string();
+        let err = |labels: &[i64], rows: &[Vec<f32>]| {
+            RawSplit::from_series("mine", labels, rows).unwrap_err().to_string()
+        };
         assert_eq!(err(&[], &[]), "mine: empty file (no series)");
-        assert!(err(&[1], &[vec![1.0], vec![2.0]]).contains("2 series but 1 labels"), "{}", err(&[1], &[vec![1.0], vec![2.0]]));
-        assert!(err(&[1, 1], &[vec![1.0, 2.0], vec![2.0]]).starts_with("mine:2: 1 values, but line 1 has 2"));
-        assert!(err(&[1], &[vec![1.0, f32::INFINITY]]).starts_with("mine:1: column 3: infinite value"));
+        assert!(
+            err(&[1], &[vec![1.0], vec![2.0]]).contains("2 series but 1 labels"),
+            "{}",
+            err(&[1], &[vec![1.0], vec![2.0]])
+        );
+        assert!(
+            err(&[1, 1], &[vec![1.0, 2.0], vec![2.0]])
+                .starts_with("mine:2: 1 values, but line 1 has 2")
+        );
+        assert!(
+            err(&[1], &[vec![1.0, f32::INFINITY]]).starts_with("mine:1: column 3: infinite value")
+        );
         assert!(err(&[1], &[vec![]]).starts_with("mine:1: line has a label but no values"));
     }
     use std::io::Write;

@@ -18,8 +18,36 @@ fn well_formed(split: &ucr_data::RawSplit) {
 /// Text close to a UCR file: digits, signs, separators, line ends, NaN / inf words, a few odd bytes.
 fn near_tsv() -> impl Strategy<Value = String> {
     let pieces = prop::sample::select(vec![
-        "0", "1", "-2", "3.5", "1e3", "1e39", "-1e39", "1e-50", "NaN", "nan", "inf", "-Infinity", ".", "e", "+", "-", "\t", "\t", ",", " ",
-        "\n", "\n", "\r\n", "\r", "\0", "x", "é", "1.0000000e+00", "9223372036854775808", "",
+        "0",
+        "1",
+        "-2",
+        "3.5",
+        "1e3",
+        "1e39",
+        "-1e39",
+        "1e-50",
+        "NaN",
+        "nan",
+        "inf",
+        "-Infinity",
+        ".",
+        "e",
+        "+",
+        "-",
+        "\t",
+        "\t",
+        ",",
+        " ",
+        "\n",
+        "\n",
+        "\r\n",
+        "\r",
+        "\0",
+        "x",
+        "é",
+        "1.0000000e+00",
+        "9223372036854775808",
+        "",
     ]);
     prop::collection::vec(pieces, 0..60).prop_map(|p| p.concat())
 }
@@ -35,7 +63,10 @@ fn value() -> impl Strategy<Value = f32> {
 /// Series of one length with a label each.
 fn series() -> impl Strategy<Value = (Vec<i64>, Vec<Vec<f32>>)> {
     (1usize..8, 1usize..12).prop_flat_map(|(n, len)| {
-        (prop::collection::vec(-5i64..100, n), prop::collection::vec(prop::collection::vec(value(), len), n))
+        (
+            prop::collection::vec(-5i64..100, n),
+            prop::collection::vec(prop::collection::vec(value(), len), n),
+        )
     })
 }
 

@@ -6,8 +6,8 @@ use burn::nn::conv::ConvTranspose2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
-use kernels::{batch_norm_channels_last, conv_transpose2d_channels_last};
 use crate::layers::{BlockConfig, DecBlock, ResBlock, resize_width_align_corners, transposed};
+use kernels::{batch_norm_channels_last, conv_transpose2d_channels_last};
 
 /// Settings of the [`Decoder`]; defaults are the thesis settings.
 #[derive(Config, Debug)]
@@ -45,9 +45,13 @@ impl DecoderConfig {
     pub fn init(&self, device: &Device) -> Decoder {
         let d = self.dim;
         Decoder {
-            res: (0..self.res_blocks).map(|_| BlockConfig::new(d, d).res_block(false, device)).collect(),
+            res: (0..self.res_blocks)
+                .map(|_| BlockConfig::new(d, d).res_block(false, device))
+                .collect(),
             res_norms: (0..self.res_blocks).map(|_| BatchNormConfig::new(d).init(device)).collect(),
-            up: (1..self.downsample_blocks).map(|_| BlockConfig::new(d, d).dec_block(device)).collect(),
+            up: (1..self.downsample_blocks)
+                .map(|_| BlockConfig::new(d, d).dec_block(device))
+                .collect(),
             to_out: transposed(d, self.out_channels, device),
             out: transposed(self.out_channels, self.out_channels, device),
             frames: self.frames,
@@ -66,7 +70,10 @@ impl Decoder {
         for block in &self.up {
             x = block.forward(x);
         }
-        let x = conv_transpose2d_channels_last(&self.out, conv_transpose2d_channels_last(&self.to_out, x));
+        let x = conv_transpose2d_channels_last(
+            &self.out,
+            conv_transpose2d_channels_last(&self.to_out, x),
+        );
         resize_width_align_corners(x.permute([0, 3, 1, 2]), self.frames)
     }
 }

@@ -5,8 +5,8 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
-use kernels::batch_norm_channels_last;
 use crate::layers::{BlockConfig, EncBlock, ResBlock};
+use kernels::batch_norm_channels_last;
 
 /// Number of stride-2 encoder blocks for a series of length `length` (docs/reference.md §4.1, quirk Q15):
 /// `rate = round_half_even(L / (log2(n_fft) − 1) / downsampled_width)` (1 if `L < downsampled_width`),
@@ -55,7 +55,9 @@ impl EncoderConfig {
         down.extend((1..self.downsample_blocks).map(|_| BlockConfig::new(d, d).enc_block(device)));
         Encoder {
             down,
-            res: (0..self.res_blocks).map(|_| BlockConfig::new(d, d).res_block(true, device)).collect(),
+            res: (0..self.res_blocks)
+                .map(|_| BlockConfig::new(d, d).res_block(true, device))
+                .collect(),
             res_norms: (0..self.res_blocks).map(|_| BatchNormConfig::new(d).init(device)).collect(),
         }
     }
@@ -82,8 +84,20 @@ mod tests {
 
     #[test]
     fn downsampling_follows_the_reference_table() {
-        // (L, n) from reference-shapes.md / docs/reference.md §4.1.
-        for (length, n) in [(65, 2), (70, 2), (96, 2), (128, 3), (140, 3), (152, 3), (398, 4), (500, 4), (512, 5), (945, 5), (1024, 6)] {
+        // (L, n) from docs/reference.md §4.1 and §4.4.
+        for (length, n) in [
+            (65, 2),
+            (70, 2),
+            (96, 2),
+            (128, 3),
+            (140, 3),
+            (152, 3),
+            (398, 4),
+            (500, 4),
+            (512, 5),
+            (945, 5),
+            (1024, 6),
+        ] {
             assert_eq!(downsample_blocks(length, 8, 8), n, "L = {length}");
         }
         assert_eq!(downsample_blocks(5, 8, 8), 1, "short series: rate 1");

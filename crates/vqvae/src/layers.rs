@@ -6,11 +6,12 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use kernels::{batch_norm_channels_last, conv_transpose2d_channels_last, conv2d_channels_last, leaky_relu};
+use kernels::{
+    batch_norm_channels_last, conv_transpose2d_channels_last, conv2d_channels_last, leaky_relu,
+};
 
 /// LeakyReLU slope used everywhere (docs/reference.md §4).
 pub(crate) const SLOPE: f64 = 0.01;
-
 
 /// Strided encoder block: replicate-pad (1, 1) → Conv2d(kernel (3, 4), stride (1, 2)) → BN → LeakyReLU.
 /// Maps `(B, i, 5, w)` to `(B, o, 5, ⌊w/2⌋)`.
@@ -50,7 +51,9 @@ pub(crate) struct BlockConfig {
 impl BlockConfig {
     pub(crate) fn enc_block(&self, device: &Device) -> EncBlock {
         EncBlock {
-            conv: Conv2dConfig::new([self.input, self.output], [3, 4]).with_stride([1, 2]).init(device),
+            conv: Conv2dConfig::new([self.input, self.output], [3, 4])
+                .with_stride([1, 2])
+                .init(device),
             norm: BatchNormConfig::new(self.output).init(device),
         }
     }
@@ -66,19 +69,28 @@ impl BlockConfig {
     }
 
     pub(crate) fn dec_block(&self, device: &Device) -> DecBlock {
-        DecBlock { conv: transposed(self.input, self.output, device), norm: BatchNormConfig::new(self.output).init(device) }
+        DecBlock {
+            conv: transposed(self.input, self.output, device),
+            norm: BatchNormConfig::new(self.output).init(device),
+        }
     }
 }
 
 /// ConvTranspose2d(kernel (3, 4), stride (1, 2), padding (1, 1)): height kept, width doubled.
 pub(crate) fn transposed(input: usize, output: usize, device: &Device) -> ConvTranspose2d {
-    ConvTranspose2dConfig::new([input, output], [3, 4]).with_stride([1, 2]).with_padding([1, 1]).init(device)
+    ConvTranspose2dConfig::new([input, output], [3, 4])
+        .with_stride([1, 2])
+        .with_padding([1, 1])
+        .init(device)
 }
 
 impl EncBlock {
     /// `(B, H, W, i)` → `(B, H, ⌊W/2⌋, o)`, channels-last.
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        leaky_relu(batch_norm_channels_last(&self.norm, conv2d_channels_last(&self.conv, x, [1, 1, 1, 1])), SLOPE)
+        leaky_relu(
+            batch_norm_channels_last(&self.norm, conv2d_channels_last(&self.conv, x, [1, 1, 1, 1])),
+            SLOPE,
+        )
     }
 }
 
@@ -97,10 +109,12 @@ impl ResBlock {
 impl DecBlock {
     /// `(B, H, W, i)` → `(B, H, 2W, o)`, channels-last.
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        leaky_relu(batch_norm_channels_last(&self.norm, conv_transpose2d_channels_last(&self.conv, x)), SLOPE)
+        leaky_relu(
+            batch_norm_channels_last(&self.norm, conv_transpose2d_channels_last(&self.conv, x)),
+            SLOPE,
+        )
     }
 }
-
 
 /// Bilinear resize of the last axis with `align_corners = true` (the height is unchanged, so the
 /// 2-D bilinear resize of the reference reduces to this): output column `j` samples input position
@@ -133,13 +147,17 @@ mod tests {
     fn leaky_relu_values_and_gradient_match_burns() {
         let device = Device::flex().autodiff();
         let values = vec![-3.0f32, -0.5, 0.25, 2.0];
-        let x = Tensor::<1>::from_data(TensorData::new(values.clone(), [4]), &device).require_grad();
+        let x =
+            Tensor::<1>::from_data(TensorData::new(values.clone(), [4]), &device).require_grad();
         let y = leaky_relu(x.clone(), SLOPE);
         let got: Vec<f32> = y.clone().into_data().try_into_vec::<f32>().unwrap();
-        let want: Vec<f32> = burn::tensor::activation::leaky_relu(Tensor::<1>::from_data(TensorData::new(values.clone(), [4]), &device), SLOPE)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        let want: Vec<f32> = burn::tensor::activation::leaky_relu(
+            Tensor::<1>::from_data(TensorData::new(values.clone(), [4]), &device),
+            SLOPE,
+        )
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() < 1e-7, "{got:?} vs {want:?}");
         }
@@ -154,7 +172,10 @@ mod tests {
     #[test]
     fn align_corners_resize_matches_hand_values() {
         let device = Device::flex();
-        let x = Tensor::<4>::from_data(TensorData::new(vec![0.0f32, 10.0, 20.0, 30.0], [1, 1, 1, 4]), &device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![0.0f32, 10.0, 20.0, 30.0], [1, 1, 1, 4]),
+            &device,
+        );
         // 4 → 3: positions 0, 1.5, 3.
         let y = resize_width_align_corners(x.clone(), 3).try_into_vec_as::<f32>().unwrap();
         assert_eq!(y, vec![0.0, 15.0, 30.0]);

@@ -16,12 +16,15 @@ pub use quantizer::{Quantized, VectorQuantizer, VectorQuantizerConfig};
 /// Number of trainable parameter values of a module built on an autodiff device.
 ///
 /// Burn's `num_params` also counts buffers (BatchNorm running statistics); the reference's counts
-/// (`reference-shapes.md`) are trainable parameters only, i.e. the tensors that require a gradient.
+/// (docs/reference.md §4.4) are trainable parameters only, i.e. the tensors that require a gradient.
 /// On a device without autodiff nothing requires a gradient and this returns 0.
 pub fn trainable_params<M: burn::module::Module>(module: &M) -> usize {
     struct Count(usize);
     impl burn::module::ModuleVisitor for Count {
-        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+        fn visit_float<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<burn::tensor::Tensor<D>>,
+        ) {
             let value = param.val();
             if value.is_require_grad() {
                 self.0 += value.shape().num_elements();

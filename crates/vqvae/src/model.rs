@@ -5,7 +5,10 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 use tf_transform::{Stft, StftConfig};
 
-use crate::{Decoder, DecoderConfig, Encoder, EncoderConfig, Error, Quantized, VectorQuantizer, VectorQuantizerConfig, downsample_blocks};
+use crate::{
+    Decoder, DecoderConfig, Encoder, EncoderConfig, Error, Quantized, VectorQuantizer,
+    VectorQuantizerConfig, downsample_blocks,
+};
 
 /// Settings of [`VqVae`]; defaults are the thesis settings (docs/reference.md §3–§5).
 #[derive(Config, Debug)]
@@ -123,7 +126,8 @@ impl VqVaeConfig {
 impl VqVae {
     /// The STFT this model was built with.
     pub fn stft(&self) -> Stft {
-        Stft::new(&StftConfig::new().with_n_fft(self.n_fft).with_hop_length(self.hop)).expect("validated when the model was built")
+        Stft::new(&StftConfig::new().with_n_fft(self.n_fft).with_hop_length(self.hop))
+            .expect("validated when the model was built")
     }
 
     /// The series length the model was built for.
@@ -202,7 +206,7 @@ mod tests {
     use super::*;
     use burn::tensor::Distribution;
 
-    /// `(L, W, W', encoder params, decoder params)` from reference-shapes.md (thesis datasets).
+    /// `(L, W, W', encoder params, decoder params)` from docs/reference.md §4.4 (thesis datasets).
     const REFERENCE: [(usize, usize, usize, usize, usize); 11] = [
         (65, 33, 8, 216_448, 215_796),
         (70, 36, 9, 216_448, 215_796),
@@ -222,8 +226,16 @@ mod tests {
         let device = Device::flex().autodiff();
         for (length, frames, latent_w, enc_params, dec_params) in REFERENCE {
             let model = VqVaeConfig::new(length).init(&device).unwrap();
-            assert_eq!(crate::trainable_params(&model.encoder), enc_params, "encoder params, L = {length}");
-            assert_eq!(crate::trainable_params(&model.decoder), dec_params, "decoder params, L = {length}");
+            assert_eq!(
+                crate::trainable_params(&model.encoder),
+                enc_params,
+                "encoder params, L = {length}"
+            );
+            assert_eq!(
+                crate::trainable_params(&model.decoder),
+                dec_params,
+                "decoder params, L = {length}"
+            );
             assert_eq!(crate::trainable_params(&model.quantizer), 0, "the codebook is a buffer");
             let model = model.valid();
             let x = Tensor::<3>::random([2, 1, length], Distribution::Normal(0.0, 1.0), &device);
@@ -251,7 +263,8 @@ mod tests {
         device.seed(11);
         let mut model = VqVaeConfig::new(32).with_dim(16).with_res_blocks(1).init(&device).unwrap();
         let mut optim = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(1e-3).init();
-        let t: Vec<f32> = (0..8 * 32).map(|i| ((i % 32) as f32 * 0.4 + (i / 32) as f32).sin()).collect();
+        let t: Vec<f32> =
+            (0..8 * 32).map(|i| ((i % 32) as f32 * 0.4 + (i / 32) as f32).sin()).collect();
         let x = Tensor::<3>::from_data(burn::tensor::TensorData::new(t, [8, 1, 32]), &device);
         let mut first = None;
         let mut last = 0.0;

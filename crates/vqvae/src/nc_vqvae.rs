@@ -42,7 +42,9 @@ pub struct NcVqVae {
 impl NcVqVaeConfig {
     /// Builds the model.
     pub fn init(&self, device: &Device) -> Result<NcVqVae, Error> {
-        let ssl = SslHeadConfig::new(self.method).with_input_dim(2 * self.vqvae.dim).with_hidden_dim(self.projector_dim);
+        let ssl = SslHeadConfig::new(self.method)
+            .with_input_dim(2 * self.vqvae.dim)
+            .with_hidden_dim(self.projector_dim);
         ssl.check()?;
         let vqvae = self.vqvae.init(device)?;
         let ssl = ssl.init(device);
@@ -77,7 +79,13 @@ impl NcVqVae {
         losses.ssl = self.ssl.loss(p, p_aug);
         losses.total = losses
             .total
-            .add(losses.aug_recon_time.clone().add(losses.aug_recon_timefreq.clone()).mul_scalar(self.aug_recon_weight))
+            .add(
+                losses
+                    .aug_recon_time
+                    .clone()
+                    .add(losses.aug_recon_timefreq.clone())
+                    .mul_scalar(self.aug_recon_weight),
+            )
             .add(losses.ssl.clone());
         losses
     }
@@ -91,9 +99,12 @@ mod tests {
     #[test]
     fn thesis_parameter_counts_for_forda() {
         let device = Device::flex().autodiff();
-        let bt = NcVqVaeConfig::new(VqVaeConfig::new(500), SslMethod::BarlowTwins).init(&device).unwrap();
+        let bt = NcVqVaeConfig::new(VqVaeConfig::new(500), SslMethod::BarlowTwins)
+            .init(&device)
+            .unwrap();
         assert_eq!(crate::trainable_params(&bt), 34_737_012);
-        let vib = NcVqVaeConfig::new(VqVaeConfig::new(500), SslMethod::Vibcreg).init(&device).unwrap();
+        let vib =
+            NcVqVaeConfig::new(VqVaeConfig::new(500), SslMethod::Vibcreg).init(&device).unwrap();
         assert_eq!(crate::trainable_params(&vib), 34_745_204);
     }
 
@@ -101,19 +112,32 @@ mod tests {
     fn ssl_step_has_every_loss_term_and_gradients_reach_the_encoder() {
         let device = Device::flex().autodiff();
         for method in [SslMethod::BarlowTwins, SslMethod::Vibcreg] {
-            let model = NcVqVaeConfig::new(VqVaeConfig::new(70).with_dim(16).with_res_blocks(1), method)
-                .with_projector_dim(64)
-                .init(&device)
-                .unwrap();
+            let model =
+                NcVqVaeConfig::new(VqVaeConfig::new(70).with_dim(16).with_res_blocks(1), method)
+                    .with_projector_dim(64)
+                    .init(&device)
+                    .unwrap();
             let x = Tensor::<3>::random([6, 1, 70], Distribution::Normal(0.0, 1.0), &device);
-            let x_aug = x.clone().add(Tensor::random([6, 1, 70], Distribution::Normal(0.0, 0.1), &device));
+            let x_aug =
+                x.clone().add(Tensor::random([6, 1, 70], Distribution::Normal(0.0, 0.1), &device));
             let l = model.losses(x, x_aug);
-            let terms = [&l.recon_time, &l.recon_timefreq, &l.commitment, &l.aug_recon_time, &l.aug_recon_timefreq, &l.ssl];
-            let values: Vec<f32> = terms.iter().map(|t| (*t).clone().into_scalar::<f32>()).collect();
+            let terms = [
+                &l.recon_time,
+                &l.recon_timefreq,
+                &l.commitment,
+                &l.aug_recon_time,
+                &l.aug_recon_timefreq,
+                &l.ssl,
+            ];
+            let values: Vec<f32> =
+                terms.iter().map(|t| (*t).clone().into_scalar::<f32>()).collect();
             assert!(values.iter().all(|v| v.is_finite() && *v > 0.0), "{method:?}: {values:?}");
             let sum = values[0] + values[1] + values[2] + 0.1 * (values[3] + values[4]) + values[5];
             let total = l.total.clone().into_scalar::<f32>();
-            assert!((total - sum).abs() < 1e-4 * sum.abs().max(1.0), "{method:?}: total {total} vs {sum}");
+            assert!(
+                (total - sum).abs() < 1e-4 * sum.abs().max(1.0),
+                "{method:?}: total {total} vs {sum}"
+            );
             let grads = l.total.backward();
             let mut touched = 0;
             model.vqvae().encoder.visit(&mut GradCount { grads: &grads, touched: &mut touched });

@@ -53,7 +53,11 @@ pub struct Quantized {
 impl VectorQuantizerConfig {
     /// Builds the quantiser with an `N(0, 1)` codebook.
     pub fn init(&self, device: &Device) -> VectorQuantizer {
-        let codebook = Tensor::<2>::random([self.codebook_size, self.dim], Distribution::Normal(0.0, 1.0), device);
+        let codebook = Tensor::<2>::random(
+            [self.codebook_size, self.dim],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        );
         VectorQuantizer {
             embed_avg: RunningState::new(codebook.clone()),
             cluster_size: RunningState::new(Tensor::zeros([self.codebook_size], device)),
@@ -99,10 +103,16 @@ impl VectorQuantizer {
         let k = self.codebook_size();
         let one_hot: Tensor<2> = tokens.clone().one_hot::<2>(k).float();
         let usage = one_hot.clone().mean_dim(0);
-        let perplexity = usage.clone().add_scalar(1e-10).log().mul(usage).sum().neg().exp().detach();
+        let perplexity =
+            usage.clone().add_scalar(1e-10).log().mul(usage).sum().neg().exp().detach();
         let (z_q_flat, commitment_loss) = if training {
             self.ema_update(one_hot, flat.clone().detach());
-            let commit = flat.clone().sub(q.clone().detach()).square().mean().mul_scalar(self.commitment_weight);
+            let commit = flat
+                .clone()
+                .sub(q.clone().detach())
+                .square()
+                .mean()
+                .mul_scalar(self.commitment_weight);
             (flat.clone().add(q.sub(flat).detach()), commit)
         } else {
             (q, Tensor::zeros([1], &device))
@@ -118,8 +128,14 @@ impl VectorQuantizer {
         let k = one_hot.dims()[1] as f64;
         let n = self.cluster_size.value_sync().to_device(&device);
         let s = self.embed_avg.value_sync().to_device(&device);
-        let n = n.mul_scalar(gamma).add(one_hot.clone().sum_dim(0).reshape([-1]).mul_scalar(1.0 - gamma)).detach();
-        let s = s.mul_scalar(gamma).add(one_hot.transpose().matmul(flat).mul_scalar(1.0 - gamma)).detach();
+        let n = n
+            .mul_scalar(gamma)
+            .add(one_hot.clone().sum_dim(0).reshape([-1]).mul_scalar(1.0 - gamma))
+            .detach();
+        let s = s
+            .mul_scalar(gamma)
+            .add(one_hot.transpose().matmul(flat).mul_scalar(1.0 - gamma))
+            .detach();
         let total = n.clone().sum();
         let smoothed = n.clone().add_scalar(eps).div(total.clone().add_scalar(k * eps)).mul(total);
         let codebook = s.clone().div(smoothed.unsqueeze_dim(1)).detach();
@@ -134,7 +150,10 @@ impl VectorQuantizer {
         let [b, n] = tokens.dims();
         let codebook = self.codebook.value_sync().to_device(&tokens.device());
         let d = codebook.dims()[1];
-        codebook.select(0, tokens.reshape([b * n])).reshape([b, height, n / height, d]).permute([0, 3, 1, 2])
+        codebook
+            .select(0, tokens.reshape([b * n]))
+            .reshape([b, height, n / height, d])
+            .permute([0, 3, 1, 2])
     }
 }
 
@@ -161,7 +180,10 @@ mod tests {
         let device = Device::flex().autodiff();
         let vq = known(&device);
         // z: (B=1, D=2, H=1, W=3) → latents (1,1), (2,2), (9,9): two go to codeword 0, one to 1.
-        let z = Tensor::<4>::from_data(TensorData::new(vec![1.0f32, 2.0, 9.0, 1.0, 2.0, 9.0], [1, 2, 1, 3]), &device);
+        let z = Tensor::<4>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 9.0, 1.0, 2.0, 9.0], [1, 2, 1, 3]),
+            &device,
+        );
         let out = vq.forward(z);
         assert_eq!(out.tokens.try_into_vec_as::<i64>().unwrap(), vec![0, 0, 1]);
         // n = 0.9·0 + 0.1·(2, 1) = (0.2, 0.1); S = 0.9·E + 0.1·Σ z = ((0.3, 0.3), (9.9, 9.9));
@@ -187,7 +209,11 @@ mod tests {
     fn straight_through_gradient_is_identity_and_eval_leaves_codebook() {
         let device = Device::flex().autodiff();
         let vq = known(&device);
-        let z = Tensor::<4>::from_data(TensorData::new(vec![1.0f32, 9.0, 1.0, 9.0], [1, 2, 1, 2]), &device).require_grad();
+        let z = Tensor::<4>::from_data(
+            TensorData::new(vec![1.0f32, 9.0, 1.0, 9.0], [1, 2, 1, 2]),
+            &device,
+        )
+        .require_grad();
         let out = vq.forward(z.clone());
         let grads = out.z_q.sum().backward();
         let g = z.grad(&grads).unwrap().try_into_vec_as::<f32>().unwrap();
@@ -196,10 +222,21 @@ mod tests {
         let plain = Device::flex();
         let vq = known(&plain);
         let before = vq.codebook().try_into_vec_as::<f32>().unwrap();
-        let z = Tensor::<4>::from_data(TensorData::new(vec![1.0f32, 9.0, 1.0, 9.0], [1, 2, 1, 2]), &plain);
+        let z = Tensor::<4>::from_data(
+            TensorData::new(vec![1.0f32, 9.0, 1.0, 9.0], [1, 2, 1, 2]),
+            &plain,
+        );
         let out = vq.forward(z);
-        assert_eq!(vq.codebook().try_into_vec_as::<f32>().unwrap(), before, "no EMA outside training");
-        assert_eq!(out.z_q.try_into_vec_as::<f32>().unwrap(), vec![0.0, 10.0, 0.0, 10.0], "codewords themselves");
+        assert_eq!(
+            vq.codebook().try_into_vec_as::<f32>().unwrap(),
+            before,
+            "no EMA outside training"
+        );
+        assert_eq!(
+            out.z_q.try_into_vec_as::<f32>().unwrap(),
+            vec![0.0, 10.0, 0.0, 10.0],
+            "codewords themselves"
+        );
         assert_eq!(out.commitment_loss.into_scalar::<f32>(), 0.0);
         let decoded = vq.decode_tokens(out.tokens, 1).try_into_vec_as::<f32>().unwrap();
         assert_eq!(decoded, vec![0.0, 10.0, 0.0, 10.0], "tokens decode back to the same grid");

@@ -17,9 +17,9 @@
 //! Nothing here is a copy of the upstream crate; it is written against the API that
 //! `cubecl-cuda` 0.11.3 calls. See README "Building" for the whole route.
 
-pub use cubecl_runtime::compiler::CompilationError;
 use cubecl_core::prelude::KernelDefinition;
 use cubecl_environment::backtrace::BackTrace;
+pub use cubecl_runtime::compiler::CompilationError;
 use cubecl_runtime::kernel::BufferIOAttr;
 
 /// The NVPTX target's pieces that `cubecl-cuda` names.
