@@ -201,6 +201,11 @@ fn killed_and_resumed_prior_equals_the_uninterrupted_one_and_samples_are_valid()
         fcn_file.to_str().unwrap(),
         "--cas-epochs",
         "30",
+        // Few samples: the sampling is what costs here, and the resume is what is tested.
+        "--max-fid-samples",
+        "64",
+        "--cas-samples",
+        "60",
         "--json",
     ];
     ok(nc_vqvae(&cas_args).output().unwrap());
