@@ -18,10 +18,14 @@
 //! p  ← p − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
 //! ```
 //!
-//! The state is Burn's own [`AdamWState`], so records and resumed runs are unchanged in format.
+//! The state is Burn's own [`AdamWState`] (wrapped in [`FusedAdamWState`]), so records and
+//! resumed runs are unchanged in format.
 
 use burn::config::Config;
-use burn::optim::{AdamWState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer};
+use burn::optim::{
+    AdamWState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer, RecordState,
+    StateSink, StateSource,
+};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 /// Settings of [`FusedAdamW`]; defaults are PyTorch's (`torch.optim.AdamW`).
@@ -227,8 +231,34 @@ impl FusedAdamW {
     }
 }
 
+/// The state of one parameter: Burn's [`AdamWState`], written to records under the same names.
+///
+/// It differs in where a loaded record's moments land. Burn's `ModuleOptimizer::load_record`
+/// builds every state on Burn's *default* device and moves it to the parameter's device at the
+/// next step. With the `cuda` or `wgpu` feature compiled in, that default is the GPU, so a run on
+/// the CPU resumed from a checkpoint would first need a GPU (without one it failed). Here a loaded
+/// state is built on the host (`flex`) and moved at the next step like any other, which works on
+/// every backend.
+#[derive(Clone)]
+pub struct FusedAdamWState<const D: usize>(pub AdamWState<D>);
+
+impl<const D: usize> RecordState for FusedAdamWState<D> {
+    fn state_flatten(&self, prefix: &str, out: &mut StateSink) {
+        self.0.state_flatten(prefix, out);
+    }
+
+    fn state_unflatten(prefix: &str, src: &mut StateSource, device: &Device) -> Option<Self> {
+        #[cfg(feature = "flex")]
+        let device = {
+            let _ = device;
+            &Device::flex()
+        };
+        AdamWState::state_unflatten(prefix, src, device).map(Self)
+    }
+}
+
 impl Optimizer for FusedAdamW {
-    type State<const D: usize> = AdamWState<D>;
+    type State<const D: usize> = FusedAdamWState<D>;
 
     fn step<const D: usize>(
         &self,
@@ -237,8 +267,8 @@ impl Optimizer for FusedAdamW {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let time = state.as_ref().map_or(0, |s| s.momentum.time) + 1;
-        let moments = state.map(|s| (s.momentum.moment_1, s.momentum.moment_2));
+        let time = state.as_ref().map_or(0, |s| s.0.momentum.time) + 1;
+        let moments = state.map(|s| (s.0.momentum.moment_1, s.0.momentum.moment_2));
         let scalars = self.scalars(lr, time);
         let host = on_flex(&tensor.device())
             && [tensor.dtype(), grad.dtype()].iter().all(|&d| d == DType::F32)
@@ -250,11 +280,11 @@ impl Optimizer for FusedAdamW {
         } else {
             self.step_tensors(&scalars, tensor, grad, moments)
         };
-        (p, Some(AdamWState::new(AdaptiveMomentumState::new(time, m, v))))
+        (p, Some(FusedAdamWState(AdamWState::new(AdaptiveMomentumState::new(time, m, v)))))
     }
 
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
-        state.momentum = state.momentum.to_device(device);
+        state.0.momentum = state.0.momentum.to_device(device);
         state
     }
 }
@@ -401,7 +431,7 @@ mod tests {
             p = next;
             state = s;
         }
-        assert_eq!(state.unwrap().momentum.time, 5);
+        assert_eq!(state.unwrap().0.momentum.time, 5);
         assert_close(&values(p), &PYTORCH[4], 1e-6, "Optimizer::step");
     }
 

@@ -377,7 +377,7 @@ mod tests {
     #[test]
     fn skipped_passes_leave_training_alone_and_the_running_accuracy_as_the_formula_says() {
         let _rng = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
-        let device = Device::default();
+        let device = Device::flex();
         let (train, test) = (ramps(8, 1), ramps(300, 2)); // 2 test batches per epoch
         let opts = FcnTrainConfig {
             epochs: 12,
@@ -415,7 +415,7 @@ mod tests {
     #[test]
     fn a_resumed_cas_classifier_ends_as_an_uninterrupted_one() {
         let _rng = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
-        let device = Device::default();
+        let device = Device::flex();
         let (train, test) = (ramps(8, 3), ramps(300, 4));
         let opts = FcnTrainConfig {
             epochs: 9,
