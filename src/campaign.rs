@@ -18,9 +18,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::RunError;
 use crate::pipeline::ModelResult;
-use crate::run_dir::read_json;
-use crate::stage1::RunError;
+use train::run_dir::read_json;
 
 /// The thesis' per-seed results (dataset, config, metric, run, value, source).
 const THESIS_PER_SEED: &str = include_str!("../results/thesis/per-seed.csv");

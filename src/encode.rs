@@ -19,9 +19,10 @@ use burn::tensor::Device;
 use serde::Serialize;
 use ucr_data::{RawSplit, Split};
 
+use crate::RunError;
 use crate::fcn::with_suffix;
-use crate::run_dir::write_atomic;
-use crate::stage1::{RunError, load_finished};
+use crate::stage1::load_finished;
+use train::run_dir::write_atomic;
 
 /// What `encode` wrote (`--json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -20,11 +20,12 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use train::scores::{ScoreConfig, generative_scores};
 
+use crate::RunError;
 use crate::fcn::{accuracy, ensure_trained, load, require_labels};
 use crate::progress::Bar;
-use crate::run_dir::{io, read_json, write_atomic, write_json};
-use crate::stage1::{RunError, Stage1Summary};
+use crate::stage1::Stage1Summary;
 use crate::stage2::Generator;
+use train::run_dir::{RunDirError, read_json, write_atomic, write_json};
 
 /// Options of one evaluation.
 #[derive(Debug, Clone)]
@@ -120,10 +121,10 @@ pub fn evaluate(
     if work.exists()
         && read_json::<serde_json::Value>(&settings_path).ok().as_ref() != Some(&settings)
     {
-        std::fs::remove_dir_all(&work).map_err(io(&work))?;
+        std::fs::remove_dir_all(&work).map_err(RunDirError::io(&work))?;
     }
     if !settings_path.exists() {
-        std::fs::create_dir_all(&work).map_err(io(&work))?;
+        std::fs::create_dir_all(&work).map_err(RunDirError::io(&work))?;
         write_json(&settings_path, &settings)?;
     } else if opts.progress {
         eprintln!("continuing the interrupted evaluation in {}", work.display());
@@ -163,6 +164,6 @@ pub fn evaluate(
     if let Ok(text) = std::fs::read(&cas_log) {
         write_atomic(&run.join("eval.cas.metrics.jsonl"), &text)?;
     }
-    std::fs::remove_dir_all(&work).map_err(io(&work))?;
+    std::fs::remove_dir_all(&work).map_err(RunDirError::io(&work))?;
     Ok(summary)
 }

@@ -13,15 +13,16 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use metrics::{Fcn, FcnConfig};
 use serde::{Deserialize, Serialize};
+use train::RunContext;
 use train::persist::{claim_config, load_weights, save_weights};
 use ucr_data::UcrDataset;
 
 pub use train::fcn::accuracy;
 
+use crate::RunError;
 use crate::config::OnDataset;
 use crate::progress::Bar;
-use crate::run_dir::{RunDir, io, write_atomic, write_json};
-use crate::stage1::RunError;
+use train::run_dir::{RunDir, RunDirError, write_atomic, write_json};
 
 /// Settings of an FCN training run: the dataset and the reference's recipe.
 pub type FcnTrainConfig = OnDataset<train::fcn::FcnTrainConfig>;
@@ -82,7 +83,7 @@ pub fn train(
     train_on(config, &data, out, device, progress)
 }
 
-/// [`train`] on an already loaded dataset.
+/// [`train()`] on an already loaded dataset.
 /// An interrupted run of the same `config` at `out` (in `FILE.run/`) is continued; one with other
 /// settings is refused. The training holds `FILE.lock` ([`lock`]): a second process training the
 /// same FILE waits for the first and then trains again (use [`ensure_trained`] to reuse it instead).
@@ -122,7 +123,7 @@ pub fn ensure_trained(
         // before removing its run folder).
         let run_path = with_suffix(out, ".run");
         if run_path.exists() {
-            std::fs::remove_dir_all(&run_path).map_err(io(&run_path))?;
+            std::fs::remove_dir_all(&run_path).map_err(RunDirError::io(&run_path))?;
         }
         return Ok(());
     }
@@ -140,24 +141,14 @@ pub fn ensure_trained(
 pub fn lock(out: &Path, progress: bool) -> Result<std::fs::File, RunError> {
     let path = with_suffix(out, ".lock");
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::run_dir::ensure_writable(dir)?;
+        train::run_dir::ensure_writable(dir)?;
     }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(io(&path))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            if progress {
-                eprintln!("waiting for another process that trains {}", out.display());
-            }
-            file.lock().map_err(io(&path))?;
+    let (file, held) = crate::status::try_lock_file(&path)?;
+    if !held {
+        if progress {
+            eprintln!("waiting for another process that trains {}", out.display());
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e).into()),
+        file.lock().map_err(RunDirError::io(&path))?;
     }
     Ok(file)
 }
@@ -182,15 +173,14 @@ fn train_locked(
             run_path.display()
         )
     })?;
-    let fitted = train::fcn::fit_fcn(
+    let fitted = train::fcn::train_fcn(
         &data.train,
         &data.test,
         data.num_classes(),
         &config.recipe,
         false,
         device,
-        Some(&run),
-        &mut Bar::phase(progress, "FCN for FID / IS"),
+        RunContext::in_folder(&run, true, &mut Bar::phase(progress, "FCN for FID / IS")),
     )?;
     write_atomic(&with_suffix(out, ".metrics.jsonl"), fitted.log.as_bytes())?;
     let summary = FcnSummary {
@@ -205,11 +195,11 @@ fn train_locked(
     write_json(&with_suffix(out, ".json"), &summary)?;
     // The weights last: FILE existing means the training is complete ([`ensure_trained`]).
     save_weights(fitted.model, out)?;
-    std::fs::remove_dir_all(&run_path).map_err(io(&run_path))?;
+    std::fs::remove_dir_all(&run_path).map_err(RunDirError::io(&run_path))?;
     Ok(summary)
 }
 
-/// Loads an FCN written by [`train`] for `n_classes` classes.
+/// Loads an FCN written by [`train()`] for `n_classes` classes.
 pub fn load(path: &Path, n_classes: usize, device: &Device) -> Result<Fcn, RunError> {
     Ok(load_weights(FcnConfig::new(n_classes).init(device), path)?)
 }

@@ -19,13 +19,14 @@ use std::time::Instant;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::RunError;
 use crate::config::{ConfigError, layer};
 use crate::evaluate::{EvalSummary, EvaluateOptions};
 use crate::fcn::FcnTrainConfig;
-use crate::run_dir::{read_json, write_json};
-use crate::stage1::{Recipe, RunError, SslChoice, Stage1Config, Stage1Options, Stage1Summary};
+use crate::stage1::{Recipe, SslChoice, Stage1Config, Stage1Options, Stage1Summary};
 use crate::stage2::{Stage2Config, Stage2Options, Stage2Summary};
 use train::persist::claim_text;
+use train::run_dir::{read_json, write_json};
 use train::scores::ScoreConfig;
 
 /// The dataset `run` uses when none is named (bundled with the project).
@@ -332,7 +333,7 @@ pub fn run_job(
 ) -> Result<(JobSummary, ModelResult, ModelResult), RunError> {
     let start = Instant::now();
     config.validate()?;
-    crate::run_dir::ensure_writable(out)?;
+    train::run_dir::ensure_writable(out)?;
     claim_folder(&out.join("config.toml"), config)?;
 
     let fcn_path = out.join("fcn.bpk");

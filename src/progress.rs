@@ -45,7 +45,7 @@ fn effective_mode() -> Mode {
 }
 
 /// `1h02m03s`, `4m05s`, `7s`.
-pub fn duration(seconds: f64) -> String {
+pub(crate) fn duration(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as u64;
     match (s / 3600, s / 60 % 60, s % 60) {
         (0, 0, s) => format!("{s}s"),
@@ -97,14 +97,14 @@ enum Shown {
 
 /// A step counter of one phase: a bar (`elapsed [====>   ] done/total steps, eta, epoch and
 /// loss`), lines, or nothing, as the process' [`Mode`] says.
-pub struct Bar {
+pub(crate) struct Bar {
     shown: Shown,
     phase: String,
 }
 
 impl Bar {
     /// The progress of `phase` (e.g. `stage 1`) when `show`, otherwise nothing.
-    pub fn phase(show: bool, phase: &str) -> Self {
+    pub(crate) fn phase(show: bool, phase: &str) -> Self {
         let shown = match (show, effective_mode()) {
             (false, _) | (true, Mode::None) => Shown::Hidden,
             (true, Mode::Lines) => {
@@ -124,11 +124,6 @@ impl Bar {
             (true, _) => Shown::Bar(indicatif::ProgressBar::new(0)),
         };
         Self { shown, phase: phase.into() }
-    }
-
-    /// A bar without a phase name (shown as `training` in lines).
-    pub fn new(show: bool) -> Self {
-        Self::phase(show, "training")
     }
 }
 

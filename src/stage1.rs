@@ -1,22 +1,22 @@
 //! `nc-vqvae stage1`: a stage-1 run in its folder. The training itself is
 //! [`train::stage1::train_tokenizer`]; this module resolves the dataset, claims the run's
 //! `config.toml` (the recipe plus the dataset), and writes `model.bpk` and `stage1.json`.
-//!
-//! It also holds [`RunError`], what the commands that train, sample and evaluate can stop with.
 
 use std::path::Path;
 
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
+use train::RunContext;
 use train::persist::{load_weights, read_toml, run_config, save_weights};
 use ucr_data::UcrDataset;
 
 pub use augment::Recipe;
 pub use train::stage1::{Evaluation, SslChoice, Stage1Model, evaluate, train_mode_probes};
 
+use crate::RunError;
 use crate::config::OnDataset;
 use crate::progress::Bar;
-use crate::run_dir::{RunDir, RunDirError, write_json};
+use train::run_dir::{RunDir, write_json};
 
 /// Everything that defines a stage-1 run: the dataset and the recipe; written to `config.toml`.
 /// Defaults are the thesis settings.
@@ -30,7 +30,7 @@ impl Stage1Config {
 
     /// Checks the values that would otherwise fail deep inside training.
     pub fn validate(&self) -> Result<(), Stage1Error> {
-        self.recipe.validate()
+        Ok(self.recipe.validate()?)
     }
 }
 
@@ -63,60 +63,8 @@ pub struct Stage1Summary {
     pub seed: u64,
 }
 
-/// What can stop the commands that train, sample, evaluate or report: the training library's
-/// errors, a run folder that does not hold what the command needs, a plot that cannot be drawn.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// Training, evaluation or the run folder failed ([`train::Error`]).
-    #[error(transparent)]
-    Train(#[from] train::Error),
-    /// The run folder does not hold what the command needs (e.g. no finished stage 1; bad input).
-    #[error("{0}")]
-    NotReady(String),
-    /// An input file does not fit the run it is given to (e.g. series of another length; bad input).
-    #[error("{0}")]
-    Input(String),
-    /// A plot of the report cannot be drawn or written.
-    #[error(transparent)]
-    Plot(#[from] crate::plot::PlotError),
-}
-
 /// The errors of stage 1: those of the training library.
 pub type Stage1Error = train::Error;
-
-/// The errors that reach [`RunError`] through the training library's error.
-macro_rules! through_train {
-    ($($t:ty),+) => {
-        $(impl From<$t> for RunError {
-            fn from(e: $t) -> Self {
-                RunError::Train(e.into())
-            }
-        })+
-    };
-}
-through_train!(
-    ucr_data::Error,
-    RunDirError,
-    maskgit::Error,
-    metrics::ScoreError,
-    metrics::ProbeError
-);
-
-impl RunError {
-    /// An invalid setting (bad input).
-    pub fn config(message: impl Into<String>) -> Self {
-        RunError::Train(train::Error::Config(message.into()))
-    }
-
-    /// Whether the user's input is at fault (exit code 2) rather than the program (exit code 1).
-    pub fn is_input_error(&self) -> bool {
-        match self {
-            RunError::Train(e) => e.is_input_error(),
-            RunError::NotReady(_) | RunError::Input(_) => true,
-            RunError::Plot(_) => false,
-        }
-    }
-}
 
 /// Reads a number that JSON writes as `null` when it is NaN (serde_json's NaN).
 fn nan_if_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
@@ -145,7 +93,7 @@ pub fn train(
     let early = if options.resume { None } else { Some(config.load_data()?) };
     if !options.resume {
         // The config is claimed in the folder before the run folder is opened below.
-        crate::run_dir::ensure_writable(out)?;
+        train::run_dir::ensure_writable(out)?;
     }
     let config: Stage1Config = run_config(
         &out.join("config.toml"),
@@ -169,9 +117,7 @@ pub fn train(
         &config.recipe,
         &data,
         device,
-        Some(&run),
-        options.resume,
-        &mut Bar::phase(options.progress, "stage 1"),
+        RunContext::in_folder(&run, options.resume, &mut Bar::phase(options.progress, "stage 1")),
     )?;
     save_weights(trained.model, &run.path("model.bpk"))?;
     let eval = trained.evaluation;

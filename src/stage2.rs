@@ -9,15 +9,17 @@ use std::path::Path;
 use burn::tensor::{Device, Tensor};
 use maskgit::{MaskGit, MaskGitConfig, SamplerConfig, Variant};
 use serde::{Deserialize, Serialize};
+use train::RunContext;
 use train::persist::{load_weights, read_toml, run_config, save_weights};
 use ucr_data::UcrDataset;
 use vqvae::VqVae;
 
 pub use train::stage2::{PriorChoice, Stage2Config};
 
+use crate::RunError;
 use crate::progress::Bar;
-use crate::run_dir::{RunDir, write_atomic, write_json};
-use crate::stage1::{RunError, Stage1Config, load_finished};
+use crate::stage1::{Stage1Config, load_finished};
+use train::run_dir::{RunDir, write_atomic, write_json};
 
 /// `DIR/stage2.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,9 +80,11 @@ pub fn train(
         stage1.ssl,
         &data,
         device,
-        Some(&folder),
-        options.resume,
-        &mut Bar::phase(options.progress, "stage 2 (prior)"),
+        RunContext::in_folder(
+            &folder,
+            options.resume,
+            &mut Bar::phase(options.progress, "stage 2 (prior)"),
+        ),
     )?;
     save_weights(trained.prior, &folder.path("prior.bpk"))?;
     let summary = Stage2Summary {
@@ -179,10 +183,24 @@ impl Generator {
 }
 
 impl Generator {
-    /// Plot panels, one row per `(label, class index)` group: up to `max` real test series of the
-    /// class (all test series when unconditional) next to up to `max` generated ones, in the data's
-    /// original scale.
-    pub fn comparison_panels(
+    /// Draws a PNG at `path`: one row per `(label, class index)` group, up to `max` real test
+    /// series of the class (all test series when unconditional) next to up to `max` of the
+    /// generated `series` with that label, in the data's original scale.
+    pub fn plot_comparison(
+        &self,
+        path: &Path,
+        title: &str,
+        groups: &[(i64, Option<usize>)],
+        labels: &[i64],
+        series: &[Vec<f32>],
+        max: usize,
+    ) -> Result<(), RunError> {
+        let panels = self.comparison_panels(groups, labels, series, max);
+        crate::plot::panel_grid(path, title, 2, &panels).map_err(RunError::Plot)
+    }
+
+    /// The panels of [`Self::plot_comparison`].
+    fn comparison_panels(
         &self,
         groups: &[(i64, Option<usize>)],
         labels: &[i64],
@@ -225,8 +243,9 @@ impl Generator {
     }
 }
 
-/// The latent width W' of a tokenizer (one forward pass of a zero series).
-pub(crate) fn latent_width(model: &VqVae, device: &Device) -> usize {
+/// The latent width W' of a tokenizer (one forward pass of a zero series): a series of its
+/// length becomes `5 · W'` tokens.
+pub fn latent_width(model: &VqVae, device: &Device) -> usize {
     let x = Tensor::<3>::zeros([1, 1, model.length()], device);
     model.encode(x).1.dims()[3]
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::stage1::RunError;
+use crate::RunError;
 
 /// One phase of a model's run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -93,23 +93,34 @@ pub struct Status {
 /// folder `dir` (released when the returned file is dropped or the process dies). A folder
 /// another process holds is a usage error: two processes must not train one run.
 pub fn lock_run(dir: &Path) -> Result<std::fs::File, RunError> {
-    std::fs::create_dir_all(dir).map_err(crate::run_dir::io(dir))?;
+    std::fs::create_dir_all(dir).map_err(train::run_dir::RunDirError::io(dir))?;
     let path = dir.join("run.lock");
+    match try_lock_file(&path)? {
+        (file, true) => Ok(file),
+        (_, false) => Err(RunError::config(format!(
+            "{}: another process is running this folder (it holds {})",
+            dir.display(),
+            path.display()
+        ))),
+    }
+}
+
+/// Opens the lock file `path` (created if missing, never truncated) and tries its OS lock
+/// (`flock(2)`): the file, and whether this process now holds the lock (`false`: another does).
+/// The lock goes with the file, and with the process if it dies.
+pub(crate) fn try_lock_file(path: &Path) -> Result<(std::fs::File, bool), RunError> {
+    let io = train::run_dir::RunDirError::io;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
-        .open(&path)
-        .map_err(crate::run_dir::io(&path))?;
+        .open(path)
+        .map_err(io(path))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(RunError::config(format!(
-            "{}: another process is running this folder (it holds {})",
-            dir.display(),
-            path.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(crate::run_dir::io(&path)(e).into()),
+        Ok(()) => Ok((file, true)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok((file, false)),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(path)(e).into()),
     }
 }
 

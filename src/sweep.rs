@@ -27,14 +27,15 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::RunError;
 use crate::config::{ConfigError, layer_table, read_file};
 use crate::evaluate::EvaluateOptions;
 use crate::fcn::FcnTrainConfig;
 use crate::pipeline::{JobConfig, ModelResult, claim_point, run_model};
-use crate::run_dir::{read_json, write_atomic};
-use crate::stage1::{Recipe, RunError, SslChoice, Stage1Config};
+use crate::stage1::{Recipe, SslChoice, Stage1Config};
 use crate::stage2::Stage2Config;
 use train::persist::read_toml;
+use train::run_dir::{read_json, write_atomic};
 use train::scores::ScoreConfig;
 
 /// The `[grid]` table of a sweep spec.
@@ -191,7 +192,7 @@ pub(crate) fn point_dir(dir: &Path, index: usize) -> PathBuf {
 /// `sweep expand`: writes the point folders; returns the number of points.
 pub fn expand(spec: &Path, dir: &Path) -> Result<usize, RunError> {
     let points = points(spec)?;
-    let text = std::fs::read_to_string(spec).map_err(crate::run_dir::io(spec))?;
+    let text = std::fs::read_to_string(spec).map_err(train::run_dir::RunDirError::io(spec))?;
     train::persist::claim_text(&dir.join("sweep.toml"), &text, || {
         format!("{}: holds another sweep; choose another --out", dir.display())
     })?;
@@ -276,11 +277,26 @@ fn metric(r: &ModelResult, key: &str) -> f64 {
 /// `sweep collect`: tables over seeds (mean and best), `points.csv` and `tables.csv`.
 pub fn collect(dir: &Path) -> Result<Collected, RunError> {
     let points = points(&dir.join("sweep.toml"))?;
-    let mut done: Vec<(&Point, ModelResult)> = Vec::new();
+    let (done, csv) = finished_points(dir, &points)?;
+    write_atomic(&dir.join("points.csv"), csv.as_bytes())?;
+    let (markdown, tables) = seed_tables(&points, &done);
+    write_atomic(&dir.join("tables.csv"), tables.as_bytes())?;
+    Ok(Collected { total: points.len(), finished: done.len(), markdown })
+}
+
+/// A finished point and its results.
+type Finished<'a> = (&'a Point, ModelResult);
+
+/// The finished points of a sweep with their results, and the text of `points.csv`.
+fn finished_points<'a>(
+    dir: &Path,
+    points: &'a [Point],
+) -> Result<(Vec<Finished<'a>>, String), RunError> {
+    let mut done: Vec<Finished<'a>> = Vec::new();
     let mut csv = String::from(
         "index,dataset,config,seed,epochs_stage1,epochs_stage2,recon_mse_time,recon_mse_timefreq,probe_knn_acc,probe_svm_acc,codebook_perplexity,stage2_loss,fid,is_mean,is_std,cas,cas_final_acc\n",
     );
-    for p in &points {
+    for p in points {
         let run = point_dir(dir, p.index).join("run");
         if !(run.join("stage1.json").exists()
             && run.join("stage2.json").exists()
@@ -316,11 +332,15 @@ pub fn collect(dir: &Path) -> Result<Collected, RunError> {
         );
         done.push((p, r));
     }
-    write_atomic(&dir.join("points.csv"), csv.as_bytes())?;
+    Ok((done, csv))
+}
 
+/// The Markdown tables (one per metric: datasets × configurations, mean / best over seeds) and the
+/// text of `tables.csv`.
+fn seed_tables(points: &[Point], done: &[Finished<'_>]) -> (String, String) {
     let mut datasets: Vec<&str> = Vec::new();
     let mut configs: Vec<&str> = Vec::new();
-    for p in &points {
+    for p in points {
         if !datasets.contains(&p.dataset.as_str()) {
             datasets.push(&p.dataset);
         }
@@ -367,8 +387,7 @@ pub fn collect(dir: &Path) -> Result<Collected, RunError> {
             md.push('\n');
         }
     }
-    write_atomic(&dir.join("tables.csv"), tables.as_bytes())?;
-    Ok(Collected { total: points.len(), finished: done.len(), markdown: md })
+    (md, tables)
 }
 
 #[cfg(test)]

@@ -43,8 +43,8 @@ pub(crate) fn zeroed(len: usize) -> Vec<f32> {
 /// `len` values written in parallel by `fill(start, piece)`, over pieces of `piece` values
 /// (the last one shorter), `start` the index of the piece's first value: the output is never
 /// cleared first. A kernel that writes every value of its output (an element-wise map, a
-/// normalisation) saves the pass [`zeroed`] makes over it (in the NC-VQVAE 128 × 500 profile
-/// that pass, its `memset` and page faults, was 4.5 % of all samples, 2026-12-04).
+/// normalisation) saves the pass [`zeroed`] makes over it (its share of a training step's
+/// profile: docs/benchmarks-history.md).
 ///
 /// # Safety
 /// `fill` must write every value of the piece it is given.

@@ -725,8 +725,8 @@ mod flex {
             // summed in chunk order; the partials then added in task order. The same sums every
             // run (for this thread count), with one partial per thread alive, not one per chunk.
             // (Four tasks per thread, each a job of its own so that a thread finishing early
-            // takes another, were tried on 2026-12-07: whole steps 0.94–1.06× of these, no
-            // consistent gain; docs/benchmarks.md.)
+            // takes another, were tried: no consistent gain over these in whole steps;
+            // docs/benchmarks-history.md.)
             let per_task = work.len().div_ceil(rayon::current_num_threads().max(1)).max(1);
             let n_dw = if want_dw { o * k } else { 0 };
             let dwp = work

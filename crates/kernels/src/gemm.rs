@@ -2,13 +2,12 @@
 //! (the kernels Burn's flex backend uses), and a parallel product that splits the output into
 //! tiles, one single-threaded GEMM each.
 //!
-//! Measured on 2 cores (`cargo test --release -p kernels gemm_throughput -- --ignored
-//! --nocapture`, docs/benchmarks.md): the tiles are on par with the `gemm` crate's own parallelism
-//! where the output is large (the prior's `9728×256 · 256×256`: 135–180 against 147–167 GFLOP/s)
-//! and faster where the inner dimension is long and the output small (the prior's weight
-//! gradients `256×5248 · 5248×128`: 148–152 against 99–122 GFLOP/s); Burn's matmul around the same
-//! kernels reached 77–119 GFLOP/s on these products (its output allocation and layout handling,
-//! docs/upstream.md §7). Our ops also fuse the bias and run the whole backward as one op.
+//! The tiles are on par with the `gemm` crate's own parallelism where the output is large (the
+//! prior's `9728×256 · 256×256`) and faster where the inner dimension is long and the output small
+//! (the prior's weight gradients `256×5248 · 5248×128`), and Burn's matmul around the same kernels
+//! is slower on both (its output allocation and layout handling, docs/upstream.md §7): the figures
+//! and the probe that measures them (`gemm_throughput`) are in docs/benchmarks-history.md. Our ops
+//! also fuse the bias and run the whole backward as one op.
 
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -246,7 +245,7 @@ const MIN_TILE: usize = 32;
 /// result, in parallel: whole products per task when there are enough of them, otherwise each
 /// product cut into row tiles (written in place) or column tiles (computed apart and copied in).
 /// (A split of the inner dimension, one partial per thread, for the weight gradients with a long
-/// inner dimension was tried on 2026-12-03 and was not measurably faster: docs/benchmarks.md.)
+/// inner dimension was tried and was not measurably faster: docs/benchmarks-history.md.)
 pub(crate) fn batched<'a, L, R>(batch: usize, [m, k, n]: [usize; 3], lhs: L, rhs: R) -> Vec<f32>
 where
     L: Fn(usize) -> View<'a> + Sync,

@@ -19,8 +19,8 @@
 //!
 //! Built from Burn's slices instead (`im2col_slices`, kept test-only as the reference the kernels
 //! are checked against), the backward of every shifted slice allocates a zero tensor of the whole
-//! input: measured on the stage-1 step at 128 × 140 that made the step 1.7× slower than Burn's
-//! own convolutions (docs/benchmarks.md).
+//! input, which made the stage-1 step slower than Burn's own convolutions
+//! (docs/benchmarks-history.md).
 
 #[cfg(all(test, feature = "flex"))]
 use burn::tensor::Tensor;

@@ -48,10 +48,9 @@ fn flex_device(device: &burn::tensor::Device) -> bool {
 /// loops on, with the calling thread waiting once for all of it. Called from a thread outside the
 /// pool (a program's main thread), every parallel loop otherwise hands its work to the pool and
 /// puts the caller to sleep until it is done: a sleep and a wake-up per op, hundreds per training
-/// step. Run from a worker, the loops split their work in place. Measured on 2 cores
-/// (docs/benchmarks.md, 2026-12-04): stage-1 baseline steps at 32 × 140 ~11 % faster (fastest step
-/// 41–42 → 36–38 ms), the prior's ~2 %. The `nc-vqvae` binary runs each command this way; a
-/// program using the crates can wrap its training loop in it.
+/// step. Run from a worker, the loops split their work in place: small training steps gain most
+/// (docs/benchmarks-history.md has the figures). The `nc-vqvae` binary runs each command this way;
+/// a program using the crates can wrap its training loop in it.
 ///
 /// If the global pool does not exist yet it is built with 16 MiB stacks per worker (the main
 /// thread's 8 MiB and more, where `f` may recurse as deep as the main thread would) and rayon's
@@ -69,13 +68,13 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 
 /// Runs `f`, called on a worker of rayon's pool (see [`on_pool`]), with the pool's other workers
 /// spinning while they wait for work instead of going to sleep: they keep taking the pool's jobs
-/// (`rayon::yield_now`) and are there the moment an op splits its work, where a sleeping worker
-/// has to be woken first (a futex wake-up, in a VM an interrupt to a halted virtual CPU: the
-/// second half of a convolution pass started ~15–40 µs after the first on the 2-core development
-/// VM, hundreds of times per step). Measured there: stage-1 steps 1–6 % faster (docs/benchmarks.md,
-/// 2026-12-07). This is what OpenMP's spin-wait does for PyTorch; the cost is that the other
-/// cores stay busy for as long as `f` runs, so wrap the compute (a training epoch, a sampling
-/// batch), not waits for input. [`spin_time`] counts the spinning.
+/// (`rayon::yield_now`) and are there the moment an op splits its work, where a sleeping worker has
+/// to be woken first (a futex wake-up, in a VM an interrupt to a halted virtual CPU: the second
+/// half of a convolution pass started ~15–40 µs after the first on the 2-core development VM,
+/// hundreds of times per step); the stage-1 steps gain a few per cent (docs/benchmarks-history.md,
+/// the probe `pool_spin_in_the_training_steps`). This is what OpenMP's spin-wait does for PyTorch;
+/// the cost is that the other cores stay busy for as long as `f` runs, so wrap the compute (a
+/// training epoch, a sampling batch), not waits for input. [`spin_time`] counts the spinning.
 ///
 /// Without effect (just `f()`) unless `device` is the flex CPU backend (on a GPU the CPU would spin
 /// through every wait for the device), off the pool, on one thread, inside another `spinning`,

@@ -617,8 +617,8 @@ pub(crate) fn weights(
         return u;
     }
     // In parallel over runs of output channels (a run's rows of every point's matrix are its
-    // own), once per pass: on one thread, 89–99 % of its profile samples had the other core idle
-    // (the stage-1 profiles of 2026-12-07, docs/benchmarks.md).
+    // own), once per pass: on one thread most of its profile samples had the other core idle
+    // (the stage-1 profiles in docs/benchmarks-history.md).
     let per = o.div_ceil(2 * rayon::current_num_threads().max(1)).max(1);
     let mut runs: Vec<Vec<&mut [f32]>> =
         (0..o.div_ceil(per)).map(|_| Vec::with_capacity(np)).collect();

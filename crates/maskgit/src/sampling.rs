@@ -96,8 +96,8 @@ fn decode<R: rand::Rng + ?Sized>(
         // The random numbers in the order one sample after another would draw them (per masked
         // position the categorical draw's, then the Gumbel noise's), so that the samples are
         // decoded in parallel into the same tokens for a seed whatever the thread count. (On one
-        // thread this loop, two passes of `exp` over K logits per masked position, was ~1 % of a
-        // sampling batch's CPU time with the other core idle: the profiles of 2026-12-07.)
+        // thread this loop, two passes of `exp` over K logits per masked position, is a small
+        // part of a sampling batch's CPU time: the profiles in docs/benchmarks-history.md.)
         let mut draws = Vec::new();
         let mut starts = Vec::with_capacity(b);
         for row in s.chunks(n) {

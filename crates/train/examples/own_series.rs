@@ -6,6 +6,7 @@
 //!     cargo run --release -p train --example own_series -- [EPOCHS]    (default 20; CI runs 2)
 
 use burn::tensor::Device;
+use train::RunContext;
 use train::stage1::{SslChoice, Stage1Config, train_tokenizer};
 use ucr_data::{RawSplit, UcrDataset};
 
@@ -38,8 +39,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The thesis recipe (Stage1Config's defaults) with a shorter schedule and a narrower projector.
     let mut config = Stage1Config::new(SslChoice::BarlowTwins);
     (config.epochs, config.batch_size, config.projector_dim) = (epochs, 32, 512);
-    let trained =
-        train_tokenizer(&config, &data, &Device::flex(), None, false, &mut train::Silent)?;
+    let trained = train_tokenizer(
+        &config,
+        &data,
+        &Device::flex(),
+        RunContext::in_memory(&mut train::Silent),
+    )?;
 
     let e = trained.evaluation;
     println!(

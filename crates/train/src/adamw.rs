@@ -28,6 +28,8 @@ use burn::optim::{
 };
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
+use crate::error::InvalidSetting;
+
 /// Settings of [`FusedAdamW`]; defaults are PyTorch's (`torch.optim.AdamW`).
 #[derive(Config, Debug)]
 pub struct FusedAdamWConfig {
@@ -71,20 +73,20 @@ pub fn check_adamw(
     beta1: f64,
     beta2: f64,
     epsilon: f64,
-) -> Result<(), String> {
+) -> Result<(), InvalidSetting> {
     if !(lr > 0.0 && lr.is_finite()) {
-        return Err(format!("lr must be positive, got {lr}"));
+        return Err(InvalidSetting::new("lr", "positive", lr));
     }
     if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
-        return Err(format!("weight_decay must be zero or positive, got {weight_decay}"));
+        return Err(InvalidSetting::new("weight_decay", "zero or positive", weight_decay));
     }
     for (name, beta) in [("beta1", beta1), ("beta2", beta2)] {
         if !(0.0..1.0).contains(&beta) {
-            return Err(format!("{name} must be in [0, 1), got {beta}"));
+            return Err(InvalidSetting::new(name, "in [0, 1)", beta));
         }
     }
     if !(epsilon > 0.0 && epsilon.is_finite()) {
-        return Err(format!("epsilon must be positive, got {epsilon}"));
+        return Err(InvalidSetting::new("epsilon", "positive", epsilon));
     }
     Ok(())
 }

@@ -19,15 +19,23 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-    /// A setting is invalid, or a stored config file cannot be read (bad input).
+    /// A setting is outside the values it allows (bad input).
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Setting(#[from] InvalidSetting),
+    /// A run's stored config file cannot be read or written (bad input).
+    #[error("{path}: {message}")]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The run folder holds another run, or no run to resume (bad input).
     #[error("{0}")]
     RunExists(String),
     /// A loss term became NaN or infinite; the last checkpoint is kept.
     #[error(
-        "training diverged: {term} = {value} at epoch {epoch}, step {step}; the last good checkpoint is kept (lower --set lr or check the data)"
+        "training diverged: {term} = {value} at epoch {epoch}, step {step}; the last good checkpoint is kept (lower the learning rate `lr` or check the data)"
     )]
     NonFinite {
         /// The loss term.
@@ -70,7 +78,8 @@ impl Error {
     pub fn is_input_error(&self) -> bool {
         matches!(
             self,
-            Error::Config(_)
+            Error::Setting(_)
+                | Error::ConfigFile { .. }
                 | Error::RunExists(_)
                 | Error::Data(_)
                 | Error::Model { .. }
@@ -78,6 +87,41 @@ impl Error {
                 | Error::RunDir(RunDirError::Unwritable { .. })
         )
     }
+}
+
+/// A setting outside the values it allows, named as in a run's `config.toml` (as linfa's
+/// parameter checks report theirs): `batch_size must be at least 2 (BatchNorm needs two samples),
+/// got 1`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} must be {allowed}, got {value}")]
+pub struct InvalidSetting {
+    /// The setting, e.g. `batch_size` (with its table where one is named: `fcn.lr`).
+    pub field: String,
+    /// The values it allows, e.g. `at least 2 (BatchNorm needs two samples)`.
+    pub allowed: String,
+    /// The value given.
+    pub value: String,
+}
+
+impl InvalidSetting {
+    /// `field` must be `allowed`, got `value`.
+    pub fn new(field: &str, allowed: &str, value: impl std::fmt::Display) -> Self {
+        Self { field: field.into(), allowed: allowed.into(), value: value.to_string() }
+    }
+
+    /// The same setting named inside the table `section` (`lr` → `fcn.lr`).
+    pub fn in_section(mut self, section: &str) -> Self {
+        self.field = format!("{section}.{}", self.field);
+        self
+    }
+}
+
+/// Checks that `value` is at least `min`.
+pub(crate) fn at_least(field: &str, value: usize, min: usize) -> Result<(), InvalidSetting> {
+    if value >= min {
+        return Ok(());
+    }
+    Err(InvalidSetting::new(field, &format!("at least {min}"), value))
 }
 
 /// Maps a record error on `path` to [`Error::Record`].

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use ucr_data::{Split, epoch_batches};
 
-use crate::error::Error;
-use crate::fit::{FitConfig, Progress, StepLoss, Task, fit};
+use crate::error::{Error, InvalidSetting, at_least};
+use crate::fit::{FitConfig, RunContext, StepLoss, Task, fit};
 use crate::persist::read;
 use crate::run_dir::{RunDir, io};
 
@@ -81,8 +81,8 @@ fn correct_per_batch(
     Ok(out)
 }
 
-/// The result of [`fit_fcn`].
-pub struct FittedFcn {
+/// The result of [`train_fcn`].
+pub struct TrainedFcn {
     /// The trained network in eval mode (on the plain device).
     pub model: Fcn,
     /// Accuracy on the whole test split at the end.
@@ -127,50 +127,49 @@ pub fn cas_first_counted_epoch(epochs: usize, batches_per_epoch: usize, toleranc
 /// With `run`, the epochs' lines go to its `metrics.jsonl`, a checkpoint is written there every
 /// `checkpoint_every` epochs, and training (with its running accuracy) starts from its last
 /// checkpoint if it has one.
-#[allow(clippy::too_many_arguments)]
-pub fn fit_fcn(
+pub fn train_fcn(
     train: &Split,
     test: &Split,
     n_classes: usize,
     opts: &FcnTrainConfig,
     running_accuracy: bool,
     device: &Device,
-    run: Option<&RunDir>,
-    progress: &mut dyn Progress,
-) -> Result<FittedFcn, Error> {
-    fit_fcn_skipping(
+    ctx: RunContext<'_>,
+) -> Result<TrainedFcn, Error> {
+    train_fcn_skipping(
         train,
         test,
         n_classes,
         opts,
         running_accuracy.then_some(CAS_NEGLIGIBLE_WEIGHT),
         device,
-        run,
-        progress,
+        ctx,
     )
 }
 
-/// [`fit_fcn`] with the running accuracy's skipping tolerance given (`None`: no running accuracy;
+/// [`train_fcn`] with the running accuracy's skipping tolerance given (`None`: no running accuracy;
 /// `Some(0.0)`: validate after every epoch).
-#[allow(clippy::too_many_arguments)]
-fn fit_fcn_skipping(
+fn train_fcn_skipping(
     train: &Split,
     test: &Split,
     n_classes: usize,
     opts: &FcnTrainConfig,
     running_accuracy: Option<f64>,
     device: &Device,
-    run: Option<&RunDir>,
-    progress: &mut dyn Progress,
-) -> Result<FittedFcn, Error> {
-    if opts.epochs == 0 || opts.batch_size < 2 {
-        return Err(Error::Config(format!(
-            "epochs must be ≥ 1 and batch_size ≥ 2, got {} and {}",
-            opts.epochs, opts.batch_size
-        )));
+    ctx: RunContext<'_>,
+) -> Result<TrainedFcn, Error> {
+    at_least("epochs", opts.epochs, 1)?;
+    if opts.batch_size < 2 {
+        return Err(InvalidSetting::new(
+            "batch_size",
+            "at least 2 (BatchNorm needs two samples)",
+            opts.batch_size,
+        )
+        .into());
     }
     crate::check_adamw(opts.lr, opts.weight_decay, 0.9, 0.999, 1e-8)
-        .map_err(|e| Error::Config(format!("fcn {e}")))?;
+        .map_err(|e| e.in_section("fcn"))?;
+    let run = ctx.run;
     let train_device = device.clone().autodiff();
     train_device.seed(opts.seed);
     let model = FcnConfig::new(n_classes).init(&train_device);
@@ -190,8 +189,7 @@ fn fit_fcn_skipping(
         device,
         train_device: &train_device,
     };
-    let fitted =
-        fit(&fit_config, model, optim, train.n(), &mut task, run, run.is_some(), progress)?;
+    let fitted = fit(&fit_config, model, optim, train.n(), &mut task, ctx)?;
     let log = match run {
         Some(run) => {
             let path = run.path("metrics.jsonl");
@@ -203,7 +201,7 @@ fn fit_fcn_skipping(
     let model = fitted.model.valid();
     let test_acc = accuracy(&model, test, device)?;
     let seconds = fitted.seconds + eval_start.elapsed().as_secs_f64();
-    Ok(FittedFcn {
+    Ok(TrainedFcn {
         model,
         test_acc,
         running_acc: first_counted.map(|_| task.running.value()),
@@ -285,7 +283,7 @@ impl Task<Fcn> for FcnTask<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fit::Silent;
+    use crate::fit::{Progress, Silent};
     use ucr_data::SplitStats;
 
     /// `n` series of length 16 of two classes (a rising and a falling ramp) with noise from a
@@ -385,14 +383,29 @@ mod tests {
             eval_every: 0,
             ..FcnTrainConfig::default()
         };
-        let full = fit_fcn_skipping(&train, &test, 2, &opts, Some(0.0), &device, None, &mut Silent)
-            .unwrap();
+        let full = train_fcn_skipping(
+            &train,
+            &test,
+            2,
+            &opts,
+            Some(0.0),
+            &device,
+            RunContext::in_memory(&mut Silent),
+        )
+        .unwrap();
         // Tolerance 0.9: passes followed by ≥ 11 batches (0.99^11 < 0.9) are skipped: epochs 1–6.
         let first = cas_first_counted_epoch(12, 2, 0.9);
         assert_eq!(first, 7);
-        let skipped =
-            fit_fcn_skipping(&train, &test, 2, &opts, Some(0.9), &device, None, &mut Silent)
-                .unwrap();
+        let skipped = train_fcn_skipping(
+            &train,
+            &test,
+            2,
+            &opts,
+            Some(0.9),
+            &device,
+            RunContext::in_memory(&mut Silent),
+        )
+        .unwrap();
         assert_eq!(full.test_acc, skipped.test_acc, "training is the same");
         let (full_acc, skipped_acc) =
             (running_accuracies(&full.log), running_accuracies(&skipped.log));
@@ -424,9 +437,16 @@ mod tests {
             checkpoint_every: 4,
             ..FcnTrainConfig::default()
         };
-        let whole =
-            fit_fcn_skipping(&train, &test, 2, &opts, Some(0.0), &device, None, &mut Silent)
-                .unwrap();
+        let whole = train_fcn_skipping(
+            &train,
+            &test,
+            2,
+            &opts,
+            Some(0.0),
+            &device,
+            RunContext::in_memory(&mut Silent),
+        )
+        .unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let run = RunDir::create(tmp.path()).unwrap();
         // An interruption after the checkpoint of epoch 8: a run of the same recipe stopped by
@@ -438,22 +458,28 @@ mod tests {
             }
         }
         let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            fit_fcn_skipping(
+            train_fcn_skipping(
                 &train,
                 &test,
                 2,
                 &opts,
                 Some(0.0),
                 &device,
-                Some(&run),
-                &mut StopIn(9),
+                RunContext::in_folder(&run, true, &mut StopIn(9)),
             )
         }));
         assert!(stopped.is_err());
         assert_eq!(run.checkpoint().unwrap().unwrap().epoch, 8);
-        let resumed =
-            fit_fcn_skipping(&train, &test, 2, &opts, Some(0.0), &device, Some(&run), &mut Silent)
-                .unwrap();
+        let resumed = train_fcn_skipping(
+            &train,
+            &test,
+            2,
+            &opts,
+            Some(0.0),
+            &device,
+            RunContext::in_folder(&run, true, &mut Silent),
+        )
+        .unwrap();
         assert_eq!(running_accuracies(&resumed.log), running_accuracies(&whole.log));
         assert_eq!(
             resumed.running_acc, whole.running_acc,

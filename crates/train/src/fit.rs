@@ -20,7 +20,7 @@ use burn::tensor::Tensor;
 use serde_json::{Map, Value};
 use ucr_data::epoch_batches;
 
-use crate::error::Error;
+use crate::error::{Error, InvalidSetting, at_least};
 use crate::persist::{restore, save_checkpoint};
 use crate::run_dir::RunDir;
 use crate::schedule::CosineScheduleConfig;
@@ -76,18 +76,12 @@ impl FitConfig {
     }
 
     /// Checks the settings the loop relies on.
-    pub fn validate(&self) -> Result<(), Error> {
-        if self.epochs == 0 {
-            return Err(Error::Config("epochs must be at least 1".into()));
-        }
-        if self.batch_size == 0 {
-            return Err(Error::Config("batch_size must be at least 1".into()));
-        }
-        if self.checkpoint_every == 0 {
-            return Err(Error::Config("checkpoint_every must be at least 1".into()));
-        }
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        at_least("epochs", self.epochs, 1)?;
+        at_least("batch_size", self.batch_size, 1)?;
+        at_least("checkpoint_every", self.checkpoint_every, 1)?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(Error::Config(format!("lr must be positive, got {}", self.lr)));
+            return Err(InvalidSetting::new("lr", "positive", self.lr));
         }
         Ok(())
     }
@@ -182,21 +176,41 @@ pub struct Fitted<M> {
     pub lines: Vec<Value>,
 }
 
+/// Where a training call keeps its files and shows its progress; every trainer here takes one.
+pub struct RunContext<'a> {
+    /// The run folder: epochs logged to its `metrics.jsonl`, checkpoints written there. `None`
+    /// trains in memory only.
+    pub run: Option<&'a RunDir>,
+    /// Continue from the run folder's latest checkpoint (from scratch if it has none).
+    pub resume: bool,
+    /// Where the steps and the end are reported.
+    pub progress: &'a mut dyn Progress,
+}
+
+impl<'a> RunContext<'a> {
+    /// Training in memory, reporting to `progress`.
+    pub fn in_memory(progress: &'a mut dyn Progress) -> Self {
+        Self { run: None, resume: false, progress }
+    }
+
+    /// Training in the folder `run`, continuing from its latest checkpoint when `resume`.
+    pub fn in_folder(run: &'a RunDir, resume: bool, progress: &'a mut dyn Progress) -> Self {
+        Self { run: Some(run), resume, progress }
+    }
+}
+
 /// Trains `model` with `optim` on the `n_train` series of a training split as `task` says (see
-/// the module docs). With `run`, lines go to its `metrics.jsonl`, checkpoints are written there,
-/// and with `resume` training restarts from its latest checkpoint (or from scratch if it has none).
-#[allow(clippy::too_many_arguments)]
+/// the module docs), in the run folder and with the progress of `ctx`.
 pub fn fit<M: Module, T: Task<M>>(
     config: &FitConfig,
     model: M,
     optim: ModuleOptimizer,
     n_train: usize,
     task: &mut T,
-    run: Option<&RunDir>,
-    resume: bool,
-    progress: &mut dyn Progress,
+    ctx: RunContext<'_>,
 ) -> Result<Fitted<M>, T::Error> {
-    config.validate()?;
+    let RunContext { run, resume, progress } = ctx;
+    config.validate().map_err(Error::from)?;
     let (mut model, mut optim, start_epoch, mut step, mut wall) = match run {
         Some(run) => restore(run, resume, &config.model_file, model, optim)?,
         None => (model, optim, 0, 0, 0.0),

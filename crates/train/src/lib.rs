@@ -5,10 +5,11 @@
 //! - [`CosineSchedule`]: the cosine learning rate with the reference's step counter (one extra
 //!   scheduler step per epoch); [`mix`] derives per-batch seeds.
 //! - [`fit()`]: the one training loop (NaN guard, per-epoch metrics line, checkpoint cadence,
-//!   resume), driven by a [`Task`] that turns a batch into a loss and reports progress to a
-//!   [`Progress`].
+//!   resume), driven by a [`Task`] that turns a batch into a loss; every trainer takes a
+//!   [`RunContext`]: the run folder (or none), whether to resume, and the [`Progress`] sink.
 //! - [`stage1`], [`stage2`], [`fcn`]: the tokenizer, the prior and the FCN classifier trained on
-//!   splits in memory, optionally in a run folder; [`scores`]: sampling and FID / IS / CAS.
+//!   splits in memory, optionally in a run folder (`train_tokenizer` / `TrainedTokenizer`,
+//!   `train_prior` / `TrainedPrior`, `train_fcn` / `TrainedFcn`); [`scores`]: sampling and FID / IS / CAS.
 //! - [`run_dir`]: run folders written atomically (`metrics.jsonl`, checkpoints that switch in one
 //!   rename); [`persist`]: the run's config claimed once, weights and checkpoints saved and loaded.
 //!
@@ -17,7 +18,7 @@
 mod adamw;
 mod error;
 pub mod fcn;
-pub mod fit;
+mod fit;
 #[cfg(test)]
 mod gemm_timing;
 pub mod persist;
@@ -28,7 +29,6 @@ pub mod stage1;
 pub mod stage2;
 
 pub use adamw::{FusedAdamW, FusedAdamWConfig, adamw, check_adamw};
-pub use error::Error;
-pub use fit::{FitConfig, Fitted, Progress, Silent, StepLoss, Task, fit};
-pub use run_dir::{RunDir, RunDirError};
+pub use error::{Error, InvalidSetting};
+pub use fit::{FitConfig, Fitted, Progress, RunContext, Silent, StepLoss, Task, fit};
 pub use schedule::{CosineSchedule, CosineScheduleConfig, cosine_lr, mix};

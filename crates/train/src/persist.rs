@@ -14,7 +14,7 @@ use crate::error::{Error, record_err};
 use crate::run_dir::{CheckpointInfo, RunDir, io, write_atomic, write_atomic_with};
 
 /// Reads a tensor back from the device.
-pub fn read<T: burn::tensor::Element, const D: usize, K: burn::tensor::kind::Basic>(
+pub(crate) fn read<T: burn::tensor::Element, const D: usize, K: burn::tensor::kind::Basic>(
     t: Tensor<D, K>,
 ) -> Result<Vec<T>, Error> {
     t.try_into_vec_as::<T>().map_err(|e| Error::Device(format!("{e:?}")))
@@ -22,8 +22,9 @@ pub fn read<T: burn::tensor::Element, const D: usize, K: burn::tensor::kind::Bas
 
 /// Parses the TOML text of a file the program wrote (a run's `config.toml`).
 fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Error> {
-    toml::from_str(text).map_err(|e| {
-        Error::Config(format!("{}: {}", path.display(), e.to_string().replace('\n', " ")))
+    toml::from_str(text).map_err(|e| Error::ConfigFile {
+        path: path.into(),
+        message: e.to_string().replace('\n', " "),
     })
 }
 
@@ -49,7 +50,8 @@ pub fn run_config<T: Serialize + DeserializeOwned + Clone>(
     if path.exists() {
         return Err(Error::RunExists(exists()));
     }
-    let text = toml::to_string_pretty(given).map_err(|e| Error::Config(e.to_string()))?;
+    let text = toml::to_string_pretty(given)
+        .map_err(|e| Error::ConfigFile { path: path.into(), message: e.to_string() })?;
     write_atomic(path, text.as_bytes())?;
     Ok(given.clone())
 }
@@ -68,7 +70,8 @@ pub fn claim_config<T: Serialize + DeserializeOwned + PartialEq>(
         }
         return Ok(());
     }
-    let text = toml::to_string_pretty(config).map_err(|e| Error::Config(e.to_string()))?;
+    let text = toml::to_string_pretty(config)
+        .map_err(|e| Error::ConfigFile { path: path.into(), message: e.to_string() })?;
     write_atomic(path, text.as_bytes())?;
     Ok(())
 }

@@ -46,9 +46,16 @@ pub enum RunDirError {
     },
 }
 
-/// Maps an I/O error on `path` to [`RunDirError::Io`].
-pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
-    move |source| RunDirError::Io { path: path.to_path_buf(), source }
+impl RunDirError {
+    /// Maps an I/O error on `path` to [`RunDirError::Io`]: `.map_err(RunDirError::io(path))`.
+    pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| RunDirError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+/// [`RunDirError::io`].
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
+    RunDirError::io(path)
 }
 
 /// Creates the output folder `dir` (and its parents) and checks that a file can be written in it,
@@ -64,7 +71,7 @@ pub fn ensure_writable(dir: &Path) -> Result<(), RunDirError> {
 /// A temporary name beside `path` that no other process or thread uses: `.NAME.tmp-TOKEN-N.EXT`, where
 /// TOKEN is drawn once per process from the process id and the clock (process ids repeat across the
 /// hosts of a cluster that share a file system) and N counts the names this process has drawn.
-pub fn unique_temp(path: &Path) -> PathBuf {
+pub(crate) fn unique_temp(path: &Path) -> PathBuf {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static TOKEN: OnceLock<u64> = OnceLock::new();

@@ -15,8 +15,8 @@ use ucr_data::{Split, SplitStats, UcrDataset, epoch_batches};
 use vqvae::VqVae;
 
 use crate::error::Error;
-use crate::fcn::{FcnTrainConfig, fit_fcn};
-use crate::fit::Progress;
+use crate::fcn::{FcnTrainConfig, train_fcn};
+use crate::fit::{Progress, RunContext};
 use crate::persist::read;
 use crate::run_dir::{RunDir, io, write_atomic};
 
@@ -255,7 +255,8 @@ pub fn generative_scores(
         started.elapsed().as_secs_f64()
     ));
     let cas_run = work.map(|w| RunDir::create(&w.join("cas"))).transpose()?;
-    let cas = fit_fcn(&split, &data.test, k, &recipe, true, device, cas_run.as_ref(), progress)?;
+    let ctx = RunContext { run: cas_run.as_ref(), resume: true, progress };
+    let cas = train_fcn(&split, &data.test, k, &recipe, true, device, ctx)?;
     Ok(Scores {
         fid,
         is_mean,

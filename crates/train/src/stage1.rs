@@ -25,10 +25,9 @@ use ssl_losses::SslMethod;
 use ucr_data::{Split, UcrDataset, epoch_batches};
 use vqvae::{NcVqVae, NcVqVaeConfig, Stage1Losses, VqVae, VqVaeConfig, mse};
 
-use crate::error::Error;
-use crate::fit::{FitConfig, Progress, StepLoss, Task, fit};
+use crate::error::{Error, InvalidSetting, at_least};
+use crate::fit::{FitConfig, RunContext, StepLoss, Task, fit};
 use crate::persist::read;
-use crate::run_dir::RunDir;
 use crate::schedule::mix;
 
 /// The SSL branch of a stage-1 run: none (the baseline VQ-VAE) or one of NC-VQVAE's methods.
@@ -154,30 +153,31 @@ impl Stage1Config {
 
     /// Checks the values that would otherwise fail deep inside training; the message names the
     /// field.
-    pub fn validate(&self) -> Result<(), Error> {
-        let bad = |m: String| Err(Error::Config(m));
-        if self.epochs == 0 {
-            return bad("epochs must be at least 1".into());
-        }
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        at_least("epochs", self.epochs, 1)?;
         if self.batch_size < 2 {
-            return bad(format!(
-                "batch_size must be at least 2 (BatchNorm needs two samples), got {}",
-                self.batch_size
+            return Err(InvalidSetting::new(
+                "batch_size",
+                "at least 2 (BatchNorm needs two samples)",
+                self.batch_size,
             ));
         }
-        if self.checkpoint_every == 0 {
-            return bad("checkpoint_every must be at least 1".into());
-        }
-        crate::adamw::check_adamw(self.lr, self.weight_decay, self.beta1, self.beta2, self.epsilon)
-            .map_err(Error::Config)?;
-        if self.projector_dim == 0 {
-            return bad("projector_dim must be at least 1".into());
-        }
+        at_least("checkpoint_every", self.checkpoint_every, 1)?;
+        crate::adamw::check_adamw(
+            self.lr,
+            self.weight_decay,
+            self.beta1,
+            self.beta2,
+            self.epsilon,
+        )?;
+        at_least("projector_dim", self.projector_dim, 1)?;
         if let Some(method) = self.ssl.method() {
             ssl_losses::SslHeadConfig::new(method)
                 .with_hidden_dim(self.projector_dim)
                 .check()
-                .map_err(|e| Error::Config(format!("projector_dim: {e}")))?;
+                .map_err(|e| {
+                    InvalidSetting::new("projector_dim", &e.to_string(), self.projector_dim)
+                })?;
         }
         Ok(())
     }
@@ -403,9 +403,7 @@ pub fn train_tokenizer(
     config: &Stage1Config,
     data: &UcrDataset,
     device: &Device,
-    run: Option<&RunDir>,
-    resume: bool,
-    progress: &mut dyn Progress,
+    ctx: RunContext<'_>,
 ) -> Result<TrainedTokenizer, Error> {
     config.validate()?;
     let train_device = device.clone().autodiff();
@@ -424,16 +422,7 @@ pub fn train_tokenizer(
         train_device: &train_device,
         initial_probe: None,
     };
-    let fitted = fit(
-        &fit_config,
-        model,
-        config.optimizer(),
-        data.train.n(),
-        &mut task,
-        run,
-        resume,
-        progress,
-    )?;
+    let fitted = fit(&fit_config, model, config.optimizer(), data.train.n(), &mut task, ctx)?;
     let eval_start = Instant::now();
     let evaluation =
         evaluate_run(&fitted.model, config, data, config.epochs, device, &train_device)?;
@@ -605,7 +594,7 @@ mod tests {
                 match config.validate() {
                     Ok(()) => {
                         let data = super::toy(1.0);
-                        match train_tokenizer(&config, &data, &Device::flex(), None, false, &mut crate::fit::Silent) {
+                        match train_tokenizer(&config, &data, &Device::flex(), RunContext::in_memory(&mut crate::fit::Silent)) {
                             Ok(_) | Err(Error::NonFinite { .. }) => {}
                             Err(e) => prop_assert!(false, "{config:?} passed validate but failed: {e}"),
                         }

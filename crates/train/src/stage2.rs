@@ -23,10 +23,9 @@ use serde_json::{Map, Value};
 use ucr_data::{Split, UcrDataset, epoch_batches};
 use vqvae::VqVae;
 
-use crate::error::Error;
-use crate::fit::{FitConfig, Progress, StepLoss, Task, fit};
+use crate::error::{Error, InvalidSetting, at_least};
+use crate::fit::{FitConfig, RunContext, StepLoss, Task, fit};
 use crate::persist::read;
-use crate::run_dir::RunDir;
 use crate::schedule::mix;
 use crate::stage1::SslChoice;
 
@@ -150,24 +149,20 @@ impl Stage2Config {
     }
 
     /// Checks values that would fail later.
-    pub fn validate(&self) -> Result<(), Error> {
-        let bad = |m: String| Err(Error::Config(m));
-        if self.depth == 0 {
-            return bad("depth must be at least 1".into());
-        }
-        if self.epochs == 0 {
-            return bad("epochs must be at least 1".into());
-        }
-        if self.batch_size == 0 {
-            return bad("batch_size must be at least 1".into());
-        }
-        if self.checkpoint_every == 0 {
-            return bad("checkpoint_every must be at least 1".into());
-        }
-        crate::adamw::check_adamw(self.lr, self.weight_decay, self.beta1, self.beta2, self.epsilon)
-            .map_err(Error::Config)?;
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        at_least("depth", self.depth, 1)?;
+        at_least("epochs", self.epochs, 1)?;
+        at_least("batch_size", self.batch_size, 1)?;
+        at_least("checkpoint_every", self.checkpoint_every, 1)?;
+        crate::adamw::check_adamw(
+            self.lr,
+            self.weight_decay,
+            self.beta1,
+            self.beta2,
+            self.epsilon,
+        )?;
         if !(0.0..1.0).contains(&self.p_unconditional) {
-            return bad(format!("p_unconditional must be in [0, 1), got {}", self.p_unconditional));
+            return Err(InvalidSetting::new("p_unconditional", "in [0, 1)", self.p_unconditional));
         }
         Ok(())
     }
@@ -319,16 +314,13 @@ pub struct TrainedPrior {
 /// test-token losses on `data.test`. `device` is a plain device. With `run`, the epochs are
 /// logged and checkpointed there, and with `resume` training continues from its latest
 /// checkpoint.
-#[allow(clippy::too_many_arguments)]
 pub fn train_prior(
     config: &Stage2Config,
     tokenizer: &VqVae,
     ssl: SslChoice,
     data: &UcrDataset,
     device: &Device,
-    run: Option<&RunDir>,
-    resume: bool,
-    progress: &mut dyn Progress,
+    ctx: RunContext<'_>,
 ) -> Result<TrainedPrior, Error> {
     config.validate()?;
     let train_tokens = TokenSource::encode(tokenizer, &data.train, device)?;
@@ -358,7 +350,7 @@ pub fn train_prior(
         device,
         train_device: &train_device,
     };
-    let fitted = fit(&fit_config, prior, optim, data.train.n(), &mut task, run, resume, progress)?;
+    let fitted = fit(&fit_config, prior, optim, data.train.n(), &mut task, ctx)?;
 
     let eval_start = Instant::now();
     let prior = fitted.model.valid();

@@ -5,7 +5,8 @@ use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::{Map, Value};
-use train::{Error, FitConfig, FusedAdamWConfig, RunDir, Silent, StepLoss, Task, fit, mix};
+use train::run_dir::RunDir;
+use train::{Error, FitConfig, FusedAdamWConfig, RunContext, Silent, StepLoss, Task, fit, mix};
 
 /// `y = 2·x₀ − x₁ + 0.5` on 40 points; `fail_at` makes epoch `e`'s first step return an error (a
 /// crash), `nan_at` makes it report a NaN term.
@@ -110,7 +111,8 @@ fn the_loop_learns_and_logs_one_line_per_epoch() {
     let device = Device::flex().autodiff();
     let mut task = Regression::new(&device);
     let fitted =
-        fit(&config(), model(&device), optim(), 40, &mut task, None, false, &mut Silent).unwrap();
+        fit(&config(), model(&device), optim(), 40, &mut task, RunContext::in_memory(&mut Silent))
+            .unwrap();
     assert_eq!(fitted.lines.len(), 8);
     // 5 batches per epoch plus the extra scheduler step: 6 steps per epoch.
     assert_eq!(fitted.step, 48);
@@ -126,9 +128,10 @@ fn a_non_finite_term_stops_training_and_names_the_term() {
     let device = Device::flex().autodiff();
     let mut task = Regression::new(&device);
     task.nan_at = Some(2);
-    let err = fit(&config(), model(&device), optim(), 40, &mut task, None, false, &mut Silent)
-        .err()
-        .unwrap();
+    let err =
+        fit(&config(), model(&device), optim(), 40, &mut task, RunContext::in_memory(&mut Silent))
+            .err()
+            .unwrap();
     match err {
         Error::NonFinite { term, epoch, step, .. } => {
             assert_eq!((term, epoch, step), ("abs_bias", 3, 13))
@@ -143,22 +146,41 @@ fn a_resumed_run_ends_where_the_uninterrupted_one_does() {
     let tmp = tempfile::tempdir().unwrap();
     let whole = RunDir::create(&tmp.path().join("whole")).unwrap();
     let mut task = Regression::new(&device);
-    let reference =
-        fit(&config(), model(&device), optim(), 40, &mut task, Some(&whole), false, &mut Silent)
-            .unwrap();
+    let reference = fit(
+        &config(),
+        model(&device),
+        optim(),
+        40,
+        &mut task,
+        RunContext::in_folder(&whole, false, &mut Silent),
+    )
+    .unwrap();
 
     let cut = RunDir::create(&tmp.path().join("cut")).unwrap();
     let mut crashing = Regression::new(&device);
     crashing.fail_at = Some(5); // after the checkpoint of epoch 4, during epoch 6 (its line not written)
     assert!(
-        fit(&config(), model(&device), optim(), 40, &mut crashing, Some(&cut), false, &mut Silent)
-            .is_err()
+        fit(
+            &config(),
+            model(&device),
+            optim(),
+            40,
+            &mut crashing,
+            RunContext::in_folder(&cut, false, &mut Silent)
+        )
+        .is_err()
     );
     assert_eq!(cut.checkpoint().unwrap().unwrap().epoch, 4);
     let mut task = Regression::new(&device);
-    let resumed =
-        fit(&config(), model(&device), optim(), 40, &mut task, Some(&cut), true, &mut Silent)
-            .unwrap();
+    let resumed = fit(
+        &config(),
+        model(&device),
+        optim(),
+        40,
+        &mut task,
+        RunContext::in_folder(&cut, true, &mut Silent),
+    )
+    .unwrap();
     assert_eq!(resumed.lines.len(), 4, "epochs 5..=8 trained again");
     assert_eq!(weights(&resumed.model), weights(&reference.model));
     assert_eq!(resumed.step, reference.step);

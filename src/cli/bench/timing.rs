@@ -17,23 +17,24 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use maskgit::{MaskGitConfig, SamplerConfig, TrunkConfig, Variant, int_tensor};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
-use ssl_losses::SslMethod;
-use vqvae::{NcVqVaeConfig, VqVaeConfig};
+use vqvae::VqVaeConfig;
 
-use crate::stage1::Stage1Config;
-use crate::stage2::latent_width;
+use nc_vqvae::stage2::latent_width;
+
+use super::steps::{prior_trainer, stage1_trainer};
+
+pub(crate) use super::agreement::Agreement;
 
 /// What one benchmark case times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[clap(rename_all = "snake_case")]
-pub enum Case {
+pub(crate) enum Case {
     /// Stage-1 step of the plain VQ-VAE, AdamW included.
     Stage1Baseline,
     /// Stage-1 step of NC-VQVAE with Barlow Twins, AdamW included.
@@ -46,11 +47,11 @@ pub enum Case {
 
 impl Case {
     /// All cases, in report order.
-    pub const ALL: [Case; 4] =
+    pub(crate) const ALL: [Case; 4] =
         [Case::Stage1Baseline, Case::Stage1NcVqvae, Case::Stage2Prior, Case::Sampling];
 
     /// The name used in JSON and tables.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Case::Stage1Baseline => "stage1_baseline",
             Case::Stage1NcVqvae => "stage1_nc_vqvae",
@@ -62,11 +63,11 @@ impl Case {
 
 /// A batch × length shape, written `BxL` on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shape {
+pub(crate) struct Shape {
     /// Batch size.
-    pub batch: usize,
+    pub(crate) batch: usize,
     /// Series length.
-    pub length: usize,
+    pub(crate) length: usize,
 }
 
 impl std::str::FromStr for Shape {
@@ -84,7 +85,7 @@ impl std::str::FromStr for Shape {
 }
 
 /// The shapes of docs/reference.md §12 (the reference's own timings): batch 32 and 128, lengths 140 and 500.
-pub const THESIS_SHAPES: [Shape; 4] = [
+pub(crate) const THESIS_SHAPES: [Shape; 4] = [
     Shape { batch: 32, length: 140 },
     Shape { batch: 128, length: 140 },
     Shape { batch: 32, length: 500 },
@@ -93,24 +94,24 @@ pub const THESIS_SHAPES: [Shape; 4] = [
 
 /// Settings of one benchmark invocation.
 #[derive(Debug, Clone)]
-pub struct BenchOptions {
+pub(crate) struct BenchOptions {
     /// Cases to time.
-    pub cases: Vec<Case>,
+    pub(crate) cases: Vec<Case>,
     /// Shapes to time each case at.
-    pub shapes: Vec<Shape>,
+    pub(crate) shapes: Vec<Shape>,
     /// Untimed steps before the timed ones (allocation, kernel compilation on GPUs).
-    pub warmup: usize,
+    pub(crate) warmup: usize,
     /// Timed steps; the median is reported. The reference's figures are medians of 6.
-    pub steps: usize,
+    pub(crate) steps: usize,
     /// Width of the Barlow Twins projector. Thesis: 4096.
-    pub projector_dim: usize,
+    pub(crate) projector_dim: usize,
     /// Seed of the weights and inputs.
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Called before each case, before its peak-memory mark is reset: hands memory the
     /// process keeps for reuse (an allocator's cache of freed blocks) back to the system, so
     /// each case's `peak_rss_mib` is its own and not the largest earlier case's. The binary
     /// passes [`crate::alloc`]'s release of its allocator; `None` keeps what is kept.
-    pub release_memory: Option<fn()>,
+    pub(crate) release_memory: Option<fn()>,
 }
 
 impl Default for BenchOptions {
@@ -129,215 +130,64 @@ impl Default for BenchOptions {
 
 /// The timing of one case at one shape.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// The case name (see [`Case::name`]).
-    pub case: String,
+    pub(crate) case: String,
     /// Batch size.
-    pub batch: usize,
+    pub(crate) batch: usize,
     /// Series length.
-    pub length: usize,
+    pub(crate) length: usize,
     /// Median step time in milliseconds.
-    pub median_ms: f64,
+    pub(crate) median_ms: f64,
     /// Fastest step in milliseconds.
-    pub min_ms: f64,
+    pub(crate) min_ms: f64,
     /// Slowest step in milliseconds.
-    pub max_ms: f64,
+    pub(crate) max_ms: f64,
     /// Number of timed steps.
-    pub steps: usize,
+    pub(crate) steps: usize,
     /// CPU time (user + system, all threads) over wall time of the timed steps: 2.0 means two
     /// cores busy throughout. `None` where the platform does not report it (only Linux does).
     #[serde(default)]
-    pub cpu_utilisation: Option<f64>,
+    pub(crate) cpu_utilisation: Option<f64>,
     /// The part of `cpu_utilisation` that the pool's idle workers spent spinning for work
     /// (`kernels::spinning`, as the training loop runs its steps) rather than working: CPU time
     /// that is not work, over wall time. 0 with `KERNELS_SPIN=0`; `null` from other programs.
     #[serde(default)]
-    pub spin_utilisation: Option<f64>,
+    pub(crate) spin_utilisation: Option<f64>,
     /// Peak resident memory of the process while this case ran (model, optimizer state and
     /// steps), in MiB: the kernel's high-water mark, reset before the case. `None` off Linux.
     #[serde(default)]
-    pub peak_rss_mib: Option<f64>,
+    pub(crate) peak_rss_mib: Option<f64>,
     /// Floating-point operations per step in the matrix products of the `kernels` crate
     /// (convolutions, linear layers, attention), in GFLOP. `None` where none ran through them
     /// (another backend than cpu).
     #[serde(default)]
-    pub gemm_gflop_per_step: Option<f64>,
+    pub(crate) gemm_gflop_per_step: Option<f64>,
     /// Thread time per step inside those products, summed over threads, in milliseconds: set
     /// against `median_ms × cpu_utilisation` it is the GEMM share of the step's CPU time.
     #[serde(default)]
-    pub gemm_thread_ms_per_step: Option<f64>,
+    pub(crate) gemm_thread_ms_per_step: Option<f64>,
 }
 
 /// The whole benchmark report (the `--json` output).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BenchReport {
+pub(crate) struct BenchReport {
     /// Who produced it: `"nc-vqvae"` or `"pytorch"`.
-    pub implementation: String,
+    pub(crate) implementation: String,
     /// The backend (`cpu`, `wgpu`, `cuda`).
-    pub backend: String,
+    pub(crate) backend: String,
     /// Worker threads the CPU backend may use (`RAYON_NUM_THREADS`, else the available cores).
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// One entry per case and shape.
-    pub results: Vec<Timing>,
+    pub(crate) results: Vec<Timing>,
     /// With `bench --check`: how closely the backend reproduced the CPU's numbers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agreement: Option<Agreement>,
-}
-
-/// How closely a backend reproduces the CPU backend (`flex`) on tiny stage-1 steps, from the same
-/// initial weights and inputs (what `tests/wgpu.rs` checks for wgpu): the losses of three AdamW
-/// steps of the baseline VQ-VAE, and one NC-VQVAE (Barlow Twins) step's losses and gradient with
-/// respect to the augmented view. Trajectories of NC-VQVAE are not compared: its SSL branch
-/// max-pools a quantised latent with exact ties, which backends may break differently.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Agreement {
-    /// The backend compared with the CPU.
-    pub backend: String,
-    /// Baseline total loss per step on the CPU.
-    pub baseline_losses_cpu: Vec<f32>,
-    /// The same on the backend.
-    pub baseline_losses: Vec<f32>,
-    /// NC-VQVAE losses (total, SSL, time-domain reconstruction, augmented view's time-frequency
-    /// reconstruction) on the CPU.
-    pub nc_losses_cpu: Vec<f32>,
-    /// The same on the backend.
-    pub nc_losses: Vec<f32>,
-    /// Largest `|cpu - backend| / max(|cpu|, 1)` over all the losses.
-    pub max_loss_difference: f64,
-    /// Largest absolute entry of the augmented view's gradient on the CPU.
-    pub gradient_scale: f64,
-    /// Largest difference of the augmented view's gradient over its largest CPU entry.
-    pub max_gradient_difference: f64,
-    /// Whether both stay within [`LOSS_TOLERANCE`] and [`GRADIENT_TOLERANCE`].
-    pub agrees: bool,
-}
-
-/// Relative loss difference an agreeing backend stays within (float32 with other summation orders).
-pub const LOSS_TOLERANCE: f64 = 2e-3;
-/// Gradient difference (relative to the largest entry) an agreeing backend stays within.
-pub const GRADIENT_TOLERANCE: f64 = 1e-3;
-
-/// Batch and length of the agreement check's series.
-const CHECK_SHAPE: Shape = Shape { batch: 4, length: 128 };
-
-/// Deterministic series: sines of different frequencies and phases plus a ramp.
-fn check_series(shift: f32, device: &Device) -> Tensor<3> {
-    let Shape { batch, length } = CHECK_SHAPE;
-    let values: Vec<f32> = (0..batch * length)
-        .map(|i| {
-            let (b, t) = ((i / length) as f32, (i % length) as f32);
-            (t * (0.05 + 0.03 * b) + shift + b).sin() + 0.01 * t - 0.6
-        })
-        .collect();
-    Tensor::from_data(TensorData::new(values, [batch, 1, length]), device)
-}
-
-/// An independent copy of `model` on `device` (a plain clone would share running state, such as
-/// the EMA codebook, with the original).
-fn twin<M: Module>(model: &M, fresh: M, device: &Device) -> M {
-    fresh.load_record(model.clone().into_record()).fork(device)
-}
-
-fn scalars<const N: usize>(tensors: [Tensor<1>; N]) -> Vec<f32> {
-    tensors.into_iter().map(|t| t.into_scalar::<f32>()).collect()
-}
-
-/// Runs the agreement check of `device` against the CPU backend (see [`Agreement`]). Seeds the CPU
-/// backend's global random generator (3, then 5): weights are drawn on the CPU and copied over.
-/// The NC-VQVAE weights matter: in 2 of 40 seeds scanned, the max over the augmented view's latent
-/// has a near-tie that float rounding resolves differently per backend, which moved about ten
-/// input gradients by up to 1.7 % of the largest one (seen in CI when two tests drew from one
-/// stream). Seed 5 has no such tie, so nothing may draw from the stream while this runs.
-#[cfg(feature = "cpu")]
-pub fn agreement(backend: &str, device: &Device) -> Result<Agreement, BenchError> {
-    let cpu = Device::flex().autodiff();
-    let other = device.clone().autodiff();
-    let length = CHECK_SHAPE.length;
-
-    // Baseline: three AdamW steps from the same weights.
-    cpu.seed(3);
-    let model = VqVaeConfig::new(length).init(&cpu)?;
-    let c = Stage1Config::new("check");
-    let steps = |mut model: vqvae::VqVae, device: &Device| -> Result<Vec<f32>, BenchError> {
-        let mut optim = train::adamw(c.beta1, c.beta2, c.epsilon, c.weight_decay);
-        let mut losses = Vec::new();
-        for step in 0..3 {
-            let l = model.losses(check_series(step as f32, device));
-            losses.push(l.total.clone().into_scalar::<f32>());
-            let grads = GradientsParams::from_grads(l.total.backward(), &model);
-            model = optim.step(1e-3, model, grads);
-        }
-        sync(device)?;
-        Ok(losses)
-    };
-    let baseline_losses =
-        steps(twin(&model, VqVaeConfig::new(length).init(&cpu)?, &other), &other)?;
-    let baseline_losses_cpu = steps(model, &cpu)?;
-
-    // NC-VQVAE: one step's losses and the gradient with respect to the augmented view.
-    cpu.seed(5);
-    let config =
-        NcVqVaeConfig::new(VqVaeConfig::new(length), SslMethod::BarlowTwins).with_projector_dim(32);
-    let model = config.init(&cpu)?;
-    let on_other = twin(&model, config.init(&cpu)?, &other);
-    let nc_step =
-        |model: &vqvae::NcVqVae, device: &Device| -> Result<(Vec<f32>, Vec<f32>), BenchError> {
-            let x_aug = check_series(0.3, device).require_grad();
-            let l = model.losses(check_series(0.0, device), x_aug.clone());
-            let values = scalars([
-                l.total.clone(),
-                l.ssl.clone(),
-                l.recon_time.clone(),
-                l.aug_recon_timefreq.clone(),
-            ]);
-            let grads = l.total.backward();
-            let dx = x_aug
-                .grad(&grads)
-                .ok_or_else(|| BenchError::Device("the augmented view got no gradient".into()))?
-                .into_data()
-                .try_into_vec::<f32>()
-                .map_err(|e| BenchError::Device(format!("{e:?}")))?;
-            Ok((values, dx))
-        };
-    let (nc_losses, dx) = nc_step(&on_other, &other)?;
-    let (nc_losses_cpu, dx_cpu) = nc_step(&model, &cpu)?;
-
-    let max_loss_difference = baseline_losses_cpu
-        .iter()
-        .zip(&baseline_losses)
-        .chain(nc_losses_cpu.iter().zip(&nc_losses))
-        .map(|(&c, &o)| {
-            if c.is_finite() && o.is_finite() {
-                ((c - o).abs() / c.abs().max(1.0)) as f64
-            } else {
-                f64::INFINITY
-            }
-        })
-        .fold(0.0, f64::max);
-    let gradient_scale = dx_cpu.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let scale = gradient_scale.max(f32::MIN_POSITIVE);
-    let max_gradient_difference = dx_cpu
-        .iter()
-        .zip(&dx)
-        .map(|(&c, &o)| if o.is_finite() { ((c - o).abs() / scale) as f64 } else { f64::INFINITY })
-        .fold(if dx.len() == dx_cpu.len() { 0.0 } else { f64::INFINITY }, f64::max);
-    Ok(Agreement {
-        backend: backend.into(),
-        agrees: max_loss_difference <= LOSS_TOLERANCE
-            && max_gradient_difference <= GRADIENT_TOLERANCE,
-        baseline_losses_cpu,
-        baseline_losses,
-        nc_losses_cpu,
-        nc_losses,
-        max_loss_difference,
-        gradient_scale: gradient_scale as f64,
-        max_gradient_difference,
-    })
+    pub(crate) agreement: Option<Agreement>,
 }
 
 /// Errors of a benchmark run.
 #[derive(Debug, thiserror::Error)]
-pub enum BenchError {
+pub(crate) enum BenchError {
     /// Bad settings.
     #[error("{0}")]
     Config(String),
@@ -353,7 +203,7 @@ pub enum BenchError {
 }
 
 /// Worker threads of the CPU backend: `RAYON_NUM_THREADS` when set, else the available cores.
-pub fn cpu_threads() -> usize {
+pub(crate) fn cpu_threads() -> usize {
     std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -361,7 +211,7 @@ pub fn cpu_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn median(sorted: &[f64]) -> f64 {
+pub(super) fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
     if n % 2 == 1 { sorted[n / 2] } else { 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) }
 }
@@ -390,7 +240,7 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-fn sync(device: &Device) -> Result<(), BenchError> {
+pub(crate) fn sync(device: &Device) -> Result<(), BenchError> {
     device.sync().map_err(|e| BenchError::Device(format!("{e:?}")))
 }
 
@@ -436,80 +286,6 @@ fn time_steps(
         spin_utilisation,
         gemm: kernels::gemm_work().since(gemm_start),
     })
-}
-
-fn series(shape: Shape, device: &Device) -> Tensor<3> {
-    Tensor::random([shape.batch, 1, shape.length], Distribution::Normal(0.0, 1.0), device)
-}
-
-/// Training steps of `model`, one per call: `loss` builds the step's loss (read back once, as a
-/// training loop logs it), then backward and the thesis' stage-1 AdamW update (docs/reference.md
-/// §8.1, from the `Stage1Config` defaults).
-fn trainer<M: Module>(model: M, mut loss: impl FnMut(&M) -> Tensor<1>) -> impl FnMut() {
-    let c = Stage1Config::new("bench");
-    let mut optim = train::adamw(c.beta1, c.beta2, c.epsilon, c.weight_decay);
-    let mut model = Some(model);
-    move || {
-        let m = model.take().expect("model is put back after every step");
-        let l = loss(&m);
-        let _ = l.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(l.backward(), &m);
-        model = Some(optim.step(c.lr, m, grads));
-    }
-}
-
-/// The stage-1 training steps of NC-VQVAE (Barlow Twins, `projector_dim`) or, without
-/// `nc_vqvae`, of the baseline VQ-VAE at `shape` on the autodiff device `train`, one per call.
-fn stage1_trainer<'a>(
-    nc_vqvae: bool,
-    shape: Shape,
-    projector_dim: usize,
-    train: &'a Device,
-) -> Result<Box<dyn FnMut() + 'a>, BenchError> {
-    if !nc_vqvae {
-        return Ok(Box::new(trainer(VqVaeConfig::new(shape.length).init(train)?, move |m| {
-            m.losses(series(shape, train)).total
-        })));
-    }
-    let config = NcVqVaeConfig::new(VqVaeConfig::new(shape.length), SslMethod::BarlowTwins)
-        .with_projector_dim(projector_dim);
-    Ok(Box::new(trainer(config.init(train)?, move |m| {
-        let x = series(shape, train);
-        let x_aug = x.clone() + series(shape, train) * 0.1;
-        m.losses(x, x_aug).total
-    })))
-}
-
-/// The stage-2 prior's training steps at `shape` (random token grids, 60 % masked, random
-/// classes) on the autodiff device `train`, one per call.
-fn prior_trainer<'a>(
-    shape: Shape,
-    seed: u64,
-    device: &Device,
-    train: &'a Device,
-) -> Result<Box<dyn FnMut() + 'a>, BenchError> {
-    let tokenizer = VqVaeConfig::new(shape.length).init(device)?;
-    let n = 5 * latent_width(&tokenizer, device);
-    let k = tokenizer.quantizer().codebook_size();
-    let n_classes = 2;
-    let prior = MaskGitConfig::new(TrunkConfig::new(n, n_classes), Variant::Token)
-        .init(tokenizer.quantizer().codebook().to_device(train), train)?;
-    let mut rng = StdRng::seed_from_u64(seed);
-    Ok(Box::new(trainer(prior, move |p| {
-        let (b, k) = (shape.batch, k as i64);
-        let targets: Vec<i64> = (0..b * n).map(|_| rng.random_range(0..k)).collect();
-        let hidden: Vec<bool> = (0..b * n).map(|_| rng.random_bool(0.6)).collect();
-        let ids: Vec<i64> =
-            targets.iter().zip(&hidden).map(|(&t, &h)| if h { k } else { t }).collect();
-        let weights: Vec<f32> = hidden.iter().map(|&h| if h { 1.0 } else { 0.0 }).collect();
-        let classes: Vec<i64> = (0..b).map(|_| rng.random_range(0..=n_classes as i64)).collect();
-        p.loss(
-            int_tensor(ids, [b, n], train),
-            Tensor::<1, Int>::from_data(TensorData::new(classes, [b]), train),
-            int_tensor(targets, [b, n], train),
-            Tensor::from_data(TensorData::new(weights, [b, n]), train),
-        )
-    })))
 }
 
 fn time_case(
@@ -566,7 +342,7 @@ fn time_case(
 }
 
 /// Runs every case at every shape; `progress` is called with each finished timing.
-pub fn run(
+pub(crate) fn run(
     options: &BenchOptions,
     backend: &str,
     device: &Device,
@@ -617,126 +393,10 @@ pub fn run(
     })
 }
 
-/// The report as a markdown table.
-pub fn table(report: &BenchReport) -> String {
-    let mut out = format!(
-        "{} on {} ({} threads)\n\n| case | batch × length | median ms | min ms | max ms | steps | CPU / wall | of it spinning | peak RSS MiB | GEMM GFLOP / step | GEMM thread-ms / step |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
-        report.implementation, report.backend, report.threads
-    );
-    for t in &report.results {
-        let or_dash =
-            |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
-        out += &format!(
-            "| {} | {} × {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |\n",
-            t.case,
-            t.batch,
-            t.length,
-            t.median_ms,
-            t.min_ms,
-            t.max_ms,
-            t.steps,
-            or_dash(t.cpu_utilisation, 2),
-            or_dash(t.spin_utilisation, 2),
-            or_dash(t.peak_rss_mib, 0),
-            or_dash(t.gemm_gflop_per_step, 2),
-            or_dash(t.gemm_thread_ms_per_step, 1)
-        );
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The NC-VQVAE stage-1 step at 128 × 500 and the baseline's at 128 × 500, 128 × 140 and
-    /// 32 × 140 with one of the convolutions' switches on and off, alternating step by step in
-    /// one process (a noisy machine then slows both alike), medians of 12 steps each (`PAIRS=n`
-    /// for n; `SWITCH_CASES=stage2_prior:32x140,…` for other training cases and shapes).
-    #[cfg(feature = "cpu")]
-    fn switch_in_the_training_steps(on_name: &str, off_name: &str, switch: fn(bool)) {
-        let device = Device::flex();
-        kernels::on_pool(|| {
-            let cases = std::env::var("SWITCH_CASES").unwrap_or_else(|_| "stage1_nc_vqvae:128x500,stage1_baseline:128x500,stage1_baseline:128x140,stage1_baseline:32x140".into());
-            for item in cases.split(',') {
-                let (case, shape) =
-                    item.split_once(':').expect("SWITCH_CASES: CASE:BATCHxLENGTH,…");
-                let case = <Case as clap::ValueEnum>::from_str(case, false)
-                    .ok()
-                    .filter(|&c| c != Case::Sampling)
-                    .expect("a training case");
-                let shape: Shape = shape.parse().unwrap();
-                let train = device.clone().autodiff();
-                train.seed(1);
-                let mut one_step = if case == Case::Stage2Prior {
-                    prior_trainer(shape, 1, &device, &train).unwrap()
-                } else {
-                    stage1_trainer(
-                        case == Case::Stage1NcVqvae,
-                        shape,
-                        BenchOptions::default().projector_dim,
-                        &train,
-                    )
-                    .unwrap()
-                };
-                let mut step = |on: bool| {
-                    switch(on);
-                    let start = Instant::now();
-                    kernels::spinning(&device, &mut one_step);
-                    start.elapsed().as_secs_f64() * 1e3
-                };
-                step(true);
-                step(false);
-                let (mut on, mut off) = (Vec::new(), Vec::new());
-                for _ in 0..std::env::var("PAIRS").ok().and_then(|v| v.parse().ok()).unwrap_or(12) {
-                    on.push(step(true));
-                    off.push(step(false));
-                }
-                switch(true);
-                on.sort_by(f64::total_cmp);
-                off.sort_by(f64::total_cmp);
-                let (a, b) = (median(&on), median(&off));
-                println!(
-                    "{} {}x{}: {on_name} {a:.1} ms, {off_name} {b:.1} ms ({:.3}x)",
-                    case.name(),
-                    shape.batch,
-                    shape.length,
-                    a / b
-                );
-            }
-        });
-    }
-
-    /// [`switch_in_the_training_steps`] for the row bands: `RAYON_NUM_THREADS=2 cargo test
-    /// --release --lib row_bands_in_the_training_steps -- --ignored --nocapture`
-    /// (docs/benchmarks.md).
-    #[cfg(feature = "cpu")]
-    #[test]
-    #[ignore]
-    fn row_bands_in_the_training_steps() {
-        switch_in_the_training_steps("row bands", "whole matrix", kernels::set_conv_row_bands);
-    }
-
-    /// [`switch_in_the_training_steps`] for the residual blocks' Winograd F(4, 3) against their
-    /// im2col GEMMs: `RAYON_NUM_THREADS=2 cargo test --release --lib
-    /// winograd_in_the_training_steps -- --ignored --nocapture` (docs/benchmarks.md).
-    #[cfg(feature = "cpu")]
-    #[test]
-    #[ignore]
-    fn winograd_in_the_training_steps() {
-        switch_in_the_training_steps("winograd", "im2col", kernels::set_conv_winograd);
-    }
-
-    /// [`switch_in_the_training_steps`] for the pool's idle workers spinning during a step
-    /// against asleep: `RAYON_NUM_THREADS=2 cargo test --release --lib
-    /// pool_spin_in_the_training_steps -- --ignored --nocapture` (docs/benchmarks.md).
-    #[cfg(feature = "cpu")]
-    #[test]
-    #[ignore]
-    fn pool_spin_in_the_training_steps() {
-        kernels::set_pool_spin(false);
-        switch_in_the_training_steps("spinning", "asleep", kernels::set_pool_spin);
-    }
+    use crate::cli::bench::agreement::agreement;
 
     #[test]
     fn shapes_parse_and_bad_ones_are_named() {
@@ -812,6 +472,6 @@ mod tests {
             );
             assert!((a.median_ms - b.median_ms).abs() < 1e-9 * b.median_ms, "{a:?} vs {b:?}");
         }
-        assert!(table(&report).contains("| stage2_prior | 2 × 65 |"));
+        assert!(super::super::table(&report).contains("| stage2_prior | 2 × 65 |"));
     }
 }

@@ -15,12 +15,12 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
 
 /// Blocks smaller than this go to the system allocator unchanged (16 MiB).
-pub const MIN_CACHED: usize = 16 << 20;
+pub(crate) const MIN_CACHED: usize = 16 << 20;
 /// The most bytes the cache keeps (6 GiB: the im2col matrices and gradients of a 128 × 500 stage-1
 /// step are 100–180 MiB each).
-pub const MAX_CACHED_BYTES: usize = 6 << 30;
+pub(crate) const MAX_CACHED_BYTES: usize = 6 << 30;
 /// The most blocks the cache keeps.
-pub const SLOTS: usize = 96;
+pub(crate) const SLOTS: usize = 96;
 
 /// One kept block: its address, size, alignment and when it was kept (`ptr == 0`: empty slot).
 #[derive(Clone, Copy)]
@@ -41,13 +41,13 @@ struct Cache {
 
 /// The system allocator with a cache of freed large blocks (see the module docs). Never
 /// allocates inside its own lock.
-pub struct LargeBlockCache {
+pub(crate) struct LargeBlockCache {
     cache: Mutex<Cache>,
 }
 
 impl LargeBlockCache {
     /// An empty cache.
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { cache: Mutex::new(Cache { slots: [EMPTY; SLOTS], bytes: 0, clock: 0 }) }
     }
 
@@ -112,7 +112,7 @@ impl LargeBlockCache {
     }
 
     /// Hands every kept block back to the system allocator.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         let kept = {
             let Ok(mut cache) = self.cache.lock() else { return };
             cache.bytes = 0;
@@ -131,7 +131,8 @@ impl LargeBlockCache {
     }
 
     /// Number of blocks and bytes kept now.
-    pub fn kept(&self) -> (usize, usize) {
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> (usize, usize) {
         self.cache
             .lock()
             .map(|c| (c.slots.iter().filter(|s| s.ptr != 0).count(), c.bytes))
@@ -205,7 +206,7 @@ unsafe impl GlobalAlloc for LargeBlockCache {
 /// [`tune_system_allocator`] tells it to keep) to the kernel: `malloc_trim(0)`. Nothing on other
 /// C libraries. `bench` calls it between cases so that each case's peak resident memory is
 /// its own.
-pub fn trim_system_allocator() {
+pub(crate) fn trim_system_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         unsafe extern "C" {
@@ -230,7 +231,7 @@ pub fn trim_system_allocator() {
 /// (docs/benchmarks.md). Blocks above 32 MiB are kept by [`LargeBlockCache`]. The memory stays
 /// with the process for reuse, bounded by the step's own peak. Does nothing on other C libraries,
 /// or when `NC_VQVAE_GLIBC_DEFAULTS` is set (for A/B measurements).
-pub fn tune_system_allocator() {
+pub(crate) fn tune_system_allocator() {
     if std::env::var_os("NC_VQVAE_GLIBC_DEFAULTS").is_some() {
         return; // for A/B measurements of this setting
     }

@@ -18,7 +18,7 @@ use burn::tensor::Device;
     serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
-pub enum Backend {
+pub(crate) enum Backend {
     /// Burn's `flex` CPU backend (cargo feature `cpu`, on by default).
     #[default]
     Cpu,
@@ -33,21 +33,22 @@ pub enum Backend {
 #[error(
     "backend '{name}' is not compiled into this binary; rebuild with `cargo build --release --features {feature}`"
 )]
-pub struct NotCompiled {
+pub(crate) struct NotCompiled {
     /// The backend name.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// The cargo feature that enables it.
-    pub feature: &'static str,
+    pub(crate) feature: &'static str,
 }
 
 /// The backend asked for cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BackendError {
+pub(crate) enum BackendError {
     /// It is not compiled into this binary.
     #[error(transparent)]
     NotCompiled(#[from] NotCompiled),
     /// It is compiled in, but this machine lacks what it needs at run time.
     #[error("backend '{name}': {reason}")]
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code, reason = "only the cuda check finds this"))]
     Unavailable {
         /// The backend name.
         name: &'static str,
@@ -58,7 +59,7 @@ pub enum BackendError {
 
 impl Backend {
     /// The flag value and cargo feature name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Backend::Cpu => "cpu",
             Backend::Wgpu => "wgpu",
@@ -67,7 +68,7 @@ impl Backend {
     }
 
     /// Whether this binary was built with the backend's feature.
-    pub fn is_compiled(self) -> bool {
+    pub(crate) fn is_compiled(self) -> bool {
         match self {
             Backend::Cpu => cfg!(feature = "cpu"),
             Backend::Wgpu => cfg!(feature = "wgpu"),
@@ -76,7 +77,7 @@ impl Backend {
     }
 
     /// Checks that the backend is compiled in, without creating a device.
-    pub fn ensure_compiled(self) -> Result<(), NotCompiled> {
+    pub(crate) fn ensure_compiled(self) -> Result<(), NotCompiled> {
         if self.is_compiled() {
             Ok(())
         } else {
@@ -86,7 +87,7 @@ impl Backend {
 
     /// The device for inference; `.autodiff()` it for training. For `cuda`, first checks that the
     /// NVIDIA driver and NVRTC libraries can be loaded (the backend would panic on first use).
-    pub fn device(self) -> Result<Device, BackendError> {
+    pub(crate) fn device(self) -> Result<Device, BackendError> {
         self.ensure_compiled()?;
         match self {
             #[cfg(feature = "cpu")]
