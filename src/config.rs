@@ -292,7 +292,7 @@ pub fn layer_table<T: Serialize + DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stage1::{SslChoice, Stage1Config};
+    use crate::stage1::{SslChoice, Stage1Run};
 
     #[test]
     fn file_then_set_then_base_order() {
@@ -303,7 +303,7 @@ mod tests {
             "[stage1]\nepochs = 50\nlr = 0.002\nssl = \"vibcreg\"\n[stage2]\nepochs = 7\n",
         )
         .unwrap();
-        let base = Stage1Config::new("ECG5000");
+        let base = Stage1Run::new("ECG5000");
         let sets = vec![
             "stage1.lr=5e-4".to_string(),
             "stage2.batch_size=3".to_string(),
@@ -321,7 +321,7 @@ mod tests {
     #[test]
     fn mistakes_are_one_line_errors_naming_the_source() {
         let tmp = tempfile::tempdir().unwrap();
-        let base = Stage1Config::new("ECG5000");
+        let base = Stage1Run::new("ECG5000");
         let bad_key = tmp.path().join("k.toml");
         std::fs::write(&bad_key, "[stage1]\nepochz = 5\n").unwrap();
         let e = layer(&base, "stage1", Some(&bad_key), &[]).unwrap_err().to_string();
@@ -401,7 +401,7 @@ mod tests {
             file in prop::collection::vec(setting(), 0..6),
             sets in prop::collection::vec(setting(), 0..8),
         ) {
-            let base = Stage1Config::new("ECG5000");
+            let base = Stage1Run::new("ECG5000");
             let mut doc = toml::Table::new();
             for (section, key, value) in &file {
                 let table = doc.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -415,13 +415,13 @@ mod tests {
 
             let stored: toml::Table = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
             let stored = toml::Table::from_iter([("stage1".to_string(), toml::Value::Table(stored))]);
-            prop_assert_eq!(layer_table(&Stage1Config::new("other"), "stage1", Some((&stored, "config.toml")), &[]).unwrap(), c);
+            prop_assert_eq!(layer_table(&Stage1Run::new("other"), "stage1", Some((&stored, "config.toml")), &[]).unwrap(), c);
         }
 
         /// Any `--set` text gives a config or a one-line error, never a panic.
         #[test]
         fn any_set_argument_is_a_config_or_a_one_line_error(arg in ".{0,40}") {
-            if let Err(e) = layer_table(&Stage1Config::new("ECG5000"), "stage1", None, &[arg]) {
+            if let Err(e) = layer_table(&Stage1Run::new("ECG5000"), "stage1", None, &[arg]) {
                 prop_assert!(!e.to_string().contains('\n'), "{}", e);
             }
         }

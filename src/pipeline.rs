@@ -23,7 +23,7 @@ use crate::RunError;
 use crate::config::{ConfigError, layer};
 use crate::evaluate::{EvalSummary, EvaluateOptions};
 use crate::fcn::FcnTrainConfig;
-use crate::stage1::{Recipe, SslChoice, Stage1Config, Stage1Options, Stage1Summary};
+use crate::stage1::{Recipe, SslChoice, Stage1Options, Stage1Run, Stage1Summary};
 use crate::stage2::{Stage2Config, Stage2Options, Stage2Summary};
 use train::persist::claim_text;
 use train::run_dir::{read_json, write_json};
@@ -87,7 +87,7 @@ pub struct JobConfig {
     /// The comparison.
     pub run: JobSettings,
     /// Stage-1 settings shared by both models (`ssl` and `aug` come from `[run]`).
-    pub stage1: Stage1Config,
+    pub stage1: Stage1Run,
     /// Stage-2 settings of both priors.
     pub stage2: Stage2Config,
     /// The FCN behind FID / IS.
@@ -98,7 +98,7 @@ impl JobConfig {
     /// The thesis' settings (docs/reference.md §8, §9, §10: 1000 epochs everywhere, projector 4096) for
     /// `dataset`, comparing the baseline with Barlow Twins + slice-and-shuffle.
     pub fn thesis(dataset: &str) -> Self {
-        let mut stage1 = Stage1Config::new(dataset);
+        let mut stage1 = Stage1Run::new(dataset);
         stage1.probe_every = 50;
         Self {
             run: JobSettings {
@@ -192,7 +192,7 @@ impl JobConfig {
     }
 
     /// The stage-1 config of one of the two models.
-    pub fn stage1_for(&self, ssl: SslChoice) -> Stage1Config {
+    pub fn stage1_for(&self, ssl: SslChoice) -> Stage1Run {
         let mut c = self.stage1.clone();
         c.dataset = self.run.dataset.clone();
         c.data_dir = self.run.data_dir.clone();
@@ -253,7 +253,7 @@ impl ModelResult {
 /// read back instead of rerun. `eval.fcn` must name the FCN to use.
 pub fn run_model(
     dir: &Path,
-    stage1: &Stage1Config,
+    stage1: &Stage1Run,
     stage2: &Stage2Config,
     eval: &EvaluateOptions,
     progress: bool,

@@ -18,18 +18,18 @@ use crate::config::OnDataset;
 use crate::progress::Bar;
 use train::run_dir::{RunDir, write_json};
 
-/// Everything that defines a stage-1 run: the dataset and the recipe; written to `config.toml`.
-/// Defaults are the thesis settings.
-pub type Stage1Config = OnDataset<train::stage1::Stage1Config>;
+/// Everything that defines a stage-1 run in a folder: the dataset and the recipe
+/// ([`train::stage1::Stage1Config`]); written to `config.toml`. Defaults are the thesis settings.
+pub type Stage1Run = OnDataset<train::stage1::Stage1Config>;
 
-impl Stage1Config {
+impl Stage1Run {
     /// Thesis defaults for `dataset`.
     pub fn new(dataset: &str) -> Self {
         OnDataset::on(dataset, train::stage1::Stage1Config::default())
     }
 
     /// Checks the values that would otherwise fail deep inside training.
-    pub fn validate(&self) -> Result<(), Stage1Error> {
+    pub fn validate(&self) -> Result<(), train::Error> {
         Ok(self.recipe.validate()?)
     }
 }
@@ -63,9 +63,6 @@ pub struct Stage1Summary {
     pub seed: u64,
 }
 
-/// The errors of stage 1: those of the training library.
-pub type Stage1Error = train::Error;
-
 /// Reads a number that JSON writes as `null` when it is NaN (serde_json's NaN).
 fn nan_if_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
@@ -83,11 +80,11 @@ pub struct Stage1Options {
 /// Trains (or resumes) a stage-1 run in `out` on `device` (a plain device; autodiff is added
 /// there) and writes `model.bpk` and `stage1.json`.
 pub fn train(
-    config: &Stage1Config,
+    config: &Stage1Run,
     out: &Path,
     device: &Device,
     options: &Stage1Options,
-) -> Result<Stage1Summary, Stage1Error> {
+) -> Result<Stage1Summary, train::Error> {
     config.validate()?;
     // A new run reads its data before it claims the folder, so bad input leaves nothing behind.
     let early = if options.resume { None } else { Some(config.load_data()?) };
@@ -95,7 +92,7 @@ pub fn train(
         // The config is claimed in the folder before the run folder is opened below.
         train::run_dir::ensure_writable(out)?;
     }
-    let config: Stage1Config = run_config(
+    let config: Stage1Run = run_config(
         &out.join("config.toml"),
         options.resume,
         config,
@@ -143,7 +140,7 @@ pub fn train(
 pub fn load_finished(
     run: &Path,
     device: &Device,
-) -> Result<(Stage1Config, UcrDataset, Stage1Model), RunError> {
+) -> Result<(Stage1Run, UcrDataset, Stage1Model), RunError> {
     let model_path = run.join("model.bpk");
     if !run.join("stage1.json").exists() || !model_path.exists() {
         return Err(RunError::NotReady(format!(
@@ -152,7 +149,7 @@ pub fn load_finished(
             run.display()
         )));
     }
-    let config: Stage1Config = read_toml(&run.join("config.toml"))?;
+    let config: Stage1Run = read_toml(&run.join("config.toml"))?;
     let data = config.load_data()?;
     let model = Stage1Model::new(&config, data.length(), device)
         .map_err(|source| train::Error::Model { dataset: data.name.clone(), source })?;

@@ -18,7 +18,7 @@ pub use train::stage2::{PriorChoice, Stage2Config};
 
 use crate::RunError;
 use crate::progress::Bar;
-use crate::stage1::{Stage1Config, load_finished};
+use crate::stage1::{Stage1Run, load_finished};
 use train::run_dir::{RunDir, write_atomic, write_json};
 
 /// `DIR/stage2.json`.
@@ -107,7 +107,7 @@ pub fn train(
 /// A finished stage-1 + stage-2 run, loaded for sampling.
 pub struct Generator {
     /// The stage-1 run's config.
-    pub stage1: Stage1Config,
+    pub stage1: Stage1Run,
     /// Its dataset (class labels, normaliser, length).
     pub data: UcrDataset,
     tokenizer: crate::stage1::Stage1Model,

@@ -32,7 +32,7 @@ use crate::config::{ConfigError, layer_table, read_file};
 use crate::evaluate::EvaluateOptions;
 use crate::fcn::FcnTrainConfig;
 use crate::pipeline::{JobConfig, ModelResult, claim_point, run_model};
-use crate::stage1::{Recipe, SslChoice, Stage1Config};
+use crate::stage1::{Recipe, SslChoice, Stage1Run};
 use crate::stage2::Stage2Config;
 use train::persist::read_toml;
 use train::run_dir::{read_json, write_atomic};
@@ -80,7 +80,7 @@ pub struct Point {
     /// FID / IS sample cap (0: all test series).
     pub fid_samples: usize,
     /// Stage 1.
-    pub stage1: Stage1Config,
+    pub stage1: Stage1Run,
     /// Stage 2.
     pub stage2: Stage2Config,
     /// The FCN's training settings.

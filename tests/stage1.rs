@@ -116,16 +116,17 @@ fn bad_stage1_input_exits_2_with_one_line() {
 /// NonFinite error naming the loss term, leave no stage1.json, and keep the last checkpoint valid.
 #[test]
 fn diverging_run_stops_and_keeps_the_last_good_checkpoint() {
-    use nc_vqvae::stage1::{Stage1Config, Stage1Error, Stage1Options, train};
+    use nc_vqvae::stage1::{Stage1Options, Stage1Run, train};
+    use nc_vqvae::train::Error;
     let tmp = tempfile::tempdir().unwrap();
-    let mut config = Stage1Config::new("SonyAIBORobotSurface1");
+    let mut config = Stage1Run::new("SonyAIBORobotSurface1");
     config.epochs = 20;
     config.batch_size = 8;
     config.checkpoint_every = 1;
     config.lr = 1e10;
     let device = burn::tensor::Device::flex();
     let err = train(&config, tmp.path(), &device, &Stage1Options::default()).unwrap_err();
-    assert!(matches!(err, Stage1Error::NonFinite { .. }), "{err}");
+    assert!(matches!(err, Error::NonFinite { .. }), "{err}");
     assert!(!err.is_input_error());
     assert!(err.to_string().contains("training diverged"), "{err}");
     assert!(!tmp.path().join("stage1.json").exists());

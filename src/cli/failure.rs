@@ -1,7 +1,5 @@
 //! Failures of a command, split by whose fault they are: exit 2 for bad input, 1 for ours.
 
-use nc_vqvae::stage1::Stage1Error;
-
 use super::backend::{BackendError, NotCompiled};
 
 /// Whether a failure is a full disk: an I/O error of that kind anywhere in its chain, or ENOSPC's
@@ -34,8 +32,8 @@ impl From<nc_vqvae::RunError> for Failure {
     }
 }
 
-impl From<Stage1Error> for Failure {
-    fn from(e: Stage1Error) -> Self {
+impl From<nc_vqvae::train::Error> for Failure {
+    fn from(e: nc_vqvae::train::Error) -> Self {
         if e.is_input_error() { Failure::Input(e.into()) } else { Failure::Internal(e.into()) }
     }
 }

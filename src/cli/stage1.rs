@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use nc_vqvae::config::layer;
-use nc_vqvae::stage1::{Recipe, SslChoice, Stage1Config, Stage1Options};
+use nc_vqvae::stage1::{Recipe, SslChoice, Stage1Options, Stage1Run};
 
 use super::{Ctx, Failure, choice, explicit_flags, own_file_path, report};
 
@@ -65,7 +65,7 @@ pub(crate) struct Stage1Args {
 /// Runs `stage1`.
 pub(crate) fn run(args: Stage1Args, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let m = ctx.matches.subcommand_matches("stage1");
-    let mut config = layer(&Stage1Config::new(&args.dataset), "stage1", ctx.config_file, ctx.sets)?;
+    let mut config = layer(&Stage1Run::new(&args.dataset), "stage1", ctx.config_file, ctx.sets)?;
     config.dataset = own_file_path(args.dataset);
     if args.data_dir.is_some() {
         config.data_dir = args.data_dir;

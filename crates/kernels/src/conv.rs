@@ -601,7 +601,7 @@ mod flex {
         /// row once where a replicate padding repeats it): on the 5 frequency rows with a 3-row
         /// kernel, 2 of the 15 kernel rows' work.
         fn banded(&self, wp: &[f32]) -> Option<Vec<(Band, Vec<f32>)>> {
-            if !crate::conv_row_bands() || !self.channels_last || self.pointwise() {
+            if !crate::tuning::conv_row_bands() || !self.channels_last || self.pointwise() {
                 return None;
             }
             let bands = self.geometry.bands(self.height, self.width);
@@ -637,12 +637,12 @@ mod flex {
         /// bands off, the whole matrix as one band), each with its weight transform `U` (`Uᵀ`
         /// where `transposed`; empty unless `want_u`).
         fn winograd(&self, wp: &[f32], want_u: bool, transposed: bool) -> Option<Winograd> {
-            if !crate::conv_winograd() || !self.channels_last || self.pointwise() {
+            if !crate::tuning::conv_winograd() || !self.channels_last || self.pointwise() {
                 return None;
             }
             let scheme = winograd::scheme(&self.geometry)?;
             let [kh, _] = self.geometry.kernel;
-            let bands = if crate::conv_row_bands() {
+            let bands = if crate::tuning::conv_row_bands() {
                 self.geometry.bands(self.height, self.width)
             } else {
                 vec![Band {
@@ -1850,9 +1850,13 @@ mod tests {
             // Winograd against im2col, both with the row bands (`CONV_THROUGHPUT=bands`: the
             // bands against the whole matrix, both as im2col).
             let bands = std::env::var("CONV_THROUGHPUT").as_deref() == Ok("bands");
-            crate::set_conv_winograd(!bands);
+            crate::tuning::set_conv_winograd(!bands);
             let switch = |on: bool| {
-                if bands { crate::set_conv_row_bands(on) } else { crate::set_conv_winograd(on) }
+                if bands {
+                    crate::tuning::set_conv_row_bands(on)
+                } else {
+                    crate::tuning::set_conv_winograd(on)
+                }
             };
             let (mut banded, mut whole) = (Vec::new(), Vec::new());
             for _ in 0..9 {
@@ -1862,7 +1866,7 @@ mod tests {
                 whole.push(time_one(&step));
             }
             switch(true);
-            crate::set_conv_winograd(true);
+            crate::tuning::set_conv_winograd(true);
             let (b, w) = (median(banded), median(whole));
             let (on, off) = if bands { ("bands", "whole matrix") } else { ("winograd", "im2col") };
             println!("{what}: {on} {b:.2} ms, {off} {w:.2} ms ({:.2}x)", b / w);

@@ -13,6 +13,7 @@ mod norm;
 mod rms_norm;
 #[cfg(feature = "flex")]
 mod simd;
+pub mod tuning;
 #[cfg(feature = "flex")]
 mod winograd;
 
@@ -78,7 +79,7 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 ///
 /// Without effect (just `f()`) unless `device` is the flex CPU backend (on a GPU the CPU would spin
 /// through every wait for the device), off the pool, on one thread, inside another `spinning`,
-/// with `KERNELS_SPIN=0` in the environment or after [`set_pool_spin`]`(false)`, and without the
+/// with `KERNELS_SPIN=0` in the environment or after [`tuning::set_pool_spin`]`(false)`, and without the
 /// `flex` feature.
 pub fn spinning<R>(device: &burn::tensor::Device, f: impl FnOnce() -> R) -> R {
     #[cfg(feature = "flex")]
@@ -90,7 +91,7 @@ pub fn spinning<R>(device: &burn::tensor::Device, f: impl FnOnce() -> R) -> R {
         }
         let threads = rayon::current_num_threads();
         let Some(me) = rayon::current_thread_index() else { return f() };
-        if threads < 2 || !pool_spin() || SPINNING.swap(true, Ordering::AcqRel) {
+        if threads < 2 || !tuning::pool_spin() || SPINNING.swap(true, Ordering::AcqRel) {
             return f();
         }
         let state = Arc::new((AtomicBool::new(false), AtomicUsize::new(threads - 1)));
@@ -156,21 +157,6 @@ fn spin_until(stop: &std::sync::atomic::AtomicBool) {
 #[cfg(feature = "flex")]
 static SPINNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static SPIN_NANOS: AtomicU64 = AtomicU64::new(0);
-static SPIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Whether [`spinning`] spins: on unless `KERNELS_SPIN=0` (read once) or turned off here.
-/// Process-wide.
-pub fn set_pool_spin(on: bool) {
-    SPIN.store(on, Ordering::Relaxed);
-}
-
-/// Whether [`spinning`] spins ([`set_pool_spin`], `KERNELS_SPIN`).
-pub fn pool_spin() -> bool {
-    static ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    SPIN.load(Ordering::Relaxed)
-        && *ENV.get_or_init(|| std::env::var("KERNELS_SPIN").as_deref() != Ok("0"))
-}
-
 /// The time [`spinning`]'s workers have spent spinning without work since the process started
 /// (summed over workers): CPU time that is not work, for utilisation figures.
 pub fn spin_time() -> std::time::Duration {
@@ -213,38 +199,6 @@ pub(crate) fn record_gemm(flops: u64, nanos: u64) {
     NANOS.fetch_add(nanos, Ordering::Relaxed);
 }
 
-static ROW_BANDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Whether channels-last convolutions with padded rows run per row band, skipping the taps that
-/// read the padding (`true`, the default), or over the whole im2col matrix as before (`false`):
-/// the same values either way (to rounding), for comparisons of the two in one process (the
-/// convolution benchmark `conv_throughput` and the step benchmark in `nc-vqvae`'s `bench`
-/// module). Process-wide; takes effect at the next convolution.
-pub fn set_conv_row_bands(on: bool) {
-    ROW_BANDS.store(on, Ordering::Relaxed);
-}
-
-/// Whether the row bands of [`set_conv_row_bands`] are on.
-pub fn conv_row_bands() -> bool {
-    ROW_BANDS.load(Ordering::Relaxed)
-}
-
-static WINOGRAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Whether channels-last convolutions with 3 kernel columns at column stride 1 (the residual
-/// blocks' 3 × 3) or 4 at stride 2 (the encoder's strided 3 × 4, the decoder's transposed ones)
-/// run as Winograd F(4, 3) / F(3, 2) along the columns (`true`, the default: 1/2 and 2/3 of the
-/// multiply-adds), or as im2col GEMMs (`false`): the same values to rounding, for comparisons in
-/// one process like [`set_conv_row_bands`]. Process-wide; takes effect at the next convolution.
-pub fn set_conv_winograd(on: bool) {
-    WINOGRAD.store(on, Ordering::Relaxed);
-}
-
-/// Whether the Winograd convolutions of [`set_conv_winograd`] are on.
-pub fn conv_winograd() -> bool {
-    WINOGRAD.load(Ordering::Relaxed)
-}
-
 #[cfg(all(test, feature = "flex"))]
 mod tests {
     use burn::module::Param;
@@ -284,7 +238,7 @@ mod tests {
                 (sum, crate::spin_time() - before)
             });
             assert_eq!(sum, 50 * 49_995_000, "{threads} threads");
-            if threads > 1 && crate::pool_spin() {
+            if threads > 1 && crate::tuning::pool_spin() {
                 assert!(spun > std::time::Duration::ZERO, "{threads} threads: no spinning counted");
             }
         }

@@ -220,19 +220,26 @@ struct PriorBatch {
     weights: Tensor<2>,
 }
 
-/// Builds a training or evaluation batch: tokens, a mask, the input ids and the loss weights.
-#[allow(clippy::too_many_arguments)]
-fn make_batch(
-    source: &TokenSource,
-    idx: &[usize],
+/// How a batch is drawn: the masking, which positions carry loss, tokens drawn or nearest, the
+/// class dropout and the null class it drops to.
+#[derive(Clone, Copy)]
+struct BatchRule {
     mode: MaskMode,
     all_positions: bool,
     stochastic: bool,
     p_drop: f64,
     null: usize,
+}
+
+/// Builds a training or evaluation batch: tokens, a mask, the input ids and the loss weights.
+fn make_batch(
+    source: &TokenSource,
+    idx: &[usize],
+    rule: &BatchRule,
     rng: &mut StdRng,
     device: &Device,
 ) -> PriorBatch {
+    let BatchRule { mode, all_positions, stochastic, p_drop, null } = *rule;
     let (b, n, k) = (idx.len(), source.n_tokens, source.k);
     let targets = source.tokens(idx, stochastic, rng);
     let hidden = draw_mask(b, n, mode, rng);
@@ -262,17 +269,14 @@ fn evaluate(
     let (mut masked, mut all, mut n) = (0.0, 0.0, 0.0);
     for (b, idx) in epoch_batches(test.labels.len(), 256, false, 0, 0)?.into_iter().enumerate() {
         let mut rng = StdRng::seed_from_u64(mix(config.seed, u64::MAX, b as u64));
-        let batch = make_batch(
-            test,
-            &idx,
-            MaskMode::Standard,
-            false,
-            config.stochastic_tokens,
-            0.0,
-            prior.n_classes(),
-            &mut rng,
-            device,
-        );
+        let rule = BatchRule {
+            mode: MaskMode::Standard,
+            all_positions: false,
+            stochastic: config.stochastic_tokens,
+            p_drop: 0.0,
+            null: prior.n_classes(),
+        };
+        let batch = make_batch(test, &idx, &rule, &mut rng, device);
         let w = idx.len() as f64;
         masked += prior
             .loss(batch.ids.clone(), batch.classes.clone(), batch.targets.clone(), batch.weights)
@@ -392,17 +396,14 @@ impl Task<MaskGit> for PriorTask<'_> {
     ) -> Result<StepLoss, Error> {
         let c = self.config;
         let mut rng = StdRng::seed_from_u64(mix(c.seed, epoch as u64, b as u64));
-        let batch = make_batch(
-            self.train,
-            idx,
-            self.mode,
-            c.loss_on_all_positions,
-            c.stochastic_tokens,
-            c.p_unconditional,
-            self.null,
-            &mut rng,
-            self.train_device,
-        );
+        let rule = BatchRule {
+            mode: self.mode,
+            all_positions: c.loss_on_all_positions,
+            stochastic: c.stochastic_tokens,
+            p_drop: c.p_unconditional,
+            null: self.null,
+        };
+        let batch = make_batch(self.train, idx, &rule, &mut rng, self.train_device);
         Ok(StepLoss::of(prior.loss(batch.ids, batch.classes, batch.targets, batch.weights)))
     }
 
@@ -447,8 +448,14 @@ mod tests {
             for all in [false, true] {
                 for mode in [MaskMode::Standard, MaskMode::Inverted] {
                     let mut rng = StdRng::seed_from_u64(seed);
-                    let b =
-                        make_batch(&src, &[0, 1, 2], mode, all, false, 0.0, 3, &mut rng, &device);
+                    let rule = BatchRule {
+                        mode,
+                        all_positions: all,
+                        stochastic: false,
+                        p_drop: 0.0,
+                        null: 3,
+                    };
+                    let b = make_batch(&src, &[0, 1, 2], &rule, &mut rng, &device);
                     let ids = host(b.ids);
                     let hidden: Vec<bool> = ids.iter().map(|&i| i == 4.0).collect();
                     let weights = host(b.weights);

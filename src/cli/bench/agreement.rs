@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use ssl_losses::SslMethod;
 use vqvae::{NcVqVaeConfig, VqVaeConfig};
 
-use nc_vqvae::stage1::Stage1Config;
+use nc_vqvae::stage1::Stage1Run;
 
 use super::timing::{BenchError, Shape, sync};
 
@@ -84,7 +84,7 @@ pub(crate) fn agreement(backend: &str, device: &Device) -> Result<Agreement, Ben
     // Baseline: three AdamW steps from the same weights.
     cpu.seed(3);
     let model = VqVaeConfig::new(length).init(&cpu)?;
-    let c = Stage1Config::new("check");
+    let c = Stage1Run::new("check");
     let steps = |mut model: vqvae::VqVae, device: &Device| -> Result<Vec<f32>, BenchError> {
         let mut optim = train::adamw(c.beta1, c.beta2, c.epsilon, c.weight_decay);
         let mut losses = Vec::new();

@@ -72,7 +72,7 @@ fn switch_in_the_training_steps(on_name: &str, off_name: &str, switch: fn(bool))
 #[test]
 #[ignore]
 fn row_bands_in_the_training_steps() {
-    switch_in_the_training_steps("row bands", "whole matrix", kernels::set_conv_row_bands);
+    switch_in_the_training_steps("row bands", "whole matrix", kernels::tuning::set_conv_row_bands);
 }
 
 /// [`switch_in_the_training_steps`] for the residual blocks' Winograd F(4, 3) against their
@@ -82,7 +82,7 @@ fn row_bands_in_the_training_steps() {
 #[test]
 #[ignore]
 fn winograd_in_the_training_steps() {
-    switch_in_the_training_steps("winograd", "im2col", kernels::set_conv_winograd);
+    switch_in_the_training_steps("winograd", "im2col", kernels::tuning::set_conv_winograd);
 }
 
 /// [`switch_in_the_training_steps`] for the pool's idle workers spinning during a step
@@ -92,6 +92,6 @@ fn winograd_in_the_training_steps() {
 #[test]
 #[ignore]
 fn pool_spin_in_the_training_steps() {
-    kernels::set_pool_spin(false);
-    switch_in_the_training_steps("spinning", "asleep", kernels::set_pool_spin);
+    kernels::tuning::set_pool_spin(false);
+    switch_in_the_training_steps("spinning", "asleep", kernels::tuning::set_pool_spin);
 }

@@ -9,7 +9,7 @@ use rand::{RngExt, SeedableRng};
 use ssl_losses::SslMethod;
 use vqvae::{NcVqVaeConfig, VqVaeConfig};
 
-use nc_vqvae::stage1::Stage1Config;
+use nc_vqvae::stage1::Stage1Run;
 use nc_vqvae::stage2::latent_width;
 
 use super::timing::{BenchError, Shape};
@@ -20,9 +20,9 @@ pub(super) fn series(shape: Shape, device: &Device) -> Tensor<3> {
 
 /// Training steps of `model`, one per call: `loss` builds the step's loss (read back once, as a
 /// training loop logs it), then backward and the thesis' stage-1 AdamW update (docs/reference.md
-/// §8.1, from the `Stage1Config` defaults).
+/// §8.1, from the `Stage1Run` defaults).
 pub(super) fn trainer<M: Module>(model: M, mut loss: impl FnMut(&M) -> Tensor<1>) -> impl FnMut() {
-    let c = Stage1Config::new("bench");
+    let c = Stage1Run::new("bench");
     let mut optim = train::adamw(c.beta1, c.beta2, c.epsilon, c.weight_decay);
     let mut model = Some(model);
     move || {
