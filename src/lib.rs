@@ -12,7 +12,7 @@
 //! | [`ssl_losses`] | Barlow Twins, VIbCReg, projector, IterNorm |
 //! | [`maskgit`] | the MaskGIT prior and iterative decoding |
 //! | [`metrics`] | KNN / SVM probes; the FCN, FID, IS, CAS |
-//! | [`train`] | the training recipe: fused AdamW, the cosine schedule, the fit loop, stage-1 / stage-2 / FCN training on splits in memory, run folders ([`run_dir`]) |
+//! | [`train`] | the training recipe: fused AdamW, the cosine schedule, the fit loop, stage-1 / stage-2 / FCN training on splits in memory, run folders ([`train::run_dir`]) |
 //!
 //! On top of them, the *job API*: runs in folders named by dataset, as the `nc-vqvae` command
 //! line runs them: [`stage1`] (the tokenizer), [`stage2`] (the prior, sampling), [`fcn`] (the
