@@ -102,9 +102,9 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// The one way every file of a run is written: `write` fills a temporary file beside `path`
-/// (a name unique to this process and call), which is then flushed to disk, renamed over `path` and the rename flushed
-/// (the folder synced). A crash at any moment leaves either the old file or the new one, never a
+/// The one way every file of a run is written: `write` fills a temporary file beside `path` (a
+/// name unique to this process and call), which is then flushed to disk, renamed over `path` and
+/// the rename flushed (the folder synced). A crash at any moment leaves either the old file or the new one, never a
 /// part; concurrent writers of one path never share a temporary file, and the last rename wins.
 /// On failure the temporary file is removed. `E` is the caller's error type.
 pub fn write_atomic_with<E: From<RunDirError>>(
