@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use nc_vqvae::inspect::DatasetReport;
 
-use super::Failure;
+use super::{Failure, print_json};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DataCommand {
@@ -33,8 +33,7 @@ pub(crate) fn run(command: DataCommand) -> Result<(), Failure> {
     let data = spec.load_data()?;
     let report = DatasetReport::new(&data);
     if json {
-        let text = serde_json::to_string(&report).map_err(|e| Failure::Internal(e.into()))?;
-        println!("{text}");
+        print_json(&report)?;
     } else {
         print!("{}", report.to_text(&data));
     }

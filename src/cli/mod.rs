@@ -124,8 +124,7 @@ pub(crate) fn run(cli: Cli, matches: &ArgMatches) -> Result<(), Failure> {
 fn status(dir: &Path, json: bool) -> Result<(), Failure> {
     let status = nc_vqvae::status::status(dir)?;
     if json {
-        let text = serde_json::to_string(&status).map_err(|e| Failure::Internal(e.into()))?;
-        println!("{text}");
+        print_json(&status)?;
     } else {
         print!("{}", status.to_text());
     }
@@ -167,6 +166,12 @@ macro_rules! explicit_flags {
 }
 pub(crate) use explicit_flags;
 
+/// Prints `value` as one JSON line on stdout.
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    println!("{}", serde_json::to_string(value).map_err(|e| Failure::Internal(e.into()))?);
+    Ok(())
+}
+
 /// Prints a command's summary: one JSON line with `--json`, else the human text.
 pub(crate) fn report<T: serde::Serialize>(
     json: bool,
@@ -174,7 +179,7 @@ pub(crate) fn report<T: serde::Serialize>(
     text: impl FnOnce(&T) -> String,
 ) -> Result<(), Failure> {
     if json {
-        println!("{}", serde_json::to_string(summary).map_err(|e| Failure::Internal(e.into()))?);
+        print_json(summary)?;
     } else {
         println!("{}", text(summary));
     }

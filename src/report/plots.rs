@@ -4,6 +4,7 @@ use std::path::Path;
 
 use burn::tensor::{Device, Int};
 use maskgit::SamplerConfig;
+use train::to_host;
 use ucr_data::{UcrDataset, epoch_batches};
 
 use super::plot_err;
@@ -13,13 +14,6 @@ use crate::plot::{
     BLUE, BarPanel, Curve, CurvePanel, GREY, ORANGE, TokenPanel, bar_row, curve_grid,
 };
 use crate::stage2::Generator;
-
-/// Reads a tensor back from the device.
-fn read<T: burn::tensor::Element, const D: usize, K: burn::tensor::kind::Basic>(
-    t: burn::tensor::Tensor<D, K>,
-) -> Result<Vec<T>, RunError> {
-    t.try_into_vec_as::<T>().map_err(|e| RunError::Train(train::Error::Device(format!("{e:?}"))))
-}
 
 /// `curves.png`: the training curves of both runs (`base_dir`, `nc_dir`).
 pub(super) fn curves(
@@ -184,7 +178,7 @@ fn token_usage(run: &Generator, device: &Device) -> Result<Vec<usize>, RunError>
     let mut usage = vec![0usize; vq.quantizer().codebook_size()];
     for idx in epoch_batches(data.test.n(), 256, false, 0, 0)? {
         let tokens = vq.tokens(data.test.batch(&idx, device).x);
-        for t in read::<i64, 2, Int>(tokens)? {
+        for t in to_host::<i64, 2, Int>(tokens)? {
             usage[t as usize] += 1;
         }
     }
@@ -220,7 +214,7 @@ pub(super) fn reconstruction_panels(
     let length = data.length();
     let mut rows = Vec::new();
     for run in [base, nc] {
-        let mut values = read::<f32, 3, _>(run.tokenizer().forward(batch.x.clone()).x_hat)?;
+        let mut values = to_host::<f32, 3, _>(run.tokenizer().forward(batch.x.clone()).x_hat)?;
         data.normalizer.invert(&mut values);
         rows.push(values);
     }
@@ -267,7 +261,7 @@ pub(super) fn token_panels(
     let x = data.test.batch(&picks, device).x;
     let mut grids = Vec::new();
     for run in [base, nc] {
-        let tokens = read::<i64, 2, Int>(run.tokenizer().tokens(x.clone()))?;
+        let tokens = to_host::<i64, 2, Int>(run.tokenizer().tokens(x.clone()))?;
         grids.push(tokens.into_iter().map(|t| t as usize).collect::<Vec<_>>());
     }
     let n = grids[0].len() / picks.len().max(1);

@@ -124,6 +124,14 @@ pub(crate) fn at_least(field: &str, value: usize, min: usize) -> Result<(), Inva
     Err(InvalidSetting::new(field, &format!("at least {min}"), value))
 }
 
+/// Checks a batch size for a model with BatchNorm, which needs two samples to train.
+pub(crate) fn batch_norm_batch(batch_size: usize) -> Result<(), InvalidSetting> {
+    if batch_size >= 2 {
+        return Ok(());
+    }
+    Err(InvalidSetting::new("batch_size", "at least 2 (BatchNorm needs two samples)", batch_size))
+}
+
 /// Maps a record error on `path` to [`Error::Record`].
 pub(crate) fn record_err(path: &Path) -> impl FnOnce(burn::store::RecordError) -> Error + '_ {
     move |e| Error::Record { path: path.to_path_buf(), message: e.to_string() }

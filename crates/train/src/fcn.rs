@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use ucr_data::{Split, epoch_batches};
 
-use crate::error::{Error, InvalidSetting, at_least};
+use crate::error::{Error, at_least, batch_norm_batch};
 use crate::fit::{FitConfig, RunContext, StepLoss, Task, fit};
-use crate::persist::read;
 use crate::run_dir::{RunDir, io};
+use crate::to_host;
 
 /// The FCN's training recipe; defaults ([`Default`]) are the reference's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,7 +72,8 @@ fn correct_per_batch(
     let mut out = Vec::new();
     for idx in epoch_batches(split.n(), 256, false, 0, 0)? {
         let batch = split.batch(&idx, device);
-        let predicted = read::<i64, 1, Int>(model.forward(batch.x).argmax(1).reshape([idx.len()]))?;
+        let predicted =
+            to_host::<i64, 1, Int>(model.forward(batch.x).argmax(1).reshape([idx.len()]))?;
         out.push((
             predicted.iter().zip(&idx).filter(|(p, i)| **p as usize == split.labels[**i]).count(),
             idx.len(),
@@ -159,14 +160,7 @@ fn train_fcn_skipping(
     ctx: RunContext<'_>,
 ) -> Result<TrainedFcn, Error> {
     at_least("epochs", opts.epochs, 1)?;
-    if opts.batch_size < 2 {
-        return Err(InvalidSetting::new(
-            "batch_size",
-            "at least 2 (BatchNorm needs two samples)",
-            opts.batch_size,
-        )
-        .into());
-    }
+    batch_norm_batch(opts.batch_size)?;
     crate::check_adamw(opts.lr, opts.weight_decay, 0.9, 0.999, 1e-8)
         .map_err(|e| e.in_section("fcn"))?;
     let run = ctx.run;

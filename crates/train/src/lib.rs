@@ -32,3 +32,10 @@ pub use adamw::{FusedAdamW, FusedAdamWConfig, adamw, check_adamw};
 pub use error::{Error, InvalidSetting};
 pub use fit::{FitConfig, Fitted, Progress, RunContext, Silent, StepLoss, Task, fit};
 pub use schedule::{CosineSchedule, CosineScheduleConfig, cosine_lr, mix};
+
+/// A tensor's values read back from its device into host memory (a failure is [`Error::Device`]).
+pub fn to_host<T: burn::tensor::Element, const D: usize, K: burn::tensor::kind::Basic>(
+    t: burn::tensor::Tensor<D, K>,
+) -> Result<Vec<T>, Error> {
+    t.try_into_vec_as::<T>().map_err(|e| Error::Device(format!("{e:?}")))
+}

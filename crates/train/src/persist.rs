@@ -6,19 +6,11 @@ use std::path::Path;
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
-use burn::tensor::Tensor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, record_err};
 use crate::run_dir::{CheckpointInfo, RunDir, io, write_atomic, write_atomic_with};
-
-/// Reads a tensor back from the device.
-pub(crate) fn read<T: burn::tensor::Element, const D: usize, K: burn::tensor::kind::Basic>(
-    t: Tensor<D, K>,
-) -> Result<Vec<T>, Error> {
-    t.try_into_vec_as::<T>().map_err(|e| Error::Device(format!("{e:?}")))
-}
 
 /// Parses the TOML text of a file the program wrote (a run's `config.toml`).
 fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Error> {
@@ -26,6 +18,12 @@ fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Error> 
         path: path.into(),
         message: e.to_string().replace('\n', " "),
     })
+}
+
+/// The TOML text of a config to be written to `path`.
+fn toml_text<T: Serialize>(path: &Path, config: &T) -> Result<String, Error> {
+    toml::to_string_pretty(config)
+        .map_err(|e| Error::ConfigFile { path: path.into(), message: e.to_string() })
 }
 
 /// Reads a run's TOML config file.
@@ -50,9 +48,7 @@ pub fn run_config<T: Serialize + DeserializeOwned + Clone>(
     if path.exists() {
         return Err(Error::RunExists(exists()));
     }
-    let text = toml::to_string_pretty(given)
-        .map_err(|e| Error::ConfigFile { path: path.into(), message: e.to_string() })?;
-    write_atomic(path, text.as_bytes())?;
+    write_atomic(path, toml_text(path, given)?.as_bytes())?;
     Ok(given.clone())
 }
 
@@ -70,9 +66,7 @@ pub fn claim_config<T: Serialize + DeserializeOwned + PartialEq>(
         }
         return Ok(());
     }
-    let text = toml::to_string_pretty(config)
-        .map_err(|e| Error::ConfigFile { path: path.into(), message: e.to_string() })?;
-    write_atomic(path, text.as_bytes())?;
+    write_atomic(path, toml_text(path, config)?.as_bytes())?;
     Ok(())
 }
 

@@ -17,8 +17,8 @@ use vqvae::VqVae;
 use crate::error::Error;
 use crate::fcn::{FcnTrainConfig, train_fcn};
 use crate::fit::{Progress, RunContext};
-use crate::persist::read;
 use crate::run_dir::{RunDir, io, write_atomic};
+use crate::to_host;
 
 /// Draws `n` series of length `2⌊L/2⌋` from `prior`, decoded by the frozen `tokenizer` (with its
 /// own, not the prior's fine-tuned, codebook), for the class indices `classes` (one per series) or
@@ -44,7 +44,7 @@ pub fn generate(
         let z = tokenizer.quantizer().decode_tokens(tokens, 5);
         let (_, x_hat) = tokenizer.decode(z);
         let len = x_hat.dims()[2];
-        let values = read::<f32, 3, _>(x_hat)?;
+        let values = to_host::<f32, 3, _>(x_hat)?;
         out.extend(values.chunks(len).map(<[f32]>::to_vec));
         start += b;
     }
@@ -186,7 +186,7 @@ pub fn generative_scores(
         let x = data.test.batch(&idx, device).x;
         let back = stft.inverse(stft.forward(x), None);
         length = back.dims()[2];
-        real.extend(read::<f32, 3, _>(back)?);
+        real.extend(to_host::<f32, 3, _>(back)?);
     }
     let mut n_test = data.test.n();
     if config.max_fid_samples > 0 && config.max_fid_samples < n_test {
@@ -284,8 +284,8 @@ fn fcn_outputs(
             device,
         );
         let f = model.features(x.clone());
-        features.extend(read::<f32, 2, _>(f)?);
-        probs.extend(read::<f32, 2, _>(softmax(model.forward(x), 1))?);
+        features.extend(to_host::<f32, 2, _>(f)?);
+        probs.extend(to_host::<f32, 2, _>(softmax(model.forward(x), 1))?);
     }
     Ok((features, probs))
 }

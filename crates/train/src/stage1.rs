@@ -25,10 +25,10 @@ use ssl_losses::SslMethod;
 use ucr_data::{Split, UcrDataset, epoch_batches};
 use vqvae::{NcVqVae, NcVqVaeConfig, Stage1Losses, VqVae, VqVaeConfig, mse};
 
-use crate::error::{Error, InvalidSetting, at_least};
+use crate::error::{Error, InvalidSetting, at_least, batch_norm_batch};
 use crate::fit::{FitConfig, RunContext, StepLoss, Task, fit};
-use crate::persist::read;
 use crate::schedule::mix;
+use crate::to_host;
 
 /// The SSL branch of a stage-1 run: none (the baseline VQ-VAE) or one of NC-VQVAE's methods.
 /// Written `none`, `barlow-twins`, `vibcreg` (configs, the command line).
@@ -155,13 +155,7 @@ impl Stage1Config {
     /// field.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         at_least("epochs", self.epochs, 1)?;
-        if self.batch_size < 2 {
-            return Err(InvalidSetting::new(
-                "batch_size",
-                "at least 2 (BatchNorm needs two samples)",
-                self.batch_size,
-            ));
-        }
+        batch_norm_batch(self.batch_size)?;
         at_least("checkpoint_every", self.checkpoint_every, 1)?;
         crate::adamw::check_adamw(
             self.lr,
@@ -270,7 +264,7 @@ fn features(model: &VqVae, split: &Split, device: &Device) -> Result<Vec<f32>, E
     let mut out = Vec::new();
     for idx in epoch_batches(split.n(), 128, false, 0, 0)? {
         let batch = split.batch(&idx, device);
-        out.extend(read::<f32, 2, _>(model.pooled_features(batch.x))?);
+        out.extend(to_host::<f32, 2, _>(model.pooled_features(batch.x))?);
     }
     Ok(out)
 }
@@ -300,8 +294,8 @@ pub fn encode(model: &VqVae, split: &Split, device: &Device) -> Result<Encoded, 
         let x = split.batch(&idx, device).x;
         let t = model.tokens(x.clone());
         n_tokens = t.dims()[1];
-        tokens.extend(read::<i64, 2, _>(t)?);
-        features.extend(read::<f32, 2, _>(model.pooled_features(x))?);
+        tokens.extend(to_host::<i64, 2, _>(t)?);
+        features.extend(to_host::<f32, 2, _>(model.pooled_features(x))?);
     }
     let feature_dim = model.quantizer().codebook().dims()[1];
     Ok(Encoded { n: split.n(), grid: [5, n_tokens / 5], tokens, feature_dim, features })
@@ -336,7 +330,7 @@ fn reconstruction(model: &VqVae, data: &UcrDataset, device: &Device) -> Result<E
         let rec = model.forward(batch.x.clone());
         time += mse(batch.x, rec.x_hat).into_scalar::<f32>() as f64 * idx.len() as f64;
         tf += mse(rec.u, rec.u_hat).into_scalar::<f32>() as f64 * idx.len() as f64;
-        for t in read::<i64, 2, _>(rec.quantized.tokens)? {
+        for t in to_host::<i64, 2, _>(rec.quantized.tokens)? {
             usage[t as usize] += 1;
         }
     }
@@ -373,7 +367,7 @@ pub fn train_mode_probes(
     let (mut train, mut train_y) = (Vec::new(), Vec::new());
     for idx in epoch_batches(data.train.n(), batch_size, true, seed, 0)? {
         let batch = data.train.batch(&idx, device);
-        train.extend(read::<f32, 2, _>(model.pooled_features(batch.x).detach())?);
+        train.extend(to_host::<f32, 2, _>(model.pooled_features(batch.x).detach())?);
         train_y.extend(idx.iter().map(|&i| data.train.labels[i]));
     }
     let test = features(model, &data.test, device)?;

@@ -25,9 +25,9 @@ use vqvae::VqVae;
 
 use crate::error::{Error, InvalidSetting, at_least};
 use crate::fit::{FitConfig, RunContext, StepLoss, Task, fit};
-use crate::persist::read;
 use crate::schedule::mix;
 use crate::stage1::SslChoice;
+use crate::to_host;
 
 /// Which prior to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -195,7 +195,7 @@ impl TokenSource {
             let [b, d, h, w] = z.dims();
             n_tokens = h * w;
             let flat = z.permute([0, 2, 3, 1]).reshape([b * h * w, d]);
-            neg_dist.extend(read::<f32, 2, _>(model.quantizer().neg_distances(flat))?);
+            neg_dist.extend(to_host::<f32, 2, _>(model.quantizer().neg_distances(flat))?);
         }
         let k = model.quantizer().codebook_size();
         Ok(Self { neg_dist, labels: split.labels.clone(), n_tokens, k })

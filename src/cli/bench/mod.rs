@@ -7,7 +7,7 @@ mod steps;
 mod timing;
 
 use super::backend::Backend;
-use super::{Ctx, Failure, alloc};
+use super::{Ctx, Failure, alloc, print_json};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
@@ -64,7 +64,7 @@ pub(crate) fn run(args: BenchArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     .map_err(failure)?;
     report.agreement = agreement;
     if args.json {
-        println!("{}", serde_json::to_string(&report).map_err(|e| Failure::Internal(e.into()))?);
+        print_json(&report)?;
     } else {
         print!("{}", table(&report));
     }
